@@ -1,0 +1,380 @@
+//! The `/oauth2/*` endpoints: start a login, finish it at the callback, sign
+//! out, and tell the caller who they are.
+
+pub mod redirect;
+
+use http::request::Parts;
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::app::{request_cookies, App};
+use crate::oidc::id_token::Expect;
+use crate::oidc::pkce::Pkce;
+use crate::oidc::{random_token, IdTokenError, TokenError};
+use crate::pages::{self, ClientKind, Rejection};
+use crate::session::login::LoginStateError;
+use crate::session::{now, LoginState, Session};
+use crate::Body;
+
+/// Why a login did not complete. Each variant is one failed check; the
+/// access log names it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginFailure {
+    #[error("{0}")]
+    State(#[from] LoginStateError),
+    #[error("the identity provider answered with error `{0}`")]
+    Provider(String),
+    #[error("the callback repeats a parameter")]
+    DuplicateParameter,
+    #[error("the callback's `iss` is not the configured issuer (RFC 9207)")]
+    IssuerMismatch,
+    #[error("the callback has no `iss`, which this provider promises to send (RFC 9207)")]
+    IssuerMissing,
+    #[error("the callback has no authorization code")]
+    MissingCode,
+    #[error("the identity provider refused the authorization code (`{0}`)")]
+    CodeRefused(String),
+    #[error("the identity provider's token endpoint could not be used")]
+    TokenEndpoint,
+    #[error("the token response has no ID token")]
+    NoIdToken,
+    #[error("{0}")]
+    IdToken(#[from] IdTokenError),
+    #[error("the identity provider's userinfo answer was not acceptable")]
+    UserInfo,
+}
+
+impl LoginFailure {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            LoginFailure::TokenEndpoint => StatusCode::BAD_GATEWAY,
+            LoginFailure::UserInfo => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Short name of the failed check, for logs and metrics.
+    pub fn check(&self) -> &'static str {
+        match self {
+            LoginFailure::State(LoginStateError::MissingState) => "state_missing",
+            LoginFailure::State(LoginStateError::MissingCookie) => "login_cookie_missing",
+            LoginFailure::State(LoginStateError::Unreadable) => "login_cookie_unreadable",
+            LoginFailure::State(LoginStateError::StateMismatch) => "state_mismatch",
+            LoginFailure::State(LoginStateError::Expired) => "login_expired",
+            LoginFailure::Provider(_) => "provider_error",
+            LoginFailure::DuplicateParameter => "duplicate_parameter",
+            LoginFailure::IssuerMismatch => "iss_mismatch",
+            LoginFailure::IssuerMissing => "iss_missing",
+            LoginFailure::MissingCode => "code_missing",
+            LoginFailure::CodeRefused(_) => "code_refused",
+            LoginFailure::TokenEndpoint => "token_endpoint",
+            LoginFailure::NoIdToken => "id_token_missing",
+            LoginFailure::IdToken(_) => "id_token_invalid",
+            LoginFailure::UserInfo => "userinfo",
+        }
+    }
+}
+
+/// What a handler produced, with what the access log needs to know.
+pub struct Handled {
+    pub response: Response<Body>,
+    pub outcome: &'static str,
+    pub user: Option<String>,
+}
+
+impl Handled {
+    pub fn new(response: Response<Body>, outcome: &'static str) -> Self {
+        Self {
+            response,
+            outcome,
+            user: None,
+        }
+    }
+}
+
+/// The query parameters of a request, decoded once.
+fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
+    parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub fn append_cookies(resp: &mut Response<Body>, cookies: impl IntoIterator<Item = String>) {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// `/oauth2/start?rd=/path`: begin a login explicitly.
+pub fn start(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
+    let pairs = query_pairs(parts);
+    let rd = redirect::or_root(param(&pairs, "rd"), &app.config.server.public_url);
+    login_redirect(app, rd)
+}
+
+/// The 302 to the provider's authorization endpoint, with a fresh state,
+/// nonce and PKCE challenge, and the login cookie that remembers them.
+pub fn login_redirect(app: &App, return_to: String) -> Result<Handled, Rejection> {
+    let provider = app.provider().ok_or(Rejection::ProviderNotReady)?;
+    let cfg = &app.config.provider;
+    let state = random_token(32);
+    let nonce = random_token(32);
+    let pkce = cfg.pkce.then(Pkce::generate);
+
+    let mut url = provider.metadata.authorization_endpoint.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &cfg.client_id)
+            .append_pair("redirect_uri", cfg.redirect_url.as_str())
+            .append_pair("scope", &cfg.scopes.join(" "))
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce);
+        if let Some(p) = &pkce {
+            q.append_pair("code_challenge", &p.challenge)
+                .append_pair("code_challenge_method", "S256");
+        }
+    }
+    let login = LoginState::new(state, nonce, pkce.map(|p| p.verifier), return_to);
+    let mut resp = pages::redirect(url.as_str());
+    append_cookies(&mut resp, app.login_cookies.begin(&app.codec, login));
+    Ok(Handled::new(resp, "login_redirect"))
+}
+
+/// `/oauth2/callback`: check the state before anything else, then redeem
+/// the code and validate the ID token; only then is a session created.
+pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, Vec<String>)> {
+    let pairs = query_pairs(parts);
+    let state = param(&pairs, "state");
+    // Whatever happens next, the login cookie for this state is spent.
+    let clear: Vec<String> = state
+        .and_then(|s| app.login_cookies.removal(s))
+        .into_iter()
+        .collect();
+    let fail = |f: LoginFailure| (Rejection::LoginFailed(f), clear.clone());
+
+    for name in ["state", "code", "iss", "error"] {
+        if pairs.iter().filter(|(k, _)| k == name).count() > 1 {
+            return Err(fail(LoginFailure::DuplicateParameter));
+        }
+    }
+    let cookies = request_cookies(&parts.headers);
+    let login = app
+        .login_cookies
+        .finish(&app.codec, state, |name| {
+            cookies.get(name).map(str::to_string)
+        })
+        .map_err(|e| fail(e.into()))?;
+
+    let provider = app
+        .provider()
+        .ok_or((Rejection::ProviderNotReady, clear.clone()))?;
+    match param(&pairs, "iss") {
+        Some(iss) if iss != app.config.provider.issuer => {
+            return Err(fail(LoginFailure::IssuerMismatch))
+        }
+        None if provider
+            .metadata
+            .authorization_response_iss_parameter_supported =>
+        {
+            return Err(fail(LoginFailure::IssuerMissing))
+        }
+        _ => {}
+    }
+    if let Some(error) = param(&pairs, "error") {
+        return Err(fail(LoginFailure::Provider(crate::oidc::token::sanitize(
+            error,
+        ))));
+    }
+    let code = param(&pairs, "code")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| fail(LoginFailure::MissingCode))?;
+
+    let tokens = provider
+        .tokens
+        .exchange_code(
+            code,
+            app.config.provider.redirect_url.as_str(),
+            login.verifier.as_deref(),
+        )
+        .await
+        .map_err(|e| {
+            match &e {
+                TokenError::Refused { error, .. } => {
+                    return fail(LoginFailure::CodeRefused(error.clone()))
+                }
+                other => tracing::warn!(error = %other, "token endpoint failed during login"),
+            }
+            fail(LoginFailure::TokenEndpoint)
+        })?;
+    let id_token = tokens
+        .id_token
+        .as_deref()
+        .ok_or_else(|| fail(LoginFailure::NoIdToken))?;
+    let claims = app
+        .validator
+        .validate(
+            id_token,
+            &provider.keys,
+            Expect {
+                nonce: Some(&login.nonce),
+                subject: None,
+            },
+        )
+        .await
+        .map_err(|e| fail(e.into()))?;
+
+    let cfg = &app.config.provider;
+    let mut email = claims.email.clone();
+    let mut name = claims.name.clone();
+    let mut preferred_username = claims.preferred_username.clone();
+    let mut groups = claims.groups(&cfg.groups_claim);
+    if cfg.fetch_userinfo && email.is_none() {
+        if let Some(endpoint) = &provider.metadata.userinfo_endpoint {
+            let info = crate::oidc::userinfo::fetch(
+                &app.http,
+                endpoint,
+                &tokens.access_token,
+                claims.subject(),
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "userinfo failed during login");
+                fail(LoginFailure::UserInfo)
+            })?;
+            email = info.email;
+            name = name.or(info.name);
+            preferred_username = preferred_username.or(info.preferred_username);
+            if groups.is_empty() {
+                if let Some(serde_json::Value::Array(g)) = info.other.get(&cfg.groups_claim) {
+                    groups = g
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect();
+                }
+            }
+        }
+    }
+
+    let issued_at = now();
+    let session = Session {
+        sub: claims.subject().to_string(),
+        email,
+        name,
+        preferred_username,
+        groups,
+        access_token: tokens.access_token.clone(),
+        access_expires_at: tokens
+            .expires_in
+            .map(|s| issued_at.saturating_add(s as i64)),
+        refresh_token: tokens.refresh_token.clone(),
+        id_token: Some(id_token.to_string()),
+        sid: claims.sid.clone(),
+        issued_at,
+        expires_at: issued_at.saturating_add(app.session_cookies.lifetime().as_secs() as i64),
+    };
+    let present = app.session_cookies.present(&cookies);
+    // The return-to URL was checked when the login began; check again, it
+    // costs nothing and the cookie could come from an older version.
+    let target = redirect::or_root(Some(&login.return_to), &app.config.server.public_url);
+    let mut resp = pages::redirect(&target);
+    append_cookies(&mut resp, clear);
+    append_cookies(
+        &mut resp,
+        app.session_cookies.write(&app.codec, &session, &present),
+    );
+    tracing::info!(target: "tollgate::audit", event = "login", user = %session.sub, email = session.email.as_deref().unwrap_or(""), "login succeeded");
+    Ok(Handled {
+        response: resp,
+        outcome: "login",
+        user: Some(session.sub),
+    })
+}
+
+/// `/oauth2/sign_out?rd=/path`: clear every session cookie, then end the
+/// provider session when it publishes an `end_session_endpoint`.
+pub fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
+    // A cross-site page must not be able to log the user out (CSRF).
+    if parts
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return Err(Rejection::CrossSite);
+    }
+    let pairs = query_pairs(parts);
+    let cookies = request_cookies(&parts.headers);
+    let found = app.session_cookies.read(&app.codec, &cookies);
+    let rd = redirect::or_root(param(&pairs, "rd"), &app.config.server.public_url);
+
+    let end_session = app
+        .provider()
+        .and_then(|p| p.metadata.end_session_endpoint.clone());
+    let location = match end_session {
+        Some(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                if let Some(hint) = found.session.as_ref().and_then(|s| s.id_token.as_deref()) {
+                    q.append_pair("id_token_hint", hint);
+                }
+                q.append_pair("client_id", &app.config.provider.client_id)
+                    .append_pair(
+                        "post_logout_redirect_uri",
+                        app.config.provider.post_logout_redirect_url.as_str(),
+                    );
+            }
+            url.to_string()
+        }
+        None => rd,
+    };
+    let user = found.session.as_ref().map(|s| s.sub.clone());
+    if let Some(u) = &user {
+        tracing::info!(target: "tollgate::audit", event = "logout", user = %u, "signed out");
+    }
+    let mut resp = pages::redirect(&location);
+    append_cookies(&mut resp, app.session_cookies.clear(&found.present));
+    Ok(Handled {
+        response: resp,
+        outcome: "sign_out",
+        user,
+    })
+}
+
+/// `/oauth2/userinfo`: the session's identity as JSON (oauth2-proxy's shape).
+pub fn userinfo(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
+    let cookies = request_cookies(&parts.headers);
+    let session = app
+        .session_cookies
+        .read(&app.codec, &cookies)
+        .session
+        .ok_or(Rejection::Unauthenticated)?;
+    let body = serde_json::json!({
+        "user": session.sub,
+        "email": session.email,
+        "preferredUsername": session.preferred_username,
+        "groups": session.groups,
+    });
+    Ok(Handled {
+        response: pages::json(StatusCode::OK, &body),
+        outcome: "userinfo",
+        user: Some(session.sub),
+    })
+}
+
+/// Turns a failed request into the page for its client kind, with any
+/// cookies the failure must still clear.
+pub fn rescue(rejection: Rejection, kind: ClientKind, clear: Vec<String>) -> Response<Body> {
+    let mut resp = rejection.respond(kind);
+    append_cookies(&mut resp, clear);
+    resp
+}

@@ -1,0 +1,822 @@
+//! Configuration: load (built-in defaults ← TOML file ← `TOLLGATE_*`
+//! environment ← `*_file` secrets), validate, and hand the rest of the crate a
+//! typed [`Config`] of plain data.
+//!
+//! Every error names the key and where its value came from (the file, the
+//! environment variable, or the built-in default), and all errors are reported
+//! at once so a broken config is fixed in one round trip.
+
+mod raw;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use jsonwebtoken::Algorithm;
+use url::Url;
+
+pub use raw::RawConfig;
+
+/// The config file used when neither `--config` nor `TOLLGATE_CONFIG` names one.
+pub const DEFAULT_CONFIG_PATH: &str = "tollgate.toml";
+/// Prefix of environment variables that override config keys.
+pub const ENV_PREFIX: &str = "TOLLGATE_";
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub provider: ProviderConfig,
+    pub session: SessionConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub shutdown_grace: Duration,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub url: Url,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub pass_host_header: bool,
+    pub pass_user_headers: bool,
+    pub pass_access_token: bool,
+    pub pass_authorization_header: bool,
+    pub headers: IdentityHeaders,
+}
+
+/// Names of the identity headers sent upstream.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub user: http::HeaderName,
+    pub email: http::HeaderName,
+    pub preferred_username: http::HeaderName,
+    pub groups: http::HeaderName,
+    pub access_token: http::HeaderName,
+}
+
+/// How tollgate authenticates itself at the token endpoint (RFC 6749 §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic with form-urlencoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// Public client: no secret, PKCE only.
+    None,
+}
+
+#[derive(Clone)]
+pub struct ProviderConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub client_auth: ClientAuth,
+    pub scopes: Vec<String>,
+    pub redirect_url: Url,
+    pub post_logout_redirect_url: Url,
+    pub pkce: bool,
+    pub id_token_algorithms: Vec<Algorithm>,
+    pub clock_skew: Duration,
+    pub groups_claim: String,
+    pub fetch_userinfo: bool,
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("client_auth", &self.client_auth)
+            .field("scopes", &self.scopes)
+            .field("redirect_url", &self.redirect_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Current key material first, then decrypt-only previous keys.
+    pub secrets: Vec<Secret>,
+    pub cookie_name: String,
+    pub lifetime: Duration,
+    pub secure: bool,
+    pub same_site: cookie::SameSite,
+    pub domain: Option<String>,
+    pub path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub json: bool,
+}
+
+/// Secret bytes whose `Debug` never shows them.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+    /// The secret as UTF-8 text (client secrets are printable ASCII).
+    pub fn expose_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+// === errors ===
+
+/// One problem with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    pub key: String,
+    pub origin: String,
+    pub message: String,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` ({}): {}", self.key, self.origin, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path} does not exist (named by {named_by})")]
+    FileMissing { path: PathBuf, named_by: String },
+    #[error("invalid configuration:\n{}", list(.0))]
+    Invalid(Vec<KeyError>),
+}
+
+fn list(errors: &[KeyError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  - {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// === loading ===
+
+/// Where the config file path came from.
+#[derive(Debug, Clone)]
+pub enum ConfigPath {
+    /// `--config` or `TOLLGATE_CONFIG`: must exist.
+    Named(PathBuf, &'static str),
+    /// The default `./tollgate.toml`: optional (environment-only configs are fine).
+    Default,
+}
+
+/// Loads and validates a config. `env` is the environment to read, so tests
+/// never touch the process environment.
+pub fn load(
+    path: &ConfigPath,
+    env: &[(String, String)],
+) -> Result<(Config, RawConfig), ConfigError> {
+    let figment = figment(path, env)?;
+    let raw: RawConfig = figment.extract().map_err(|e| from_figment(e, &figment))?;
+    let config = validate(&raw, &figment)?;
+    Ok((config, raw))
+}
+
+fn figment(path: &ConfigPath, env: &[(String, String)]) -> Result<Figment, ConfigError> {
+    let mut figment = Figment::new();
+    let file: Option<&Path> = match path {
+        ConfigPath::Named(p, named_by) => {
+            if !p.is_file() {
+                return Err(ConfigError::FileMissing {
+                    path: p.clone(),
+                    named_by: (*named_by).to_string(),
+                });
+            }
+            Some(p)
+        }
+        ConfigPath::Default => {
+            let p = Path::new(DEFAULT_CONFIG_PATH);
+            p.is_file().then_some(p)
+        }
+    };
+    if let Some(p) = file {
+        figment = figment.merge(Toml::file_exact(p));
+    }
+    // figment's own `Env` provider reads the process environment; tests must
+    // not mutate that, so the environment is passed in and each variable
+    // becomes a provider of its own, named after the variable for errors.
+    let vars: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.as_str() != "TOLLGATE_CONFIG")
+        .cloned()
+        .collect();
+    for (k, v) in &vars {
+        let key = k[ENV_PREFIX.len()..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        let value: figment::value::Value = v
+            .parse()
+            .unwrap_or_else(|_| figment::value::Value::from(v.clone()));
+        figment = figment.merge(figment::providers::Serialized::global(&key, value).with_origin(k));
+    }
+    Ok(figment)
+}
+
+/// Marks a serialized value as coming from an environment variable.
+trait WithOrigin: Sized {
+    fn with_origin(self, var: &str) -> EnvVarProvider<Self>;
+}
+
+impl<T> WithOrigin for figment::providers::Serialized<T> {
+    fn with_origin(self, var: &str) -> EnvVarProvider<Self> {
+        EnvVarProvider {
+            inner: self,
+            var: var.to_string(),
+        }
+    }
+}
+
+struct EnvVarProvider<P> {
+    inner: P,
+    var: String,
+}
+
+impl<P: figment::Provider> figment::Provider for EnvVarProvider<P> {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(format!("environment variable {}", self.var))
+    }
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        self.inner.data()
+    }
+}
+
+/// The process environment, as `load` wants it.
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Where a key's value came from, for error messages.
+fn origin(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(md) => match &md.source {
+            Some(figment::Source::File(p)) => p.display().to_string(),
+            _ => md.name.to_string(),
+        },
+        None => "built-in default".to_string(),
+    }
+}
+
+fn from_figment(err: figment::Error, figment: &Figment) -> ConfigError {
+    let errors = err
+        .into_iter()
+        .map(|e| {
+            let mut path = e.path.clone();
+            let message = match &e.kind {
+                figment::error::Kind::UnknownField(field, expected) => {
+                    if path.last() != Some(field) {
+                        path.push(field.clone());
+                    }
+                    let hint = closest(field, expected)
+                        .map(|c| format!("; did you mean `{c}`?"))
+                        .unwrap_or_default();
+                    format!("unknown key{hint}")
+                }
+                kind => kind.to_string(),
+            };
+            let key = path.join(".");
+            let origin = e
+                .metadata
+                .as_ref()
+                .map(|md| match &md.source {
+                    Some(figment::Source::File(p)) => p.display().to_string(),
+                    _ => md.name.to_string(),
+                })
+                .unwrap_or_else(|| origin(figment, &key));
+            KeyError {
+                key,
+                origin,
+                message,
+            }
+        })
+        .collect();
+    ConfigError::Invalid(errors)
+}
+
+fn closest<'a>(field: &str, expected: &'a [&'static str]) -> Option<&'a str> {
+    expected
+        .iter()
+        .map(|c| (strsim::levenshtein(field, c), *c))
+        .filter(|(d, c)| *d <= 3.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+// === validation ===
+
+struct Check<'a> {
+    figment: &'a Figment,
+    errors: Vec<KeyError>,
+}
+
+impl Check<'_> {
+    fn fail(&mut self, key: &str, message: impl Into<String>) {
+        self.errors.push(KeyError {
+            key: key.to_string(),
+            origin: origin(self.figment, key),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, value: &str) -> Duration {
+        match humantime::parse_duration(value) {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail(
+                    key,
+                    format!("`{value}` is not a duration like \"30s\" or \"12h\": {e}"),
+                );
+                Duration::ZERO
+            }
+        }
+    }
+
+    fn required<'v>(&mut self, key: &str, value: &'v Option<String>) -> &'v str {
+        match value.as_deref().map(str::trim) {
+            Some(v) if !v.is_empty() => v,
+            _ => {
+                self.fail(key, "is required");
+                ""
+            }
+        }
+    }
+
+    /// A URL that must be https, or http on a loopback host.
+    fn url(&mut self, key: &str, value: &str) -> Option<Url> {
+        match Url::parse(value) {
+            Ok(u) if u.scheme() == "https" => Some(u),
+            Ok(u) if u.scheme() == "http" && is_loopback(&u) => Some(u),
+            Ok(u) if u.scheme() == "http" => {
+                self.fail(
+                    key,
+                    format!("`{value}` uses http:// on a non-loopback host; use https:// (http is allowed only for 127.0.0.0/8, ::1 and localhost)"),
+                );
+                None
+            }
+            Ok(_) => {
+                self.fail(key, format!("`{value}` must be an http(s) URL"));
+                None
+            }
+            Err(e) => {
+                self.fail(key, format!("`{value}` is not a URL: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A secret given inline or as a file, never both.
+    fn secret(
+        &mut self,
+        key: &str,
+        inline: &Option<String>,
+        file: &Option<String>,
+    ) -> Option<Vec<u8>> {
+        let file_key = format!("{key}_file");
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.fail(key, format!("set either `{key}` or `{file_key}`, not both"));
+                None
+            }
+            (Some(s), None) => Some(s.as_bytes().to_vec()),
+            (None, Some(path)) => match std::fs::read(path) {
+                Ok(mut bytes) => {
+                    // Kubernetes secrets and `echo` often leave a trailing newline.
+                    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                        bytes.pop();
+                    }
+                    Some(bytes)
+                }
+                Err(e) => {
+                    self.fail(&file_key, format!("cannot read `{path}`: {e}"));
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Decodes session key material (standard or URL-safe base64, padded or not).
+pub fn decode_key(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let t = text.trim();
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(t).ok())
+}
+
+/// Minimum session key material, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
+    let mut c = Check {
+        figment,
+        errors: Vec::new(),
+    };
+
+    // [server]
+    let listen = match raw.server.listen.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            c.fail(
+                "server.listen",
+                format!(
+                    "`{}` is not an address like \"0.0.0.0:4180\"",
+                    raw.server.listen
+                ),
+            );
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        }
+    };
+    let public_url_text = c
+        .required("server.public_url", &raw.server.public_url)
+        .to_string();
+    let public_url = if public_url_text.is_empty() {
+        None
+    } else {
+        c.url("server.public_url", &public_url_text)
+    };
+    if let Some(u) = &public_url {
+        if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
+            c.fail("server.public_url", "must be an origin such as \"https://app.example.com\" (no path, query or fragment)");
+        }
+    }
+    let shutdown_grace = c.duration("server.shutdown_grace", &raw.server.shutdown_grace);
+    let header_read_timeout = c.duration(
+        "server.header_read_timeout",
+        &raw.server.header_read_timeout,
+    );
+    if raw.server.max_connections == 0 {
+        c.fail("server.max_connections", "must be at least 1");
+    }
+
+    // [upstream]
+    let upstream_text = c.required("upstream.url", &raw.upstream.url).to_string();
+    let upstream_url = match Url::parse(&upstream_text) {
+        Ok(u) if u.scheme() == "http" && u.host().is_some() => Some(u),
+        Ok(u) if u.scheme() == "https" => {
+            c.fail("upstream.url", "https upstreams are not supported yet; tollgate runs beside the service, use its plain http port");
+            None
+        }
+        Ok(_) => {
+            c.fail(
+                "upstream.url",
+                format!("`{upstream_text}` must be an http:// URL with a host"),
+            );
+            None
+        }
+        Err(e) if !upstream_text.is_empty() => {
+            c.fail(
+                "upstream.url",
+                format!("`{upstream_text}` is not a URL: {e}"),
+            );
+            None
+        }
+        Err(_) => None,
+    };
+    if let Some(u) = &upstream_url {
+        if u.query().is_some() || u.fragment().is_some() {
+            c.fail("upstream.url", "must not have a query or fragment");
+        }
+    }
+    let upstream_timeout = c.duration("upstream.timeout", &raw.upstream.timeout);
+    let connect_timeout = c.duration("upstream.connect_timeout", &raw.upstream.connect_timeout);
+    let header = |c: &mut Check<'_>, key: &str, value: &str| -> http::HeaderName {
+        match http::HeaderName::from_bytes(value.as_bytes()) {
+            Ok(h) => h,
+            Err(_) => {
+                c.fail(key, format!("`{value}` is not a valid header name"));
+                http::HeaderName::from_static("x-invalid")
+            }
+        }
+    };
+    let h = &raw.upstream.headers;
+    let headers = IdentityHeaders {
+        user: header(&mut c, "upstream.headers.user", &h.user),
+        email: header(&mut c, "upstream.headers.email", &h.email),
+        preferred_username: header(
+            &mut c,
+            "upstream.headers.preferred_username",
+            &h.preferred_username,
+        ),
+        groups: header(&mut c, "upstream.headers.groups", &h.groups),
+        access_token: header(&mut c, "upstream.headers.access_token", &h.access_token),
+    };
+
+    // [provider]
+    let p = &raw.provider;
+    let issuer = c.required("provider.issuer", &p.issuer).to_string();
+    if !issuer.is_empty() {
+        if let Some(u) = c.url("provider.issuer", &issuer) {
+            if u.query().is_some() || u.fragment().is_some() {
+                c.fail(
+                    "provider.issuer",
+                    "must not have a query or fragment (OIDC Discovery §3)",
+                );
+            }
+        }
+    }
+    let client_id = c.required("provider.client_id", &p.client_id).to_string();
+    let client_auth = match p.client_auth.as_str() {
+        "client_secret_basic" => ClientAuth::ClientSecretBasic,
+        "client_secret_post" => ClientAuth::ClientSecretPost,
+        "none" => ClientAuth::None,
+        other => {
+            c.fail("provider.client_auth", format!("`{other}` is not one of \"client_secret_basic\", \"client_secret_post\", \"none\""));
+            ClientAuth::ClientSecretBasic
+        }
+    };
+    let client_secret = c.secret(
+        "provider.client_secret",
+        &p.client_secret,
+        &p.client_secret_file,
+    );
+    match (&client_secret, client_auth) {
+        (None, ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost) => c.fail(
+            "provider.client_secret",
+            format!(
+                "is required with client_auth = \"{}\" (or set `provider.client_secret_file`)",
+                p.client_auth
+            ),
+        ),
+        (Some(s), _) if s.is_empty() => c.fail("provider.client_secret", "is empty"),
+        (Some(s), _) if s.iter().any(|b| !(0x20..=0x7e).contains(b)) => c.fail(
+            "provider.client_secret",
+            "must be printable ASCII (RFC 6749 Appendix A: VSCHAR)",
+        ),
+        _ => {}
+    }
+    if client_auth == ClientAuth::None && !p.pkce {
+        c.fail(
+            "provider.pkce",
+            "a public client (client_auth = \"none\") must use PKCE",
+        );
+    }
+    if !p.scopes.iter().any(|s| s == "openid") {
+        c.fail("provider.scopes", "must include \"openid\"");
+    }
+    if let Some(bad) = p.scopes.iter().find(|s| {
+        s.is_empty()
+            || s.chars()
+                .any(|ch| ch == ' ' || ch == '"' || ch == '\\' || ch.is_control())
+    }) {
+        c.fail(
+            "provider.scopes",
+            format!("`{bad}` is not a valid scope token (RFC 6749 §3.3)"),
+        );
+    }
+    let mut id_token_algorithms = Vec::new();
+    if p.id_token_algorithms.is_empty() {
+        c.fail(
+            "provider.id_token_algorithms",
+            "must name at least one algorithm",
+        );
+    }
+    for name in &p.id_token_algorithms {
+        match name.parse::<Algorithm>() {
+            Ok(a) => {
+                if matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) && client_secret.is_none() {
+                    c.fail("provider.id_token_algorithms", format!("{name} needs a client secret (HMAC ID tokens are keyed with it)"));
+                }
+                id_token_algorithms.push(a);
+            }
+            Err(_) => c.fail(
+                "provider.id_token_algorithms",
+                format!("`{name}` is not a supported algorithm (RS256/384/512, PS256/384/512, ES256/384, EdDSA, HS256/384/512; \"none\" is never accepted)"),
+            ),
+        }
+    }
+    let clock_skew = c.duration("provider.clock_skew", &p.clock_skew);
+    if clock_skew > Duration::from_secs(300) {
+        c.fail("provider.clock_skew", "must be at most 300s");
+    }
+    let provider_timeout = c.duration("provider.timeout", &p.timeout);
+    if provider_timeout.is_zero() {
+        c.fail("provider.timeout", "must be more than zero");
+    }
+    let redirect_url = match (&p.redirect_url, &public_url) {
+        (Some(r), _) => c.url("provider.redirect_url", r),
+        (None, Some(base)) => base.join("/oauth2/callback").ok(),
+        (None, None) => None,
+    };
+    let post_logout_redirect_url = match (&p.post_logout_redirect_url, &public_url) {
+        (Some(r), _) => c.url("provider.post_logout_redirect_url", r),
+        (None, Some(base)) => Some(base.clone()),
+        (None, None) => None,
+    };
+    if p.groups_claim.is_empty() {
+        c.fail("provider.groups_claim", "must not be empty");
+    }
+
+    // [session]
+    let s = &raw.session;
+    let mut secrets = Vec::new();
+    match c.secret("session.secret", &s.secret, &s.secret_file) {
+        None if s.secret.is_none() && s.secret_file.is_none() => c.fail(
+            "session.secret",
+            "is required: generate one with `tollgate generate-secret` (or set `session.secret_file`)",
+        ),
+        None => {}
+        Some(bytes) => match std::str::from_utf8(&bytes).ok().and_then(decode_key) {
+            Some(k) if k.len() >= MIN_SECRET_BYTES => secrets.push(Secret(k)),
+            Some(k) => c.fail("session.secret", format!("decodes to {} bytes; at least {MIN_SECRET_BYTES} are needed (use `tollgate generate-secret`)", k.len())),
+            None => c.fail("session.secret", "is not base64 key material (use `tollgate generate-secret`)"),
+        },
+    }
+    for (i, prev) in s.previous_secrets.iter().enumerate() {
+        match decode_key(prev) {
+            Some(k) if k.len() >= MIN_SECRET_BYTES => secrets.push(Secret(k)),
+            _ => c.fail(
+                "session.previous_secrets",
+                format!(
+                    "entry {i} is not base64 key material of at least {MIN_SECRET_BYTES} bytes"
+                ),
+            ),
+        }
+    }
+    if s.cookie_name.is_empty()
+        || !s
+            .cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
+        c.fail(
+            "session.cookie_name",
+            format!(
+                "`{}` must be non-empty and use only letters, digits, `_`, `-` and `.`",
+                s.cookie_name
+            ),
+        );
+    }
+    let lifetime = c.duration("session.lifetime", &s.lifetime);
+    if lifetime < Duration::from_secs(60) {
+        c.fail("session.lifetime", "must be at least 1m");
+    }
+    let same_site = match s.same_site.to_ascii_lowercase().as_str() {
+        "lax" => cookie::SameSite::Lax,
+        "strict" => cookie::SameSite::Strict,
+        "none" => cookie::SameSite::None,
+        other => {
+            c.fail(
+                "session.same_site",
+                format!("`{other}` is not one of \"lax\", \"strict\", \"none\""),
+            );
+            cookie::SameSite::Lax
+        }
+    };
+    if same_site == cookie::SameSite::None && !s.secure {
+        c.fail(
+            "session.same_site",
+            "\"none\" requires session.secure = true (browsers drop such cookies otherwise)",
+        );
+    }
+    if !s.path.starts_with('/') {
+        c.fail("session.path", "must start with `/`");
+    }
+    if let Some(d) = &s.domain {
+        if d.is_empty() || d.contains([';', ',', ' ', '/']) {
+            c.fail("session.domain", format!("`{d}` is not a cookie domain"));
+        }
+    }
+
+    // [log]
+    let json = match raw.log.format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            c.fail(
+                "log.format",
+                format!("`{other}` is not one of \"text\", \"json\""),
+            );
+            false
+        }
+    };
+    if !matches!(
+        raw.log.level.to_ascii_lowercase().as_str(),
+        "trace" | "debug" | "info" | "warn" | "error"
+    ) {
+        c.fail(
+            "log.level",
+            format!(
+                "`{}` is not one of trace, debug, info, warn, error",
+                raw.log.level
+            ),
+        );
+    }
+
+    if !c.errors.is_empty() {
+        return Err(ConfigError::Invalid(c.errors));
+    }
+    // Every `None` below was reported as an error above.
+    let (Some(public_url), Some(upstream_url), Some(redirect_url), Some(post_logout_redirect_url)) = (
+        public_url,
+        upstream_url,
+        redirect_url,
+        post_logout_redirect_url,
+    ) else {
+        return Err(ConfigError::Invalid(vec![KeyError {
+            key: "server.public_url".into(),
+            origin: origin(figment, "server.public_url"),
+            message: "is required".into(),
+        }]));
+    };
+    Ok(Config {
+        server: ServerConfig {
+            listen,
+            public_url,
+            shutdown_grace,
+            header_read_timeout,
+            max_connections: raw.server.max_connections,
+        },
+        upstream: UpstreamConfig {
+            url: upstream_url,
+            timeout: upstream_timeout,
+            connect_timeout,
+            pass_host_header: raw.upstream.pass_host_header,
+            pass_user_headers: raw.upstream.pass_user_headers,
+            pass_access_token: raw.upstream.pass_access_token,
+            pass_authorization_header: raw.upstream.pass_authorization_header,
+            headers,
+        },
+        provider: ProviderConfig {
+            issuer,
+            client_id,
+            client_secret: client_secret.map(Secret),
+            client_auth,
+            scopes: p.scopes.clone(),
+            redirect_url,
+            post_logout_redirect_url,
+            pkce: p.pkce,
+            id_token_algorithms,
+            clock_skew,
+            groups_claim: p.groups_claim.clone(),
+            fetch_userinfo: p.fetch_userinfo,
+            timeout: provider_timeout,
+        },
+        session: SessionConfig {
+            secrets,
+            cookie_name: s.cookie_name.clone(),
+            lifetime,
+            secure: s.secure,
+            same_site,
+            domain: s.domain.clone(),
+            path: s.path.clone(),
+        },
+        log: LogConfig {
+            level: raw.log.level.to_ascii_lowercase(),
+            json,
+        },
+    })
+}
+
+/// Listening address helper used by tests and the demo.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port)
+}
+
+#[cfg(test)]
+mod tests;

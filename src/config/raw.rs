@@ -1,0 +1,242 @@
+//! The configuration as users write it: plain serde structs with every default
+//! spelled out, `deny_unknown_fields` everywhere so a typo is an error and not a
+//! silently ignored key.
+//!
+//! Strings that may come from the environment go through [`string_like`]:
+//! figment parses `TOLLGATE_PROVIDER__CLIENT_ID=12345` as a number, and a
+//! numeric client id or secret must still load.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub upstream: RawUpstream,
+    pub provider: RawProvider,
+    pub session: RawSession,
+    pub log: RawLog,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    #[serde(deserialize_with = "string_like")]
+    pub listen: String,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub public_url: Option<String>,
+    pub shutdown_grace: String,
+    pub header_read_timeout: String,
+    pub max_connections: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:4180".into(),
+            public_url: None,
+            shutdown_grace: "10s".into(),
+            header_read_timeout: "10s".into(),
+            max_connections: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstream {
+    #[serde(deserialize_with = "opt_string_like")]
+    pub url: Option<String>,
+    pub timeout: String,
+    pub connect_timeout: String,
+    pub pass_host_header: bool,
+    pub pass_user_headers: bool,
+    pub pass_access_token: bool,
+    pub pass_authorization_header: bool,
+    pub headers: RawIdentityHeaders,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        Self {
+            url: None,
+            timeout: "60s".into(),
+            connect_timeout: "5s".into(),
+            pass_host_header: true,
+            pass_user_headers: true,
+            pass_access_token: true,
+            pass_authorization_header: false,
+            headers: RawIdentityHeaders::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIdentityHeaders {
+    pub user: String,
+    pub email: String,
+    pub preferred_username: String,
+    pub groups: String,
+    pub access_token: String,
+}
+
+impl Default for RawIdentityHeaders {
+    fn default() -> Self {
+        Self {
+            user: "X-Forwarded-User".into(),
+            email: "X-Forwarded-Email".into(),
+            preferred_username: "X-Forwarded-Preferred-Username".into(),
+            groups: "X-Forwarded-Groups".into(),
+            access_token: "X-Forwarded-Access-Token".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProvider {
+    #[serde(deserialize_with = "opt_string_like")]
+    pub issuer: Option<String>,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub client_id: Option<String>,
+    #[serde(deserialize_with = "opt_string_like", serialize_with = "redacted")]
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub client_auth: String,
+    pub scopes: Vec<String>,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub redirect_url: Option<String>,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub post_logout_redirect_url: Option<String>,
+    pub pkce: bool,
+    pub id_token_algorithms: Vec<String>,
+    pub clock_skew: String,
+    pub groups_claim: String,
+    pub fetch_userinfo: bool,
+    pub timeout: String,
+}
+
+impl Default for RawProvider {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            client_id: None,
+            client_secret: None,
+            client_secret_file: None,
+            client_auth: "client_secret_basic".into(),
+            scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            redirect_url: None,
+            post_logout_redirect_url: None,
+            pkce: true,
+            id_token_algorithms: vec![
+                "RS256".into(),
+                "ES256".into(),
+                "PS256".into(),
+                "EdDSA".into(),
+            ],
+            clock_skew: "60s".into(),
+            groups_claim: "groups".into(),
+            fetch_userinfo: true,
+            timeout: "10s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSession {
+    #[serde(deserialize_with = "opt_string_like", serialize_with = "redacted")]
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+    #[serde(serialize_with = "redacted_list")]
+    pub previous_secrets: Vec<String>,
+    pub cookie_name: String,
+    pub lifetime: String,
+    pub secure: bool,
+    pub same_site: String,
+    pub domain: Option<String>,
+    pub path: String,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            secret_file: None,
+            previous_secrets: Vec::new(),
+            cookie_name: "_tollgate".into(),
+            lifetime: "12h".into(),
+            secure: true,
+            same_site: "lax".into(),
+            domain: None,
+            path: "/".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub level: String,
+    pub format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+// === serde helpers ===
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Str(String),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl From<Scalar> for String {
+    fn from(s: Scalar) -> Self {
+        match s {
+            Scalar::Str(s) => s,
+            Scalar::Int(i) => i.to_string(),
+            Scalar::UInt(u) => u.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// Accepts a string, or a scalar that figment parsed out of an environment
+/// variable, as a string.
+fn string_like<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Scalar::deserialize(d).map(String::from)
+}
+
+fn opt_string_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<Scalar>::deserialize(d).map(|o| o.map(String::from))
+}
+
+fn redacted<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+fn redacted_list<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for _ in v {
+        seq.serialize_element("<redacted>")?;
+    }
+    seq.end()
+}

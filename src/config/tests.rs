@@ -1,0 +1,245 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+fn write(text: &str) -> (tempfile::TempDir, ConfigPath) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(&path, text).expect("write config");
+    (dir, ConfigPath::Named(path, "--config"))
+}
+
+fn minimal() -> String {
+    format!(
+        r#"
+[server]
+public_url = "https://app.example.com"
+[upstream]
+url = "http://127.0.0.1:8080"
+[provider]
+issuer = "https://idp.example.com"
+client_id = "my-app"
+client_secret = "s3:cr%t+&= x"
+[session]
+secret = "{KEY}"
+"#
+    )
+}
+
+fn errors(result: Result<(Config, RawConfig), ConfigError>) -> Vec<KeyError> {
+    match result {
+        Err(ConfigError::Invalid(e)) => e,
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("config unexpectedly valid"),
+    }
+}
+
+#[test]
+fn minimal_config_loads_with_documented_defaults() {
+    let (_d, path) = write(&minimal());
+    let (c, _) = load(&path, &[]).expect("valid");
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:4180");
+    assert_eq!(
+        c.provider.redirect_url.as_str(),
+        "https://app.example.com/oauth2/callback"
+    );
+    assert_eq!(c.provider.client_auth, ClientAuth::ClientSecretBasic);
+    assert_eq!(
+        c.provider.client_secret.as_ref().map(|s| s.expose_str()),
+        Some("s3:cr%t+&= x")
+    );
+    assert_eq!(c.session.lifetime, Duration::from_secs(12 * 3600));
+    assert_eq!(c.session.cookie_name, "_tollgate");
+    assert!(c.session.secure);
+    assert!(c.provider.pkce);
+}
+
+#[test]
+fn environment_overrides_file_and_numeric_values_load_as_strings() {
+    let (_d, path) = write(&minimal());
+    let (c, _) = load(
+        &path,
+        &env(&[
+            ("TOLLGATE_PROVIDER__CLIENT_ID", "12345"),
+            ("TOLLGATE_SESSION__LIFETIME", "30m"),
+            ("TOLLGATE_SESSION__SECURE", "false"),
+            ("TOLLGATE_CONFIG", "ignored.toml"),
+            ("OTHER_VAR", "ignored"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(c.provider.client_id, "12345");
+    assert_eq!(c.session.lifetime, Duration::from_secs(1800));
+    assert!(!c.session.secure);
+}
+
+#[test]
+fn unknown_key_is_named_with_a_suggestion_and_the_file() {
+    let (_d, path) = write(&minimal().replace("[upstream]", "[upstream]\ntimout = \"3s\""));
+    let errs = errors(load(&path, &[]));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].key, "upstream.timout");
+    assert!(
+        errs[0].message.contains("did you mean `timeout`"),
+        "{}",
+        errs[0].message
+    );
+    assert!(
+        errs[0].origin.ends_with("tollgate.toml"),
+        "{}",
+        errs[0].origin
+    );
+}
+
+#[test]
+fn unknown_key_from_environment_names_the_variable() {
+    let (_d, path) = write(&minimal());
+    let errs = errors(load(
+        &path,
+        &env(&[("TOLLGATE_SERVER__LISEN", "1.2.3.4:1")]),
+    ));
+    assert_eq!(errs[0].key, "server.lisen");
+    assert!(errs[0].message.contains("`listen`"), "{}", errs[0].message);
+    assert!(
+        errs[0].origin.contains("TOLLGATE_SERVER__LISEN"),
+        "{}",
+        errs[0].origin
+    );
+}
+
+#[test]
+fn named_file_that_does_not_exist_is_an_error() {
+    let path = ConfigPath::Named("/nonexistent/tollgate.toml".into(), "--config");
+    assert!(matches!(
+        load(&path, &[]),
+        Err(ConfigError::FileMissing { .. })
+    ));
+}
+
+#[test]
+fn http_issuer_is_refused_unless_loopback() {
+    let (_d, path) = write(&minimal().replace("https://idp.example.com", "http://idp.example.com"));
+    let errs = errors(load(&path, &[]));
+    assert_eq!(errs[0].key, "provider.issuer");
+    assert!(errs[0].message.contains("non-loopback"));
+    for ok in [
+        "http://127.0.0.1:9000",
+        "http://127.8.9.1",
+        "http://localhost:9000",
+        "http://[::1]:9000",
+    ] {
+        let (_d, path) = write(&minimal().replace("https://idp.example.com", ok));
+        load(&path, &[]).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
+fn errors_name_the_key_and_where_the_value_came_from() {
+    let (_d, path) = write(&minimal());
+    let errs = errors(load(
+        &path,
+        &env(&[
+            ("TOLLGATE_SESSION__LIFETIME", "forever"),
+            ("TOLLGATE_SESSION__SECRET", "c2hvcnQ="),
+        ]),
+    ));
+    let lifetime = errs
+        .iter()
+        .find(|e| e.key == "session.lifetime")
+        .expect("lifetime error");
+    assert!(
+        lifetime.origin.contains("TOLLGATE_SESSION__LIFETIME"),
+        "{}",
+        lifetime.origin
+    );
+    let secret = errs
+        .iter()
+        .find(|e| e.key == "session.secret")
+        .expect("secret error");
+    assert!(secret.message.contains("at least 32"), "{}", secret.message);
+}
+
+#[test]
+fn secrets_can_come_from_files_with_trailing_newline_trimmed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, "from-file\n").expect("write");
+    let text = minimal().replace(
+        "client_secret = \"s3:cr%t+&= x\"",
+        &format!("client_secret_file = \"{}\"", secret.display()),
+    );
+    let (_d, path) = write(&text);
+    let (c, _) = load(&path, &[]).expect("valid");
+    assert_eq!(
+        c.provider.client_secret.as_ref().map(|s| s.expose_str()),
+        Some("from-file")
+    );
+}
+
+#[test]
+fn inline_and_file_secret_together_is_an_error() {
+    let (_d, path) = write(&minimal().replace(
+        "client_secret = \"s3:cr%t+&= x\"",
+        "client_secret = \"a\"\nclient_secret_file = \"/etc/hostname\"",
+    ));
+    let errs = errors(load(&path, &[]));
+    assert!(errs[0].message.contains("not both"));
+}
+
+#[test]
+fn none_algorithm_is_never_accepted() {
+    let (_d, path) = write(&minimal().replace(
+        "client_secret =",
+        "id_token_algorithms = [\"none\"]\nclient_secret =",
+    ));
+    let errs = errors(load(&path, &[]));
+    assert_eq!(errs[0].key, "provider.id_token_algorithms");
+}
+
+#[test]
+fn public_client_needs_no_secret_but_needs_pkce() {
+    let text = minimal().replace("client_secret = \"s3:cr%t+&= x\"", "client_auth = \"none\"");
+    let (_d, path) = write(&text);
+    load(&path, &[]).expect("public client is valid");
+    let (_d, path) = write(&text.replace("client_auth", "pkce = false\nclient_auth"));
+    assert_eq!(errors(load(&path, &[]))[0].key, "provider.pkce");
+}
+
+#[test]
+fn missing_required_keys_are_all_reported_at_once() {
+    let (_d, path) = write("");
+    let keys: Vec<String> = errors(load(&path, &[]))
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    for k in [
+        "server.public_url",
+        "upstream.url",
+        "provider.issuer",
+        "provider.client_id",
+        "provider.client_secret",
+        "session.secret",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let (_d, path) = write(&minimal());
+    let (c, raw) = load(&path, &[]).expect("valid");
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("s3:cr%t"), "{dbg}");
+    let shown = serde_json::to_string(&raw).expect("serialize");
+    assert!(
+        !shown.contains("s3:cr%t") && !shown.contains(KEY),
+        "{shown}"
+    );
+}

@@ -1,0 +1,131 @@
+//! The `tollgate` binary: CLI, logging, runtime, signals, exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+
+use tollgate::config::{self, ConfigError, ConfigPath};
+
+/// EX_USAGE from sysexits.h: the configuration is wrong.
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(version, about = "OAuth 2.0 / OpenID Connect authentication sidecar")]
+struct Cli {
+    /// Config file (default ./tollgate.toml, optional when every key comes from TOLLGATE_* variables).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration and print it with secrets redacted.
+    CheckConfig,
+    /// Print a fresh random 32-byte key, base64, for `session.secret`.
+    GenerateSecret,
+}
+
+fn config_path(cli: &Cli, env: &[(String, String)]) -> ConfigPath {
+    if let Some(p) = &cli.config {
+        return ConfigPath::Named(p.clone(), "--config");
+    }
+    match env.iter().find(|(k, _)| k == "TOLLGATE_CONFIG") {
+        Some((_, v)) if !v.is_empty() => ConfigPath::Named(PathBuf::from(v), "TOLLGATE_CONFIG"),
+        _ => ConfigPath::Default,
+    }
+}
+
+fn describe(err: &ConfigError) -> String {
+    format!("tollgate: {err}\nFix the configuration (see config/tollgate.toml for every key) and start again.")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::GenerateSecret) => {
+            let key = tollgate::oidc::random_token(32);
+            // random_token is base64url; print standard base64 as documented.
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(key)
+                .unwrap_or_default();
+            println!(
+                "{}",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            );
+            ExitCode::SUCCESS
+        }
+        Some(Command::CheckConfig) => {
+            let env = config::process_env();
+            match config::load(&config_path(&cli, &env), &env) {
+                Ok((_, raw)) => {
+                    println!("# configuration is valid; effective values (secrets redacted):");
+                    match toml::to_string(&raw) {
+                        Ok(t) => println!("{t}"),
+                        Err(e) => eprintln!("cannot print the configuration: {e}"),
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}", describe(&e));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => {
+            let env = config::process_env();
+            let config = match config::load(&config_path(&cli, &env), &env) {
+                Ok((c, _)) => c,
+                Err(e) => {
+                    eprintln!("{}", describe(&e));
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tollgate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn run(config: config::Config) -> anyhow::Result<()> {
+    tollgate::telemetry::init(&config.log);
+    // One crypto provider for every rustls user in the process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listen = config.server.listen;
+        let app = Arc::new(tollgate::app::App::new(config).context("cannot initialise")?);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(
+            listen = %listener.local_addr().unwrap_or(listen),
+            upstream = %app.config.upstream.url,
+            issuer = %app.config.provider.issuer,
+            version = env!("CARGO_PKG_VERSION"),
+            "tollgate started"
+        );
+        let discovery = tokio::spawn(tollgate::server::discover(app.clone()));
+        let shutdown_app = app.clone();
+        tollgate::server::serve(app, listener, async move {
+            tollgate::server::shutdown_signal().await;
+            shutdown_app.begin_shutdown();
+        })
+        .await;
+        discovery.abort();
+        Ok(())
+    })
+}

@@ -1,0 +1,180 @@
+//! OpenID Provider discovery (OIDC Discovery 1.0 §4).
+
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: Url,
+    pub token_endpoint: Url,
+    pub jwks_uri: Url,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<Url>,
+    #[serde(default)]
+    pub end_session_endpoint: Option<Url>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<Url>,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+    /// RFC 9207 §3: when true, every authorization response must carry `iss`.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("cannot fetch {url}: {source}")]
+    Fetch { url: String, source: reqwest::Error },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} is not valid provider metadata: {source}")]
+    Parse {
+        url: String,
+        source: serde_json::Error,
+    },
+    #[error("provider metadata names issuer `{found}`, but the configured issuer is `{expected}`; they must be identical (OIDC Discovery §4.3)")]
+    IssuerMismatch { expected: String, found: String },
+    #[error("provider endpoint `{0}` must use https (http only on loopback)")]
+    InsecureEndpoint(String),
+}
+
+/// `issuer` + `/.well-known/openid-configuration`, without a doubled slash.
+pub fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+pub async fn fetch(
+    http: &reqwest::Client,
+    issuer: &str,
+) -> Result<ProviderMetadata, DiscoveryError> {
+    let url = discovery_url(issuer);
+    let resp = http
+        .get(&url)
+        .header(http::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|source| DiscoveryError::Fetch {
+            url: url.clone(),
+            source,
+        })?;
+    if !resp.status().is_success() {
+        return Err(DiscoveryError::Status {
+            url,
+            status: resp.status().as_u16(),
+        });
+    }
+    let body = super::read_limited(resp)
+        .await
+        .map_err(|source| DiscoveryError::Fetch {
+            url: url.clone(),
+            source,
+        })?;
+    parse(issuer, &url, &body)
+}
+
+/// Parses and checks metadata: the issuer must match exactly, and every
+/// endpoint must be as secure as the issuer rules demand.
+pub fn parse(issuer: &str, url: &str, body: &[u8]) -> Result<ProviderMetadata, DiscoveryError> {
+    let md: ProviderMetadata =
+        serde_json::from_slice(body).map_err(|source| DiscoveryError::Parse {
+            url: url.to_string(),
+            source,
+        })?;
+    if md.issuer != issuer {
+        return Err(DiscoveryError::IssuerMismatch {
+            expected: issuer.to_string(),
+            found: md.issuer,
+        });
+    }
+    let endpoints = [
+        Some(&md.authorization_endpoint),
+        Some(&md.token_endpoint),
+        Some(&md.jwks_uri),
+        md.userinfo_endpoint.as_ref(),
+        md.end_session_endpoint.as_ref(),
+        md.revocation_endpoint.as_ref(),
+    ];
+    for e in endpoints.into_iter().flatten() {
+        if !secure(e) {
+            return Err(DiscoveryError::InsecureEndpoint(e.to_string()));
+        }
+    }
+    Ok(md)
+}
+
+fn secure(u: &Url) -> bool {
+    match u.scheme() {
+        "https" => true,
+        "http" => match u.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(issuer: &str, token: &str) -> Vec<u8> {
+        serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": "https://op.test/auth",
+            "token_endpoint": token,
+            "jwks_uri": "https://op.test/jwks",
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn issuer_must_match_exactly() {
+        assert!(parse(
+            "https://op.test",
+            "u",
+            &doc("https://op.test", "https://op.test/token")
+        )
+        .is_ok());
+        for other in [
+            "https://op.test/",
+            "https://op.testINVALID",
+            "https://OP.test",
+        ] {
+            assert!(matches!(
+                parse("https://op.test", "u", &doc(other, "https://op.test/token")),
+                Err(DiscoveryError::IssuerMismatch { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn plain_http_endpoints_are_refused_off_loopback() {
+        assert!(matches!(
+            parse(
+                "https://op.test",
+                "u",
+                &doc("https://op.test", "http://op.test/token")
+            ),
+            Err(DiscoveryError::InsecureEndpoint(_))
+        ));
+    }
+
+    #[test]
+    fn discovery_url_has_no_double_slash() {
+        assert_eq!(
+            discovery_url("https://op.test/"),
+            "https://op.test/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            discovery_url("https://op.test/realms/x"),
+            "https://op.test/realms/x/.well-known/openid-configuration"
+        );
+    }
+}

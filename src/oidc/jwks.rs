@@ -1,0 +1,204 @@
+//! The provider's signing keys (RFC 7517), cached, refetched once when a token
+//! names a `kid` we do not know, at most once per [`MIN_REFETCH_INTERVAL`] so a
+//! flood of forged tokens cannot hammer the provider.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use url::Url;
+
+/// Shortest time between two JWKS fetches triggered by unknown keys.
+pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("cannot fetch JWKS {url}: {source}")]
+    Fetch { url: String, source: reqwest::Error },
+    #[error("JWKS {url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("JWKS {url} is not a JSON key set: {source}")]
+    Parse {
+        url: String,
+        source: serde_json::Error,
+    },
+}
+
+/// A parsed key set: keys we cannot use (unknown `kty`, encryption keys) are
+/// skipped rather than failing the whole set.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    keys: Vec<Jwk>,
+}
+
+impl KeySet {
+    pub fn parse(body: &[u8]) -> Result<Self, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            keys: Vec<serde_json::Value>,
+        }
+        let raw: Raw = serde_json::from_slice(body)?;
+        let keys = raw
+            .keys
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<Jwk>(v).ok())
+            .filter(|k| {
+                !matches!(
+                    k.common.public_key_use,
+                    Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+                )
+            })
+            .collect();
+        Ok(Self { keys })
+    }
+
+    /// Keys that could have produced a signature with `alg` and `kid`: the
+    /// key with that `kid` when one is named, otherwise every key of the
+    /// algorithm's family (OIDC Core §10.1: with no `kid`, try the candidates).
+    pub fn candidates(&self, alg: Algorithm, kid: Option<&str>) -> Vec<DecodingKey> {
+        self.keys
+            .iter()
+            .filter(|k| match kid {
+                Some(kid) => k.common.key_id.as_deref() == Some(kid),
+                None => true,
+            })
+            .filter(|k| compatible(k, alg))
+            .filter_map(|k| DecodingKey::from_jwk(k).ok())
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// A key may verify `alg` when its type matches the algorithm family and its
+/// own `alg`, if it names one, is that algorithm.
+fn compatible(k: &Jwk, alg: Algorithm) -> bool {
+    use jsonwebtoken::jwk::AlgorithmParameters as P;
+    if let Some(key_alg) = k.common.key_algorithm {
+        if key_alg != jsonwebtoken::jwk::KeyAlgorithm::from(alg) {
+            return false;
+        }
+    }
+    match (&k.algorithm, alg) {
+        (
+            P::RSA(_),
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512,
+        ) => true,
+        (P::EllipticCurve(p), Algorithm::ES256) => {
+            p.curve == jsonwebtoken::jwk::EllipticCurve::P256
+        }
+        (P::EllipticCurve(p), Algorithm::ES384) => {
+            p.curve == jsonwebtoken::jwk::EllipticCurve::P384
+        }
+        (P::OctetKeyPair(p), Algorithm::EdDSA) => {
+            p.curve == jsonwebtoken::jwk::EllipticCurve::Ed25519
+        }
+        _ => false,
+    }
+}
+
+/// The cached key set of one provider.
+#[derive(Debug)]
+pub struct KeyCache {
+    http: reqwest::Client,
+    uri: Url,
+    set: RwLock<Arc<KeySet>>,
+    /// Serialises refetches and remembers when the last one happened.
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl KeyCache {
+    pub fn new(http: reqwest::Client, uri: Url) -> Self {
+        Self {
+            http,
+            uri,
+            set: RwLock::new(Arc::new(KeySet::default())),
+            last_fetch: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A cache holding a fixed key set (tests).
+    pub fn fixed(set: KeySet) -> Self {
+        let cache = Self::new(
+            reqwest::Client::new(),
+            Url::parse("http://127.0.0.1:9/jwks").unwrap_or_else(|_| unreachable!()),
+        );
+        *cache.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        cache
+    }
+
+    pub fn current(&self) -> Arc<KeySet> {
+        self.set.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Fetches the key set now.
+    pub async fn refresh(&self) -> Result<(), JwksError> {
+        let mut last = self.last_fetch.lock().await;
+        self.fetch_locked(&mut last).await
+    }
+
+    async fn fetch_locked(&self, last: &mut Option<Instant>) -> Result<(), JwksError> {
+        *last = Some(Instant::now());
+        let url = self.uri.to_string();
+        let resp = self
+            .http
+            .get(self.uri.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|source| JwksError::Fetch {
+                url: url.clone(),
+                source,
+            })?;
+        if !resp.status().is_success() {
+            return Err(JwksError::Status {
+                url,
+                status: resp.status().as_u16(),
+            });
+        }
+        let body = super::read_limited(resp)
+            .await
+            .map_err(|source| JwksError::Fetch {
+                url: url.clone(),
+                source,
+            })?;
+        let set = KeySet::parse(&body).map_err(|source| JwksError::Parse { url, source })?;
+        tracing::debug!(keys = set.len(), "loaded provider signing keys");
+        *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        Ok(())
+    }
+
+    /// Candidate keys for a token; refetches the set once if none match and
+    /// the last fetch is older than [`MIN_REFETCH_INTERVAL`].
+    pub async fn keys_for(&self, alg: Algorithm, kid: Option<&str>) -> Vec<DecodingKey> {
+        let found = self.current().candidates(alg, kid);
+        if !found.is_empty() {
+            return found;
+        }
+        let mut last = self.last_fetch.lock().await;
+        // Another task may have refetched while we waited for the lock.
+        let found = self.current().candidates(alg, kid);
+        if !found.is_empty() {
+            return found;
+        }
+        if last.is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL) {
+            return Vec::new();
+        }
+        if let Err(e) = self.fetch_locked(&mut last).await {
+            tracing::warn!(error = %e, "refetching provider keys for an unknown key id failed");
+        }
+        self.current().candidates(alg, kid)
+    }
+}

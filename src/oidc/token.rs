@@ -1,0 +1,234 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3, §6) and client authentication
+//! (RFC 6749 §2.3.1).
+
+use base64::Engine as _;
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::{ClientAuth, ProviderConfig, Secret};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token endpoint unreachable: {0}")]
+    Unreachable(reqwest::Error),
+    /// An OAuth error response (RFC 6749 §5.2), e.g. `invalid_grant`.
+    #[error("token endpoint refused the request: {error}")]
+    Refused { error: String, status: u16 },
+    #[error("token endpoint answered HTTP {0} without an OAuth error")]
+    Status(u16),
+    #[error("token endpoint response is not valid: {0}")]
+    Invalid(String),
+}
+
+/// A successful token response. `Debug` leaves the tokens out.
+#[derive(Clone, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub expires_in: Option<u64>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub id_token: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("has_id_token", &self.id_token.is_some())
+            .finish()
+    }
+}
+
+/// Some providers send `expires_in` as a string.
+fn lenient_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        U(u64),
+        F(f64),
+        S(String),
+    }
+    Ok(match Option::<N>::deserialize(d)? {
+        Some(N::U(u)) => Some(u),
+        Some(N::F(f)) if f >= 0.0 => Some(f as u64),
+        Some(N::S(s)) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
+}
+
+/// Client for one provider's token endpoint.
+#[derive(Debug)]
+pub struct TokenClient {
+    http: reqwest::Client,
+    endpoint: Url,
+    client_id: String,
+    secret: Option<Secret>,
+    auth: ClientAuth,
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`, RFC 6749 §2.3.1: the
+/// id and secret are form-urlencoded (Appendix B) before being joined, so a
+/// secret holding `:`, `%`, `+`, `&` or a space survives the trip.
+pub fn basic_authorization(client_id: &str, secret: &str) -> String {
+    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+    let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    format!("Basic {creds}")
+}
+
+impl TokenClient {
+    pub fn new(http: reqwest::Client, endpoint: Url, config: &ProviderConfig) -> Self {
+        Self {
+            http,
+            endpoint,
+            client_id: config.client_id.clone(),
+            secret: config.client_secret.clone(),
+            auth: config.client_auth,
+        }
+    }
+
+    /// Redeems an authorization code (RFC 6749 §4.1.3, RFC 7636 §4.5).
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        verifier: Option<&str>,
+    ) -> Result<TokenResponse, TokenError> {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+        ];
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v));
+        }
+        self.post(form).await
+    }
+
+    /// Uses a refresh token (RFC 6749 §6).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, TokenError> {
+        self.post(vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
+    async fn post(&self, mut form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
+        let mut req = self
+            .http
+            .post(self.endpoint.clone())
+            .header(http::header::ACCEPT, "application/json");
+        let secret = self
+            .secret
+            .as_ref()
+            .map(Secret::expose_str)
+            .unwrap_or_default();
+        match self.auth {
+            ClientAuth::ClientSecretBasic => {
+                req = req.header(
+                    http::header::AUTHORIZATION,
+                    basic_authorization(&self.client_id, secret),
+                );
+            }
+            ClientAuth::ClientSecretPost => {
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", secret));
+            }
+            ClientAuth::None => form.push(("client_id", &self.client_id)),
+        }
+        let resp = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(TokenError::Unreachable)?;
+        let status = resp.status();
+        let body = super::read_limited(resp)
+            .await
+            .map_err(TokenError::Unreachable)?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
+                Ok(e) => TokenError::Refused {
+                    error: sanitize(&e.error),
+                    status: status.as_u16(),
+                },
+                Err(_) => TokenError::Status(status.as_u16()),
+            });
+        }
+        let tokens: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        // RFC 6749 §5.1: token_type is case-insensitive.
+        if !tokens.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(TokenError::Invalid(format!(
+                "unsupported token_type `{}`",
+                sanitize(&tokens.token_type)
+            )));
+        }
+        if tokens.access_token.is_empty() {
+            return Err(TokenError::Invalid("empty access_token".into()));
+        }
+        Ok(tokens)
+    }
+}
+
+/// OAuth error codes are `%x20-21 / %x23-5B / %x5D-7E` (RFC 6749 §5.2);
+/// anything else from the provider is not echoed into logs or pages.
+pub fn sanitize(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(64)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_form_urlencodes_id_and_secret() {
+        // id "my-app", secret "s3:cr%t+&= x" → "my-app:s3%3Acr%25t%2B%26%3D+x"
+        let header = basic_authorization("my-app", "s3:cr%t+&= x");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(header.trim_start_matches("Basic "))
+            .expect("base64");
+        assert_eq!(
+            String::from_utf8(decoded).expect("utf8"),
+            "my-app:s3%3Acr%25t%2B%26%3D+x"
+        );
+    }
+
+    #[test]
+    fn basic_auth_plain_secret_is_unchanged() {
+        assert_eq!(
+            basic_authorization("client", "secret"),
+            "Basic Y2xpZW50OnNlY3JldA=="
+        );
+    }
+
+    #[test]
+    fn oauth_error_codes_are_sanitized() {
+        assert_eq!(sanitize("invalid_grant"), "invalid_grant");
+        assert_eq!(sanitize("<script>x</script>"), "scriptxscript");
+    }
+
+    #[test]
+    fn expires_in_as_string_is_accepted() {
+        let t: TokenResponse = serde_json::from_str(
+            r#"{"access_token":"a","token_type":"bearer","expires_in":"300"}"#,
+        )
+        .expect("parse");
+        assert_eq!(t.expires_in, Some(300));
+    }
+}

@@ -1,0 +1,58 @@
+//! The UserInfo endpoint (OIDC Core §5.3), used only to fill in identity
+//! claims a provider leaves out of the ID token.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserInfoError {
+    #[error("userinfo endpoint unreachable: {0}")]
+    Unreachable(reqwest::Error),
+    #[error("userinfo endpoint answered HTTP {0}")]
+    Status(u16),
+    #[error("userinfo response is not JSON claims")]
+    Invalid,
+    /// OIDC Core §5.3.4: the `sub` must match the ID token's exactly.
+    #[error("userinfo `sub` differs from the ID token's")]
+    SubjectMismatch,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserInfo {
+    pub sub: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+pub async fn fetch(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    access_token: &str,
+    subject: &str,
+) -> Result<UserInfo, UserInfoError> {
+    let resp = http
+        .get(endpoint.clone())
+        .bearer_auth(access_token)
+        .header(http::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(UserInfoError::Unreachable)?;
+    if !resp.status().is_success() {
+        return Err(UserInfoError::Status(resp.status().as_u16()));
+    }
+    let body = super::read_limited(resp)
+        .await
+        .map_err(UserInfoError::Unreachable)?;
+    let info: UserInfo = serde_json::from_slice(&body).map_err(|_| UserInfoError::Invalid)?;
+    if info.sub != subject {
+        return Err(UserInfoError::SubjectMismatch);
+    }
+    Ok(info)
+}

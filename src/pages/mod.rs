@@ -1,0 +1,303 @@
+//! Every response tollgate makes up itself (errors, status pages) is built
+//! here, from a typed [`Rejection`]: the one place errors become HTTP.
+//! Browsers get a small HTML page, API clients JSON. Nothing a client or the
+//! provider sent is echoed unescaped.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{Either, Full};
+
+use crate::auth::LoginFailure;
+use crate::Body;
+
+/// Whether the client is a page navigation (HTML, redirects) or an API
+/// client (JSON, status codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    Browser,
+    Api,
+}
+
+impl ClientKind {
+    /// Requests that are clearly not page navigations: `Accept` naming JSON
+    /// but not HTML, `X-Requested-With: XMLHttpRequest`, `Sec-Fetch-Mode:
+    /// cors`. Anything else, `Accept: */*` included, is a browser.
+    pub fn of(headers: &http::HeaderMap) -> Self {
+        let has = |name: header::HeaderName, pred: &dyn Fn(&str) -> bool| {
+            headers
+                .get_all(name)
+                .iter()
+                .any(|v| v.to_str().map(pred).unwrap_or(false))
+        };
+        let xhr = has(header::HeaderName::from_static("x-requested-with"), &|v| {
+            v.eq_ignore_ascii_case("xmlhttprequest")
+        });
+        let cors = has(header::HeaderName::from_static("sec-fetch-mode"), &|v| {
+            v.eq_ignore_ascii_case("cors")
+        });
+        let accept: Vec<String> = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let json = accept
+            .iter()
+            .any(|a| a.contains("application/json") || a.contains("+json"));
+        let html = accept.iter().any(|a| a.contains("text/html"));
+        if xhr || cors || (json && !html) {
+            ClientKind::Api
+        } else {
+            ClientKind::Browser
+        }
+    }
+}
+
+/// Why a request was not served normally.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("login failed: {0}")]
+    LoginFailed(#[from] LoginFailure),
+    #[error("the identity provider is not available yet")]
+    ProviderNotReady,
+    #[error("the upstream service could not be reached")]
+    BadGateway,
+    #[error("the upstream service did not answer in time")]
+    GatewayTimeout,
+    #[error("cross-site request refused")]
+    CrossSite,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Rejection::LoginFailed(f) => f.status(),
+            Rejection::ProviderNotReady | Rejection::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Rejection::BadGateway => StatusCode::BAD_GATEWAY,
+            Rejection::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Rejection::CrossSite => StatusCode::FORBIDDEN,
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// A stable machine-readable code for JSON bodies and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Unauthenticated => "unauthorized",
+            Rejection::LoginFailed(_) => "login_failed",
+            Rejection::ProviderNotReady => "provider_unavailable",
+            Rejection::BadGateway => "bad_gateway",
+            Rejection::GatewayTimeout => "gateway_timeout",
+            Rejection::CrossSite => "cross_site_request",
+            Rejection::NotFound => "not_found",
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::ShuttingDown => "shutting_down",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Rejection::Unauthenticated => "Sign-in required",
+            Rejection::LoginFailed(_) => "Sign-in failed",
+            Rejection::ProviderNotReady => "Sign-in is unavailable",
+            Rejection::BadGateway => "Service unavailable",
+            Rejection::GatewayTimeout => "Service timed out",
+            Rejection::CrossSite => "Request refused",
+            Rejection::NotFound => "Not found",
+            Rejection::MethodNotAllowed => "Method not allowed",
+            Rejection::ShuttingDown => "Restarting",
+        }
+    }
+
+    /// Text for people. Derived from our own error types only, never from
+    /// raw client or provider input.
+    fn detail(&self) -> String {
+        match self {
+            Rejection::Unauthenticated => "This request needs a signed-in session.".into(),
+            Rejection::LoginFailed(f) => format!("{f}."),
+            Rejection::ProviderNotReady => {
+                "The identity provider could not be reached. Try again in a moment.".into()
+            }
+            Rejection::BadGateway => "The application behind this sign-in is not answering.".into(),
+            Rejection::GatewayTimeout => {
+                "The application behind this sign-in took too long to answer.".into()
+            }
+            Rejection::CrossSite => "This action must be started from this site.".into(),
+            Rejection::NotFound => "There is nothing here.".into(),
+            Rejection::MethodNotAllowed => "This endpoint does not take that method.".into(),
+            Rejection::ShuttingDown => "This instance is shutting down. Try again.".into(),
+        }
+    }
+
+    /// Whether a "sign in again" link helps.
+    fn offers_login(&self) -> bool {
+        matches!(self, Rejection::Unauthenticated | Rejection::LoginFailed(_))
+    }
+
+    pub fn respond(&self, kind: ClientKind) -> Response<Body> {
+        let status = self.status();
+        let mut resp = match kind {
+            ClientKind::Api => {
+                let body = serde_json::json!({
+                    "error": self.code(),
+                    "message": self.detail(),
+                });
+                json(status, &body)
+            }
+            ClientKind::Browser => html(status, self.title(), &self.detail(), self.offers_login()),
+        };
+        if matches!(self, Rejection::ProviderNotReady | Rejection::ShuttingDown) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if matches!(self, Rejection::Unauthenticated) {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// Headers every generated response carries.
+fn base(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(Either::Right(Full::new(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    base(status, "application/json", Bytes::from(value.to_string()))
+}
+
+/// A plain-text response (probes).
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    base(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
+}
+
+/// An empty redirect with `Location`.
+pub fn redirect(location: &str) -> Response<Body> {
+    let mut resp = base(StatusCode::FOUND, "text/plain; charset=utf-8", Bytes::new());
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => {
+            resp.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static("/"));
+        }
+    }
+    resp
+}
+
+/// Escapes text for HTML element content and quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn html(status: StatusCode, title: &str, detail: &str, login_link: bool) -> Response<Body> {
+    let link = if login_link {
+        r#"<p><a href="/oauth2/start?rd=%2F">Sign in again</a></p>"#
+    } else {
+        r#"<p><a href="/">Back to the start page</a></p>"#
+    };
+    let page = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:12vh auto;padding:0 1rem;color:#222}}
+h1{{font-size:1.4rem}}.code{{color:#777;font-size:.85rem}}a{{color:#0a58ca}}</style></head>
+<body><h1>{title}</h1><p>{detail}</p>{link}<p class="code">HTTP {code} &middot; tollgate</p></body></html>
+"#,
+        title = escape(title),
+        detail = escape(detail),
+        code = status.as_u16(),
+    );
+    base(status, "text/html; charset=utf-8", Bytes::from(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(pairs: &[(&'static str, &'static str)]) -> ClientKind {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        ClientKind::of(&h)
+    }
+
+    #[test]
+    fn api_requests_are_recognised() {
+        assert_eq!(kind(&[("accept", "application/json")]), ClientKind::Api);
+        assert_eq!(
+            kind(&[("x-requested-with", "XMLHttpRequest")]),
+            ClientKind::Api
+        );
+        assert_eq!(kind(&[("sec-fetch-mode", "cors")]), ClientKind::Api);
+    }
+
+    #[test]
+    fn everything_else_is_a_browser() {
+        assert_eq!(kind(&[]), ClientKind::Browser);
+        assert_eq!(kind(&[("accept", "*/*")]), ClientKind::Browser);
+        assert_eq!(
+            kind(&[("accept", "text/html,application/json")]),
+            ClientKind::Browser
+        );
+        assert_eq!(kind(&[("sec-fetch-mode", "navigate")]), ClientKind::Browser);
+    }
+
+    #[test]
+    fn html_escaping() {
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}

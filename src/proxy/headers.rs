@@ -1,0 +1,435 @@
+//! Header hygiene between the client and the upstream.
+//!
+//! Order matters and is fixed in [`prepare_request`]: hop-by-hop headers go
+//! first (so `Connection: X-Forwarded-User` cannot remove what we add), then
+//! every client-sent copy of an identity header, in any case and with `_` for
+//! `-`, then our own cookies; only then are `X-Forwarded-*` and identity
+//! headers added.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::UpstreamConfig;
+use crate::session::{Session, SessionCookies};
+
+/// Hop-by-hop headers, RFC 9110 §7.6.1, plus the legacy ones proxies still
+/// see (`Keep-Alive`, `Proxy-Connection`).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Headers a client must never be able to set on the upstream request:
+/// identity (ours and the oauth2-proxy family), forwarding information we
+/// compute ourselves, and URL/method overrides some frameworks honour.
+const ALWAYS_STRIPPED: [&str; 19] = [
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+    "x-forwarded-access-token",
+    "x-forwarded-id-token",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-preferred-username",
+    "x-auth-request-groups",
+    "x-auth-request-access-token",
+    "gap-auth",
+    "forwarded",
+    "x-forwarded-port",
+    "x-forwarded-uri",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-real-ip",
+];
+
+/// `a` equals `b` ignoring ASCII case and treating `_` as `-`.
+fn same_header(a: &str, b: &str) -> bool {
+    let norm = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| norm(x) == norm(y))
+}
+
+/// Names that [`prepare_request`] removes from every request.
+#[derive(Debug, Clone)]
+pub struct StripList {
+    names: Vec<String>,
+}
+
+impl StripList {
+    pub fn new(config: &UpstreamConfig) -> Self {
+        let mut names: Vec<String> = ALWAYS_STRIPPED.iter().map(|s| s.to_string()).collect();
+        let h = &config.headers;
+        for n in [
+            &h.user,
+            &h.email,
+            &h.preferred_username,
+            &h.groups,
+            &h.access_token,
+        ] {
+            names.push(n.as_str().to_string());
+        }
+        for extra in ["x-http-method", "x-method-override"] {
+            names.push(extra.to_string());
+        }
+        if config.pass_authorization_header {
+            names.push("authorization".to_string());
+        }
+        names.sort();
+        names.dedup();
+        Self { names }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.names.iter().any(|n| same_header(n, name))
+    }
+}
+
+/// Whether a request asks to switch protocols (RFC 9110 §7.8).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop headers and those named in `Connection`; keeps
+/// `Upgrade` (with `Connection: upgrade`) when the exchange upgrades.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        if !(upgrade && n == header::UPGRADE) {
+            headers.remove(n);
+        }
+    }
+    for n in &HOP_BY_HOP {
+        headers.remove(n);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// What the upstream learns about the client.
+pub struct Forwarding<'a> {
+    pub peer: IpAddr,
+    pub proto: &'static str,
+    pub session: Option<&'a Session>,
+}
+
+/// Rewrites a request's headers for the upstream (see the module docs).
+pub fn prepare_request(
+    headers: &mut HeaderMap,
+    upgrade: bool,
+    strip: &StripList,
+    cookies: &SessionCookies,
+    config: &UpstreamConfig,
+    fwd: &Forwarding<'_>,
+) {
+    strip_hop_by_hop(headers, upgrade);
+
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| strip.contains(k.as_str()))
+        .cloned()
+        .collect();
+    for n in spoofed {
+        headers.remove(n);
+    }
+    strip_own_cookies(headers, cookies);
+
+    // X-Forwarded-For is ours alone: a client-sent chain is not trusted.
+    if let Ok(v) = HeaderValue::from_str(&fwd.peer.to_string()) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v.clone());
+        headers.insert(HeaderName::from_static("x-real-ip"), v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(fwd.proto),
+    );
+    match headers.get(header::HOST).cloned() {
+        Some(host) => {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
+        None => {
+            headers.remove(HeaderName::from_static("x-forwarded-host"));
+        }
+    }
+
+    if let Some(s) = fwd.session {
+        add_identity(headers, s, config);
+    }
+}
+
+/// Adds the identity headers. Values that are not valid header values (a
+/// claim holding CR or LF) are left out rather than sent.
+fn add_identity(headers: &mut HeaderMap, s: &Session, config: &UpstreamConfig) {
+    let h = &config.headers;
+    let mut set = |name: &HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            headers.insert(name.clone(), v);
+        } else {
+            tracing::warn!(header = %name, "identity claim is not a valid header value; header not sent");
+        }
+    };
+    if config.pass_user_headers {
+        set(&h.user, &s.sub);
+        if let Some(e) = &s.email {
+            set(&h.email, e);
+        }
+        if let Some(u) = &s.preferred_username {
+            set(&h.preferred_username, u);
+        }
+        if !s.groups.is_empty() {
+            set(&h.groups, &s.groups.join(","));
+        }
+    }
+    if config.pass_access_token {
+        set(&h.access_token, &s.access_token);
+    }
+    if config.pass_authorization_header {
+        set(
+            &header::AUTHORIZATION,
+            &format!("Bearer {}", s.access_token),
+        );
+    }
+}
+
+/// Removes tollgate's own cookies from the `Cookie` header(s), keeping the
+/// application's cookies byte for byte.
+pub fn strip_own_cookies(headers: &mut HeaderMap, cookies: &SessionCookies) {
+    if !headers.contains_key(header::COOKIE) {
+        return;
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    let mut touched = false;
+    for v in &values {
+        let Ok(text) = v.to_str() else {
+            continue;
+        };
+        for pair in text.split(';') {
+            let pair = pair.trim();
+            if pair.is_empty() {
+                continue;
+            }
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+            if cookies.is_ours(name) {
+                touched = true;
+            } else {
+                kept.push(pair);
+            }
+        }
+    }
+    if !touched {
+        return;
+    }
+    headers.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{IdentityHeaders, SessionConfig};
+    use std::time::Duration;
+
+    fn upstream_config() -> UpstreamConfig {
+        UpstreamConfig {
+            url: url::Url::parse("http://127.0.0.1:1").expect("url"),
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            pass_host_header: true,
+            pass_user_headers: true,
+            pass_access_token: true,
+            pass_authorization_header: false,
+            headers: IdentityHeaders {
+                user: HeaderName::from_static("x-forwarded-user"),
+                email: HeaderName::from_static("x-forwarded-email"),
+                preferred_username: HeaderName::from_static("x-forwarded-preferred-username"),
+                groups: HeaderName::from_static("x-forwarded-groups"),
+                access_token: HeaderName::from_static("x-forwarded-access-token"),
+            },
+        }
+    }
+
+    fn cookies() -> SessionCookies {
+        SessionCookies::new(&SessionConfig {
+            secrets: vec![],
+            cookie_name: "_tollgate".into(),
+            lifetime: Duration::from_secs(60),
+            secure: true,
+            same_site: cookie::SameSite::Lax,
+            domain: None,
+            path: "/".into(),
+        })
+    }
+
+    fn session() -> Session {
+        Session {
+            sub: "alice".into(),
+            email: Some("alice@example.com".into()),
+            name: None,
+            preferred_username: Some("alice".into()),
+            groups: vec!["dev".into(), "ops".into()],
+            access_token: "AT".into(),
+            access_expires_at: None,
+            refresh_token: Some("RT".into()),
+            id_token: Some("IDT".into()),
+            sid: None,
+            issued_at: 0,
+            expires_at: i64::MAX,
+        }
+    }
+
+    fn run(pairs: &[(&str, &str)], session: Option<&Session>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        let cfg = upstream_config();
+        let fwd = Forwarding {
+            peer: "10.1.2.3".parse().expect("ip"),
+            proto: "https",
+            session,
+        };
+        let upgrade = is_upgrade(&h);
+        prepare_request(
+            &mut h,
+            upgrade,
+            &StripList::new(&cfg),
+            &cookies(),
+            &cfg,
+            &fwd,
+        );
+        h
+    }
+
+    #[test]
+    fn spoofed_identity_headers_in_any_spelling_are_replaced() {
+        let s = session();
+        let h = run(
+            &[
+                ("X-Forwarded-User", "admin"),
+                ("x_forwarded_user", "admin"),
+                ("X-Forwarded_Email", "admin@corp.test"),
+                ("X-Auth_Request_User", "admin"),
+                ("x-forwarded-groups", "admins"),
+                ("X-Forwarded-Access-Token", "forged"),
+                ("X-Forwarded-For", "1.2.3.4"),
+                ("X-Original-URL", "/admin"),
+            ],
+            Some(&s),
+        );
+        assert_eq!(
+            h.get_all("x-forwarded-user").iter().collect::<Vec<_>>(),
+            vec!["alice"]
+        );
+        assert_eq!(
+            h.get_all("x-forwarded-email").iter().collect::<Vec<_>>(),
+            vec!["alice@example.com"]
+        );
+        assert_eq!(h.get("x-forwarded-groups").expect("groups"), "dev,ops");
+        assert_eq!(h.get("x-forwarded-access-token").expect("token"), "AT");
+        assert_eq!(h.get("x-forwarded-for").expect("xff"), "10.1.2.3");
+        for k in h.keys() {
+            assert!(!k.as_str().contains('_'), "underscore header survived: {k}");
+        }
+        assert!(h.get("x-original-url").is_none());
+        assert!(h.get("x-auth-request-user").is_none());
+    }
+
+    #[test]
+    fn without_session_identity_headers_are_only_removed() {
+        let h = run(
+            &[("X-Forwarded-User", "admin"), ("X-Forwarded-Email", "a@b")],
+            None,
+        );
+        assert!(h.get("x-forwarded-user").is_none() && h.get("x-forwarded-email").is_none());
+    }
+
+    #[test]
+    fn connection_cannot_remove_injected_headers() {
+        let s = session();
+        let h = run(
+            &[
+                ("Connection", "close, X-Forwarded-User, X-Forwarded-Email"),
+                ("Keep-Alive", "5"),
+            ],
+            Some(&s),
+        );
+        assert_eq!(h.get("x-forwarded-user").expect("user"), "alice");
+        assert_eq!(
+            h.get("x-forwarded-email").expect("email"),
+            "alice@example.com"
+        );
+        assert!(h.get("connection").is_none() && h.get("keep-alive").is_none());
+    }
+
+    #[test]
+    fn own_cookies_are_removed_others_kept() {
+        let h = run(&[("Cookie", "other=1; _tollgate=abc; _tollgate_0=x; _tollgate_login_abcdefghijklmnop=y; theme=dark")], None);
+        assert_eq!(h.get("cookie").expect("cookie"), "other=1; theme=dark");
+        let h = run(&[("Cookie", "_tollgate=abc")], None);
+        assert!(h.get("cookie").is_none());
+    }
+
+    #[test]
+    fn upgrade_keeps_upgrade_headers() {
+        let h = run(
+            &[
+                ("Connection", "keep-alive, Upgrade"),
+                ("Upgrade", "websocket"),
+            ],
+            None,
+        );
+        assert_eq!(h.get("connection").expect("connection"), "upgrade");
+        assert_eq!(h.get("upgrade").expect("upgrade"), "websocket");
+        let h = run(&[("Upgrade", "websocket")], None);
+        assert!(h.get("upgrade").is_none());
+    }
+
+    #[test]
+    fn refresh_and_id_tokens_never_go_upstream() {
+        let s = session();
+        let h = run(&[], Some(&s));
+        for v in h.values() {
+            let v = v.to_str().unwrap_or_default();
+            assert!(!v.contains("RT") && !v.contains("IDT"), "{v}");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Forwarding to the upstream: a pooled hyper-util client, bodies streamed
+//! both ways, `Upgrade` exchanges (WebSocket) tunnelled once the upstream
+//! answers 101.
+
+pub mod headers;
+
+use std::time::Duration;
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::config::UpstreamConfig;
+use crate::pages::Rejection;
+use crate::Body;
+
+/// The upstream service.
+#[derive(Debug)]
+pub struct Upstream {
+    client: Client<HttpConnector, Incoming>,
+    scheme: Scheme,
+    authority: Authority,
+    /// Path prefix of `upstream.url` without a trailing slash ("" for none).
+    prefix: String,
+    timeout: Duration,
+    pass_host_header: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream URL has no host")]
+    NoHost,
+    #[error("invalid upstream URL: {0}")]
+    Invalid(#[from] http::uri::InvalidUri),
+}
+
+impl Upstream {
+    pub fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        let url = &config.url;
+        let host = url.host_str().ok_or(UpstreamError::NoHost)?;
+        let authority: Authority = match url.port() {
+            Some(p) => format!("{host}:{p}").parse()?,
+            None => host.parse()?,
+        };
+        Ok(Self {
+            client,
+            scheme: Scheme::HTTP,
+            authority,
+            prefix: url.path().trim_end_matches('/').to_string(),
+            timeout: config.timeout,
+            pass_host_header: config.pass_host_header,
+        })
+    }
+
+    fn uri(&self, original: &Uri) -> Result<Uri, Rejection> {
+        let pq = original
+            .path_and_query()
+            .map(PathAndQuery::as_str)
+            .unwrap_or("/");
+        let pq: PathAndQuery = if self.prefix.is_empty() {
+            PathAndQuery::from_maybe_shared(bytes::Bytes::copy_from_slice(pq.as_bytes()))
+        } else {
+            format!("{}{pq}", self.prefix).parse()
+        }
+        .map_err(|_| Rejection::NotFound)?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|_| Rejection::NotFound)
+    }
+
+    /// Sends a prepared request upstream. The timeout covers the response
+    /// head; the body then streams for as long as it takes.
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        upgrade: bool,
+    ) -> Result<Response<Body>, Rejection> {
+        // HTTP/2 clients send `:authority` instead of Host; HTTP/1.1
+        // upstreams need a Host header.
+        if !req.headers().contains_key(http::header::HOST) || !self.pass_host_header {
+            let host = if self.pass_host_header {
+                req.uri().authority().map(|a| a.as_str().to_string())
+            } else {
+                None
+            }
+            .unwrap_or_else(|| self.authority.as_str().to_string());
+            if let Ok(v) = http::HeaderValue::from_str(&host) {
+                req.headers_mut().insert(http::header::HOST, v);
+            }
+        }
+        *req.uri_mut() = self.uri(req.uri())?;
+        *req.version_mut() = http::Version::HTTP_11;
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+        let mut resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Err(_) => return Err(Rejection::GatewayTimeout),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, connect = e.is_connect(), "upstream request failed");
+                return Err(Rejection::BadGateway);
+            }
+            Ok(Ok(r)) => r,
+        };
+
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if switching {
+            if let Some(client_upgrade) = client_upgrade {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                tokio::spawn(async move {
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((client, upstream)) => {
+                            let mut client = TokioIo::new(client);
+                            let mut upstream = TokioIo::new(upstream);
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                    }
+                });
+            }
+        }
+        headers::strip_hop_by_hop(resp.headers_mut(), switching);
+        Ok(resp.map(Either::Left))
+    }
+}

@@ -1,0 +1,378 @@
+//! The session cookie on the wire: sealed, split into numbered chunks when
+//! larger than one cookie, reassembled on the way in, stale chunks expired.
+//!
+//! Names: `<name>` when the session fits one cookie, `<name>_0`, `<name>_1`,
+//! … when it does not (the convention oauth2-proxy users know).
+
+use std::time::Duration;
+
+use cookie::{Cookie, SameSite};
+
+use super::codec::Codec;
+use super::{now, Session};
+use crate::config::SessionConfig;
+
+/// Bytes of sealed value per cookie: leaves room for the name and
+/// attributes under the 4096-byte limit browsers apply to one cookie.
+pub const CHUNK_SIZE: usize = 3800;
+/// Most chunks read: bounds the work a client can make us do.
+pub const MAX_CHUNKS: usize = 16;
+
+/// The cookies of one request, parsed once.
+#[derive(Debug, Default)]
+pub struct RequestCookies<'a> {
+    pairs: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> RequestCookies<'a> {
+    /// Parses every `Cookie` header; malformed pairs are skipped.
+    pub fn parse<I: IntoIterator<Item = &'a str>>(headers: I) -> Self {
+        let mut pairs = Vec::new();
+        for h in headers {
+            for c in Cookie::split_parse(h).flatten() {
+                if let (Some(n), Some(v)) = (c.name_raw(), c.value_raw()) {
+                    pairs.push((n, v));
+                }
+            }
+        }
+        Self { pairs }
+    }
+
+    /// The first value of a cookie.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.pairs.iter().map(|(n, _)| *n)
+    }
+}
+
+/// What reading the session cookie found.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub session: Option<Session>,
+    /// Opened with a previous key: write it again with the current one.
+    pub reseal: bool,
+    /// Names of our session cookies present in the request (for clearing).
+    pub present: Vec<String>,
+}
+
+/// Reads and writes the session cookie.
+#[derive(Debug)]
+pub struct SessionCookies {
+    name: String,
+    secure: bool,
+    same_site: SameSite,
+    domain: Option<String>,
+    path: String,
+    lifetime: Duration,
+}
+
+impl SessionCookies {
+    pub fn new(config: &SessionConfig) -> Self {
+        Self {
+            name: config.cookie_name.clone(),
+            secure: config.secure,
+            same_site: config.same_site,
+            domain: config.domain.clone(),
+            path: config.path.clone(),
+            lifetime: config.lifetime,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// Whether `cookie` is one of tollgate's own (session chunks or login
+    /// state), which are never forwarded upstream.
+    pub fn is_ours(&self, cookie: &str) -> bool {
+        match cookie.strip_prefix(self.name.as_str()) {
+            Some("") => true,
+            Some(rest) => match rest.strip_prefix('_') {
+                Some(r) => {
+                    (!r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+                        || r.starts_with("login_")
+                }
+                None => false,
+            },
+            None => false,
+        }
+    }
+
+    fn is_session_chunk(&self, cookie: &str) -> bool {
+        self.is_ours(cookie) && !cookie[self.name.len()..].starts_with("_login_")
+    }
+
+    /// Names of our session cookies (not login cookies) in a request.
+    pub fn present(&self, cookies: &RequestCookies<'_>) -> Vec<String> {
+        cookies
+            .names()
+            .filter(|n| self.is_session_chunk(n))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Reassembles, opens and checks the session. Anything that does not
+    /// open, does not parse or has expired is "no session", never an error.
+    pub fn read(&self, codec: &Codec, cookies: &RequestCookies<'_>) -> Found {
+        let present = self.present(cookies);
+        if present.is_empty() {
+            return Found::default();
+        }
+        let sealed = match cookies.get(&self.name) {
+            Some(v) => Some(v.to_string()),
+            None => {
+                let mut joined = String::new();
+                for i in 0..MAX_CHUNKS {
+                    match cookies.get(&format!("{}_{i}", self.name)) {
+                        Some(v) => joined.push_str(v),
+                        None => break,
+                    }
+                }
+                (!joined.is_empty()).then_some(joined)
+            }
+        };
+        let opened = sealed.and_then(|s| codec.open(&self.name, &s));
+        let (session, reseal) = match opened {
+            Some(o) => match serde_json::from_str::<Session>(&o.plaintext) {
+                Ok(s) if !s.is_expired(now()) => (Some(s), o.stale_key),
+                _ => (None, false),
+            },
+            None => (None, false),
+        };
+        Found {
+            session,
+            reseal,
+            present,
+        }
+    }
+
+    /// `Set-Cookie` values that store `session`, expiring any chunk present
+    /// in the request that the new value does not overwrite.
+    pub fn write(&self, codec: &Codec, session: &Session, present: &[String]) -> Vec<String> {
+        let plaintext = match serde_json::to_string(session) {
+            Ok(p) => p,
+            Err(_) => return self.clear(present),
+        };
+        let sealed = codec.seal(&self.name, &plaintext);
+        let max_age = (session.expires_at - now()).max(0);
+        let mut out = Vec::new();
+        let mut written: Vec<String> = Vec::new();
+        if sealed.len() <= CHUNK_SIZE {
+            out.push(self.cookie(self.name.clone(), sealed, max_age));
+            written.push(self.name.clone());
+        } else {
+            // Base64 is ASCII, so byte chunks are char boundaries.
+            for (i, part) in sealed.as_bytes().chunks(CHUNK_SIZE).enumerate() {
+                let name = format!("{}_{i}", self.name);
+                out.push(self.cookie(
+                    name.clone(),
+                    String::from_utf8_lossy(part).into_owned(),
+                    max_age,
+                ));
+                written.push(name);
+            }
+        }
+        for stale in present.iter().filter(|p| !written.contains(p)) {
+            out.push(self.removal(stale.clone()));
+        }
+        out
+    }
+
+    /// `Set-Cookie` values that delete every present chunk (and the plain
+    /// name, so a browser holding an unseen cookie also loses it).
+    pub fn clear(&self, present: &[String]) -> Vec<String> {
+        let mut names: Vec<String> = present.to_vec();
+        if !names.contains(&self.name) {
+            names.push(self.name.clone());
+        }
+        names.into_iter().map(|n| self.removal(n)).collect()
+    }
+
+    fn base(&self, name: String, value: String) -> Cookie<'static> {
+        let mut c = Cookie::new(name, value);
+        c.set_http_only(true);
+        c.set_secure(self.secure);
+        c.set_same_site(self.same_site);
+        c.set_path(self.path.clone());
+        if let Some(d) = &self.domain {
+            c.set_domain(d.clone());
+        }
+        c
+    }
+
+    fn cookie(&self, name: String, value: String, max_age: i64) -> String {
+        let mut c = self.base(name, value);
+        c.set_max_age(cookie::time::Duration::seconds(max_age));
+        c.to_string()
+    }
+
+    fn removal(&self, name: String) -> String {
+        let mut c = self.base(name, String::new());
+        c.make_removal();
+        c.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn store() -> (SessionCookies, Codec) {
+        let cfg = SessionConfig {
+            secrets: vec![Secret::new(vec![7; 32])],
+            cookie_name: "_tollgate".into(),
+            lifetime: Duration::from_secs(3600),
+            secure: true,
+            same_site: SameSite::Lax,
+            domain: None,
+            path: "/".into(),
+        };
+        (SessionCookies::new(&cfg), Codec::new(&cfg.secrets))
+    }
+
+    fn session(groups: usize) -> Session {
+        Session {
+            sub: "alice".into(),
+            email: Some("alice@example.com".into()),
+            name: None,
+            preferred_username: None,
+            groups: (0..groups)
+                .map(|i| format!("group-with-a-long-name-{i:04}"))
+                .collect(),
+            access_token: "at".into(),
+            access_expires_at: None,
+            refresh_token: None,
+            id_token: None,
+            sid: None,
+            issued_at: now(),
+            expires_at: now() + 3600,
+        }
+    }
+
+    /// Plays the browser: applies Set-Cookie values to a jar and renders
+    /// the Cookie header it would send.
+    fn browser(jar: &mut Vec<(String, String)>, set: &[String]) -> String {
+        for s in set {
+            let c = Cookie::parse(s.clone()).expect("set-cookie parses");
+            jar.retain(|(n, _)| n != c.name());
+            if c.max_age() != Some(cookie::time::Duration::ZERO) {
+                jar.push((c.name().to_string(), c.value().to_string()));
+            }
+        }
+        jar.iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn small_session_is_one_cookie_and_round_trips() {
+        let (store, codec) = store();
+        let set = store.write(&codec, &session(1), &[]);
+        assert_eq!(set.len(), 1);
+        assert!(set[0].starts_with("_tollgate="));
+        assert!(
+            set[0].contains("HttpOnly")
+                && set[0].contains("Secure")
+                && set[0].contains("SameSite=Lax")
+        );
+        let header = browser(&mut Vec::new(), &set);
+        let found = store.read(&codec, &RequestCookies::parse([header.as_str()]));
+        assert_eq!(
+            found.session,
+            Some(session(1)).map(|mut s| {
+                s.issued_at = found.session.as_ref().map(|f| f.issued_at).unwrap_or(0);
+                s.expires_at = found.session.as_ref().map(|f| f.expires_at).unwrap_or(0);
+                s
+            })
+        );
+    }
+
+    #[test]
+    fn large_session_is_chunked_and_stale_chunks_are_cleared() {
+        let (store, codec) = store();
+        let mut jar = Vec::new();
+        let big = store.write(&codec, &session(400), &[]);
+        assert!(big.len() > 2, "expected chunks, got {}", big.len());
+        assert!(big.iter().all(|c| c.len() < 4096));
+        let header = browser(&mut jar, &big);
+        let found = store.read(&codec, &RequestCookies::parse([header.as_str()]));
+        assert_eq!(found.session.as_ref().map(|s| s.groups.len()), Some(400));
+
+        // Shrinking back to one cookie expires every chunk.
+        let small = store.write(&codec, &session(1), &found.present);
+        let header = browser(&mut jar, &small);
+        assert!(!header.contains("_tollgate_0"), "{header}");
+        let found = store.read(&codec, &RequestCookies::parse([header.as_str()]));
+        assert_eq!(found.session.map(|s| s.groups.len()), Some(1));
+    }
+
+    #[test]
+    fn missing_chunk_or_garbage_is_no_session() {
+        let (store, codec) = store();
+        let big = store.write(&codec, &session(400), &[]);
+        let mut jar = Vec::new();
+        let header = browser(&mut jar, &big[1..]);
+        assert!(store
+            .read(&codec, &RequestCookies::parse([header.as_str()]))
+            .session
+            .is_none());
+        for h in [
+            "_tollgate=",
+            "_tollgate=garbage",
+            "_tollgate_0=x; _tollgate_1=y",
+            "_tollgate=\"quoted\"",
+        ] {
+            assert!(
+                store
+                    .read(&codec, &RequestCookies::parse([h]))
+                    .session
+                    .is_none(),
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn expired_session_is_no_session() {
+        let (store, codec) = store();
+        let mut s = session(1);
+        s.expires_at = now() - 1;
+        let set = store.write(&codec, &s, &[]);
+        let header = browser(&mut Vec::new(), &set);
+        assert!(store
+            .read(&codec, &RequestCookies::parse([header.as_str()]))
+            .session
+            .is_none());
+    }
+
+    #[test]
+    fn own_cookie_names_are_recognised() {
+        let (store, _) = store();
+        for n in [
+            "_tollgate",
+            "_tollgate_0",
+            "_tollgate_15",
+            "_tollgate_login_abc",
+        ] {
+            assert!(store.is_ours(n), "{n}");
+        }
+        for n in [
+            "_tollgatex",
+            "_tollgate_",
+            "_tollgate_x",
+            "session",
+            "_tollgate_0a",
+        ] {
+            assert!(!store.is_ours(n), "{n}");
+        }
+    }
+}

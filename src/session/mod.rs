@@ -1,0 +1,71 @@
+//! Sessions: the model, the sealed-cookie codec with its key ring, and the
+//! per-login state cookie.
+
+pub mod codec;
+pub mod cookies;
+pub mod login;
+
+use serde::{Deserialize, Serialize};
+
+pub use codec::Codec;
+pub use cookies::{RequestCookies, SessionCookies};
+pub use login::LoginState;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// One logged-in user. Serialized with short field names because every byte
+/// travels in a cookie on every request. `Debug` leaves tokens out.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Session {
+    #[serde(rename = "s")]
+    pub sub: String,
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(rename = "g", default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(rename = "at")]
+    pub access_token: String,
+    /// When the access token expires (epoch seconds), if the provider said.
+    #[serde(rename = "ax", default, skip_serializing_if = "Option::is_none")]
+    pub access_expires_at: Option<i64>,
+    #[serde(rename = "rt", default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(rename = "it", default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// The provider's session id (`sid`), for back-channel logout.
+    #[serde(rename = "sid", default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(rename = "ia")]
+    pub issued_at: i64,
+    /// Hard end of the session, enforced from inside the sealed payload so a
+    /// client cannot extend it by keeping the cookie.
+    #[serde(rename = "x")]
+    pub expires_at: i64,
+}
+
+impl Session {
+    pub fn is_expired(&self, now: i64) -> bool {
+        now >= self.expires_at
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("sub", &self.sub)
+            .field("email", &self.email)
+            .field("groups", &self.groups.len())
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,395 @@
+// Test OpenID Provider for tollgate integration tests and the demo.
+//
+// Wraps panva's `oidc-provider` with:
+//   * config from a JSON file (argv[2]) or the IDP_CONFIG_JSON env var
+//   * a minimal, plain-HTML login form (any login, any password) and
+//     automatic consent (every requested scope/claim is granted)
+//   * per-request logging to stderr and a GET /__stats counter endpoint
+//
+// Prints exactly one line to stdout once listening: `IDP_READY <issuer>`.
+// See README.md in this directory.
+
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+
+import Provider from 'oidc-provider';
+
+// stdout is reserved for the single IDP_READY line: oidc-provider prints its
+// NOTICEs with console.info, so route console.info/console.log to stderr.
+console.info = (...args) => console.error(...args);
+console.log = (...args) => console.error(...args);
+
+// ---------------------------------------------------------------- config ---
+
+function loadConfig() {
+  const file = process.argv[2];
+  if (file) return JSON.parse(readFileSync(file, 'utf8'));
+  if (process.env.IDP_CONFIG_JSON) return JSON.parse(process.env.IDP_CONFIG_JSON);
+  return {};
+}
+
+const config = loadConfig();
+const host = config.host || '127.0.0.1';
+const requestedPort = Number(config.port ?? 0);
+
+const log = (...args) => process.stderr.write(`[idp] ${args.join(' ')}\n`);
+
+// ---------------------------------------------------------------- accounts ---
+
+const accounts = config.accounts || {};
+
+function bigGroups() {
+  const out = [];
+  for (let i = 1; i <= 150; i += 1) {
+    out.push(`cn=tollgate-test-group-with-a-deliberately-long-name-${String(i).padStart(4, '0')},ou=groups,dc=example,dc=com`);
+  }
+  return out;
+}
+
+function claimsFor(login) {
+  const base = {
+    email: `${login}@example.com`,
+    email_verified: true,
+    name: login,
+    preferred_username: login,
+    groups: login === 'biggroups' ? bigGroups() : [],
+  };
+  const configured = Object.prototype.hasOwnProperty.call(accounts, login) ? accounts[login] : {};
+  // `sub` is always the login (it is the oidc-provider accountId).
+  return { ...base, ...configured, sub: login };
+}
+
+async function findAccount(_ctx, id) {
+  if (typeof id !== 'string' || id === '') return undefined;
+  return {
+    accountId: id,
+    async claims() {
+      return claimsFor(id);
+    },
+  };
+}
+
+// ------------------------------------------------------------------- keys ---
+
+function signingKeys() {
+  if (config.jwks) return config.jwks;
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  return {
+    keys: [
+      { ...rsa, kid: 'rsa-1', use: 'sig', alg: 'RS256' },
+      { ...ec, kid: 'ec-1', use: 'sig', alg: 'ES256' },
+    ],
+  };
+}
+
+// ------------------------------------------------------------------- ttls ---
+
+const DEFAULT_TTL = {
+  AccessToken: 3600,
+  AuthorizationCode: 60,
+  IdToken: 3600,
+  RefreshToken: 14 * 24 * 3600,
+  Interaction: 3600,
+  Session: 14 * 24 * 3600,
+  Grant: 14 * 24 * 3600,
+  ClientCredentials: 600,
+  DeviceCode: 600,
+  BackchannelAuthenticationRequest: 600,
+};
+
+function ttls() {
+  const out = { ...DEFAULT_TTL };
+  for (const [k, v] of Object.entries(config.ttl || {})) out[k] = Number(v);
+  return out;
+}
+
+// ------------------------------------------------------------------- html ---
+
+const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({
+  '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
+}[c]));
+
+const page = (title, body) => `<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8">
+<title>${esc(title)}</title>
+<style>
+body{font-family:sans-serif;margin:40px auto;max-width:360px;color:#222}
+input{display:block;width:100%;box-sizing:border-box;margin:6px 0 12px;padding:8px;font-size:15px}
+button{padding:8px 16px;font-size:15px}
+.muted{color:#777;font-size:13px}
+</style>
+</head>
+<body>
+<h1>${esc(title)}</h1>
+${body}
+</body>
+</html>
+`;
+
+function loginPage(uid, params, error) {
+  const hint = params.login_hint ? ` value="${esc(params.login_hint)}"` : '';
+  return page('Test IdP sign-in', `
+${error ? `<p style="color:#b00">${esc(error)}</p>` : ''}
+<p class="muted">Client: <code>${esc(params.client_id)}</code> &middot; any login, any password.</p>
+<form method="post" action="/interaction/${esc(uid)}">
+<label for="login">Login</label>
+<input id="login" type="text" name="login" autofocus autocomplete="off"${hint}>
+<label for="password">Password</label>
+<input id="password" type="password" name="password">
+<button type="submit" id="submit">Sign in</button>
+</form>
+`);
+}
+
+// ---------------------------------------------------------------- provider ---
+
+const stats = {
+  requests: 0,
+  token_requests: 0,
+  authorization_requests: 0,
+  userinfo_requests: 0,
+  introspection_requests: 0,
+  revocation_requests: 0,
+  end_session_requests: 0,
+  jwks_requests: 0,
+  discovery_requests: 0,
+  logins: 0,
+};
+
+const server = http.createServer();
+
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(requestedPort, host, () => {
+    server.off('error', reject);
+    resolve();
+  });
+});
+
+const { port } = server.address();
+const issuer = config.issuer || `http://127.0.0.1:${port}`;
+
+const providerConfig = {
+  clients: config.clients || [],
+  findAccount,
+  jwks: signingKeys(),
+  cookies: {
+    keys: [randomBytes(32).toString('hex')],
+    // Issuer is plain http: SameSite=None (the 8.x default for the session
+    // cookie) needs Secure in browsers, so use Lax everywhere.
+    long: { httpOnly: true, sameSite: 'lax', signed: true },
+    short: { httpOnly: true, sameSite: 'lax', signed: true },
+  },
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    // `groups` is under `profile` so it is in the ID token for the common
+    // `openid email profile` request; a dedicated `groups` scope exists too.
+    profile: ['name', 'preferred_username', 'groups'],
+    groups: ['groups'],
+  },
+  scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
+  // Put scope-derived claims in the ID token as well, not only in userinfo.
+  conformIdTokenClaims: false,
+  features: {
+    devInteractions: { enabled: false },
+    rpInitiatedLogout: {
+      enabled: true,
+      // Plain form that auto-submits (logout=yes ends the whole IdP session).
+      async logoutSource(ctx, form) {
+        const withYes = form.replace('</form>', '<input type="hidden" name="logout" value="yes"/></form>');
+        ctx.body = page('Sign out of the test IdP', `
+${withYes}
+<button type="submit" form="op.logoutForm" id="logout">Yes, sign me out</button>
+<script>document.getElementById('op.logoutForm').submit();</script>
+`);
+      },
+      async postLogoutSuccessSource(ctx) {
+        ctx.body = page('Signed out', '<p>You are signed out of the test IdP.</p>');
+      },
+    },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    backchannelLogout: { enabled: true },
+    claimsParameter: { enabled: true },
+  },
+  // Refresh tokens for every client allowed the refresh_token grant, not only
+  // when offline_access was requested.
+  async issueRefreshToken(_ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
+  },
+  // PKCE is accepted from everyone, required only from public clients.
+  pkce: {
+    required(_ctx, client) {
+      return client.clientAuthMethod === 'none';
+    },
+  },
+  // Automatic consent: the grant always covers what is being requested.
+  async loadExistingGrant(ctx) {
+    const { oidc } = ctx;
+    const grantId = oidc.result?.consent?.grantId || oidc.session.grantIdFor(oidc.client.clientId);
+    let grant = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
+    if (!grant) {
+      grant = new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
+    }
+    const scopes = [...oidc.requestParamOIDCScopes];
+    if (scopes.length) grant.addOIDCScope(scopes.join(' '));
+    const claims = [...oidc.requestParamClaims];
+    if (claims.length) grant.addOIDCClaims(claims);
+    await grant.save();
+    return grant;
+  },
+  async renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = page('Test IdP error', Object.entries(out)
+      .map(([k, v]) => `<p><strong>${esc(k)}</strong>: <span class="${esc(k)}">${esc(v)}</span></p>`).join('\n'));
+  },
+  ttl: ttls(),
+  clientBasedCORS: () => true,
+};
+
+const provider = new Provider(issuer, providerConfig);
+provider.on('server_error', (_ctx, err) => log('server_error', err?.stack || err));
+provider.on('backchannel.error', (_ctx, err, client) => log('backchannel.error', client?.clientId, err?.message));
+provider.on('backchannel.success', (_ctx, client) => log('backchannel.success', client?.clientId));
+provider.on('grant.error', (_ctx, err) => log('grant.error', err?.name, err?.error_description || err?.message));
+provider.on('authorization.error', (_ctx, err) => log('authorization.error', err?.name, err?.error_description || err?.message));
+provider.on('end_session.error', (_ctx, err) => log('end_session.error', err?.name, err?.error_description || err?.message));
+
+const providerHandler = provider.callback();
+
+// ------------------------------------------------------------ interactions ---
+
+function readForm(req) {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk) => {
+      body += chunk;
+      if (body.length > 64 * 1024) reject(new Error('body too large'));
+    });
+    req.on('end', () => resolve(Object.fromEntries(new URLSearchParams(body))));
+    req.on('error', reject);
+  });
+}
+
+function sendHtml(res, status, html) {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+  });
+  res.end(html);
+}
+
+async function handleInteraction(req, res, uid) {
+  let details;
+  try {
+    details = await provider.interactionDetails(req, res);
+  } catch (err) {
+    sendHtml(res, 400, page('Test IdP error', `<p>interaction not found or expired: ${esc(err?.message)}</p>`));
+    return;
+  }
+  if (details.uid !== uid) {
+    sendHtml(res, 400, page('Test IdP error', '<p>interaction id mismatch</p>'));
+    return;
+  }
+  const { prompt, params } = details;
+
+  if (prompt.name !== 'login') {
+    // Consent (should not happen thanks to loadExistingGrant): grant it all.
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: details.session.accountId, clientId: params.client_id });
+    if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
+    if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+    if (prompt.details.missingResourceScopes) {
+      for (const [indicator, scope] of Object.entries(prompt.details.missingResourceScopes)) {
+        grant.addResourceScope(indicator, scope.join(' '));
+      }
+    }
+    const grantId = await grant.save();
+    await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+    return;
+  }
+
+  if (req.method === 'GET') {
+    sendHtml(res, 200, loginPage(uid, params));
+    return;
+  }
+
+  const form = await readForm(req);
+  const login = (form.login || '').trim();
+  if (!login) {
+    sendHtml(res, 400, loginPage(uid, params, 'login must not be empty'));
+    return;
+  }
+  stats.logins += 1;
+  log(`login accepted for "${login}"`);
+  await provider.interactionFinished(req, res, {
+    login: { accountId: login, remember: true },
+  }, { mergeWithLastSubmission: false });
+}
+
+// ------------------------------------------------------------------ server ---
+
+const ROUTE_STATS = [
+  ['/token/introspection', 'introspection_requests'],
+  ['/token/revocation', 'revocation_requests'],
+  ['/token', 'token_requests'],
+  ['/auth', 'authorization_requests'],
+  ['/me', 'userinfo_requests'],
+  ['/session/end', 'end_session_requests'],
+  ['/jwks', 'jwks_requests'],
+  ['/.well-known/openid-configuration', 'discovery_requests'],
+];
+
+server.on('request', (req, res) => {
+  const path = (req.url || '/').split('?')[0];
+
+  if (path === '/__stats' && req.method === 'GET') {
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(stats));
+    return;
+  }
+
+  stats.requests += 1;
+  const n = stats.requests;
+  for (const [prefix, key] of ROUTE_STATS) {
+    if (path === prefix || (prefix === '/auth' && path.startsWith('/auth/'))) {
+      stats[key] += 1;
+      break;
+    }
+  }
+  let line = `#${n} ${req.method} ${path}`;
+  if (path === '/token') {
+    line += ` authorization-header=${req.headers.authorization ? 'present' : 'absent'}`;
+  }
+  res.on('finish', () => log(`${line} -> ${res.statusCode}`));
+
+  const m = /^\/interaction\/([^/]+)$/.exec(path);
+  if (m && (req.method === 'GET' || req.method === 'POST')) {
+    handleInteraction(req, res, m[1]).catch((err) => {
+      log('interaction error', err?.stack || err);
+      if (!res.headersSent) sendHtml(res, 500, page('Test IdP error', `<p>${esc(err?.message)}</p>`));
+      else res.end();
+    });
+    return;
+  }
+
+  providerHandler(req, res);
+});
+
+function shutdown(signal) {
+  log(`${signal} received, exiting`);
+  server.close();
+  server.closeAllConnections?.();
+  process.exit(0);
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+
+process.stdout.write(`IDP_READY ${issuer}\n`);
