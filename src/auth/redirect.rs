@@ -29,13 +29,13 @@ pub fn safe_target<'a>(target: &'a str, origin: &Url) -> Option<&'a str> {
     if resolved.path().starts_with("//") {
         return None;
     }
-    if target.starts_with('/') {
-        if target.starts_with("//") || target.contains(['<', '>', '"', '`']) {
+    if let Some(rest) = target.strip_prefix('/') {
+        if rest.starts_with('/') || target.contains(['<', '>', '"', '`']) {
             return None;
         }
         // `/http://evil`, `/javascript:…`: bait for an application that
         // strips the leading slash.
-        if starts_with_scheme(&target[1..]) {
+        if starts_with_scheme(rest) {
             return None;
         }
         // Judge every decoding a downstream component might apply, not just
@@ -69,10 +69,9 @@ pub fn safe_target<'a>(target: &'a str, origin: &Url) -> Option<&'a str> {
     }
     // Absolute URL: same origin, written in its normal form (scheme and
     // host in lower case, no default port, no userinfo).
-    if resolved.as_str() == target || resolved.as_str() == format!("{target}/") {
-        if resolved.username().is_empty() && resolved.password().is_none() {
-            return Some(target);
-        }
+    let normal = resolved.as_str() == target || resolved.as_str() == format!("{target}/");
+    if normal && resolved.username().is_empty() && resolved.password().is_none() {
+        return Some(target);
     }
     None
 }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs tollgate's whole test suite: unit tests, and end-to-end tests against
+# the real identity provider (oidc-provider under node), a real upstream and
+# the built binary. Installs the provider's npm packages itself.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+for tool in cargo node npm; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required" >&2; exit 1; }
+done
+
+if [ ! -d tests/idp/node_modules ] || [ tests/idp/package-lock.json -nt tests/idp/node_modules ]; then
+  npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+fi
+
+cargo test --locked "$@"

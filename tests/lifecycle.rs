@@ -1,0 +1,291 @@
+//! The binary as an operator meets it: CLI, config errors, readiness,
+//! graceful shutdown, upstream failures.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn write_config(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(&path, text).expect("write");
+    (dir, path)
+}
+
+fn valid_toml() -> String {
+    format!(
+        r#"
+[server]
+public_url = "https://app.example.com"
+[upstream]
+url = "http://127.0.0.1:8080"
+[provider]
+issuer = "https://idp.example.com"
+client_id = "my-app"
+client_secret = "{BASIC_SECRET}"
+[session]
+secret = "{SESSION_KEY}"
+"#
+    )
+}
+
+#[test]
+fn bad_config_exits_64_naming_the_key_and_the_file() {
+    let (_d, path) =
+        write_config(&valid_toml().replace("[upstream]", "[upstream]\ntimout = \"5s\""));
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&path)
+        .env_remove("TOLLGATE_CONFIG")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("upstream.timout") && err.contains("did you mean `timeout`"),
+        "{err}"
+    );
+    assert!(err.contains(&path.display().to_string()), "{err}");
+}
+
+#[test]
+fn missing_named_config_file_exits_64() {
+    for (args, env) in [
+        (vec!["--config", "/nonexistent/tollgate.toml"], None),
+        (vec![], Some("/nonexistent/from-env.toml")),
+    ] {
+        let mut cmd = Command::new(binary());
+        cmd.args(&args).env_remove("TOLLGATE_CONFIG");
+        if let Some(e) = env {
+            cmd.env("TOLLGATE_CONFIG", e);
+        }
+        let out = cmd.output().expect("run");
+        assert_eq!(out.status.code(), Some(64));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    }
+}
+
+#[test]
+fn environment_overrides_and_errors_name_the_variable() {
+    let (_d, path) = write_config(&valid_toml());
+    let out = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .env("TOLLGATE_PROVIDER__ISSUER", "http://idp.example.com")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("provider.issuer")
+            && err.contains("TOLLGATE_PROVIDER__ISSUER")
+            && err.contains("non-loopback"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_prints_the_effective_config_without_secrets() {
+    let (_d, path) = write_config(&valid_toml());
+    let out = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("client_id = \"my-app\"") && text.contains("lifetime = \"12h\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains(BASIC_SECRET) && !text.contains(SESSION_KEY),
+        "{text}"
+    );
+    assert!(text.contains("<redacted>"));
+}
+
+#[test]
+fn generate_secret_prints_32_random_bytes() {
+    use base64::Engine as _;
+    let run = || {
+        let out = Command::new(binary())
+            .arg("generate-secret")
+            .output()
+            .expect("run");
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    };
+    let (a, b) = (run(), run());
+    assert_ne!(a, b);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&a)
+        .expect("base64");
+    assert_eq!(bytes.len(), 32);
+    // And it is accepted as a session secret.
+    let (_d, path) = write_config(&valid_toml().replace(SESSION_KEY, &a));
+    let out = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+}
+
+#[test]
+fn version_flag() {
+    let out = Command::new(binary())
+        .arg("--version")
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[tokio::test]
+async fn not_ready_until_the_provider_answers_then_ready() {
+    let port = free_port();
+    let idp_port = free_port();
+    let upstream = Upstream::start().await;
+    let issuer = format!("http://127.0.0.1:{idp_port}");
+    let setup = Setup {
+        port,
+        issuer: &issuer,
+        upstream: &upstream.url(),
+        client_id: "tollgate-basic",
+        client_secret: Some(BASIC_SECRET),
+        client_auth: "client_secret_basic",
+        extra: "",
+    };
+    let tollgate = Tollgate::spawn(&setup.toml(), port);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    // Alive but not ready, and logins wait with a clean 503.
+    let start = Instant::now();
+    let health = loop {
+        if let Ok(r) = client.get(tollgate.url("/healthz")).send().await {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "tollgate never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        client
+            .get(tollgate.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        503
+    );
+    let page = client
+        .get(tollgate.url("/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 503);
+    assert!(page.headers().contains_key("retry-after"));
+    assert_eq!(upstream.count(), 0);
+
+    // The provider comes up; discovery retries and tollgate becomes ready.
+    let _idp = Idp::start_on(port, idp_port);
+    tollgate.wait_ready().await;
+    let page = client.get(tollgate.url("/")).send().await.expect("page");
+    assert_eq!(page.status(), 302);
+}
+
+#[tokio::test]
+async fn sigterm_stops_accepting_lets_in_flight_requests_finish_and_exits_zero() {
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let mut tollgate = Tollgate::start(&Setup::basic(port, &idp, &upstream.url())).await;
+    let mut b = Browser::new();
+    b.login(&tollgate.url("/"), "alice").await;
+
+    // A request that the upstream holds until we say so.
+    let cookie = b.cookie_header(&tollgate.url("/gate"));
+    let url = tollgate.url("/gate");
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    let start = Instant::now();
+    while !upstream.seen().iter().any(|s| s.path == "/gate") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let pid_exit = tokio::task::spawn_blocking(move || tollgate.terminate());
+    // New connections are refused once the listener closes.
+    let start = Instant::now();
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "still accepting after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    upstream.gate.notify_one();
+    assert_eq!(
+        in_flight
+            .await
+            .expect("join")
+            .expect("in-flight request completed"),
+        200
+    );
+    let status = pid_exit.await.expect("join");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn upstream_refusing_is_502_and_hanging_is_504() {
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let tollgate = Tollgate::start(&Setup::basic(port, &idp, &upstream.url())).await;
+    let mut b = Browser::new();
+    b.login(&tollgate.url("/"), "alice").await;
+    let page = b.get(&tollgate.url("/hang")).await;
+    assert_eq!(page.status, 504, "{}", page.body);
+    assert!(page.body.contains("took too long"));
+    drop(tollgate);
+
+    let port = free_port();
+    let idp = Idp::start(port);
+    let tollgate = Tollgate::start(&Setup::basic(port, &idp, &closed)).await;
+    let mut b = Browser::new();
+    let page = b.login(&tollgate.url("/"), "alice").await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("not answering"));
+}

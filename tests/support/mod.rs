@@ -1,0 +1,741 @@
+//! Test support: starts the real components (the oidc-provider identity
+//! provider under node, an in-process upstream that records what it
+//! receives, and tollgate as a separate process from the built binary) and a
+//! small browser with a cookie jar that fills in the provider's login form.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+
+pub const BASIC_SECRET: &str = "s3:cr%t+&= x";
+pub const POST_SECRET: &str = "post-secret";
+pub const SESSION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A free loopback port (bound and released; the component binds it next).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Collects a child's output lines, and tells when one matching a prefix
+/// arrives.
+#[derive(Clone, Default)]
+pub struct Output(Arc<Mutex<Vec<String>>>);
+
+impl Output {
+    fn capture(&self, stream: impl std::io::Read + Send + 'static) {
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                lines.lock().expect("lock").push(line);
+            }
+        });
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().expect("lock").join("\n")
+    }
+
+    fn wait_for(&self, prefix: &str, limit: Duration) -> Option<String> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(l) = self
+                .0
+                .lock()
+                .expect("lock")
+                .iter()
+                .find(|l| l.starts_with(prefix))
+            {
+                return Some(l.clone());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+// === identity provider ===
+
+pub struct Idp {
+    child: Child,
+    pub issuer: String,
+    pub output: Output,
+}
+
+impl Idp {
+    /// Starts oidc-provider with the three test clients registered for
+    /// `redirect_uri` (and `post_logout` as the post-logout URI).
+    pub fn start(tollgate_port: u16) -> Self {
+        Self::start_on(tollgate_port, 0)
+    }
+
+    /// As [`Idp::start`], on a chosen port (0: any).
+    pub fn start_on(tollgate_port: u16, idp_port: u16) -> Self {
+        let base = format!("http://127.0.0.1:{tollgate_port}");
+        let redirect = format!("{base}/oauth2/callback");
+        let client = |id: &str, secret: Option<&str>, method: &str| {
+            let mut c = json!({
+                "client_id": id,
+                "token_endpoint_auth_method": method,
+                "redirect_uris": [redirect],
+                "post_logout_redirect_uris": [format!("{base}/")],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+            });
+            if let Some(s) = secret {
+                c["client_secret"] = json!(s);
+            }
+            c
+        };
+        let config = json!({
+            "port": idp_port,
+            "clients": [
+                client("tollgate-basic", Some(BASIC_SECRET), "client_secret_basic"),
+                client("tollgate-post", Some(POST_SECRET), "client_secret_post"),
+                client("tollgate-public", None, "none"),
+            ],
+            "accounts": {
+                "alice": {"email": "alice@example.com", "email_verified": true, "name": "Alice",
+                          "preferred_username": "alice", "groups": ["admins", "dev"]}
+            },
+        });
+        let output = Output::default();
+        let mut child = Command::new("node")
+            .arg(repo().join("tests/idp/server.mjs"))
+            .env("IDP_CONFIG_JSON", config.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start node (is node installed and `npm ci --prefix tests/idp` done?)");
+        output.capture(child.stdout.take().expect("stdout"));
+        output.capture(child.stderr.take().expect("stderr"));
+        let ready = output
+            .wait_for("IDP_READY ", Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("identity provider did not start:\n{}", output.text()));
+        let issuer = ready.trim_start_matches("IDP_READY ").trim().to_string();
+        Self {
+            child,
+            issuer,
+            output,
+        }
+    }
+
+    /// The provider's request counters (`token_requests`, ...).
+    pub async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/__stats", self.issuer))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats json")
+    }
+
+    pub async fn token_requests(&self) -> u64 {
+        self.stats().await["token_requests"]
+            .as_u64()
+            .expect("count")
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// === upstream ===
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_all(name).into_iter().next()
+    }
+
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// An HTTP upstream that records every request and answers `ok`; `/ws`
+/// is a WebSocket echo; `/hang` never answers.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// `/gate` answers only once this is notified.
+    pub gate: Arc<tokio::sync::Notify>,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let record = seen.clone();
+        let gate2 = gate.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let record = record.clone();
+                let gate = gate2.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        handle(req, record.clone(), gate.clone())
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, seen, gate }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().expect("lock").len()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen().pop().expect("the upstream saw no request")
+    }
+}
+
+async fn handle(
+    mut req: Request<Incoming>,
+    record: Arc<Mutex<Vec<Seen>>>,
+    gate: Arc<tokio::sync::Notify>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let seen = Seen {
+        method: req.method().to_string(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    };
+    record.lock().expect("lock").push(seen.clone());
+    if req.uri().path() == "/gate" {
+        gate.notified().await;
+    }
+    if req.uri().path() == "/hang" {
+        std::future::pending::<()>().await;
+    }
+    if req.uri().path() == "/ws" {
+        let key = req.headers().get("sec-websocket-key").cloned();
+        let Some(key) = key else {
+            return Ok(Response::builder()
+                .status(400)
+                .body(Full::default())
+                .expect("resp"));
+        };
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            use futures_util::{SinkExt, StreamExt};
+            let Ok(upgraded) = upgrade.await else { return };
+            let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                None,
+            )
+            .await;
+            while let Some(Ok(msg)) = ws.next().await {
+                if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+        return Ok(Response::builder()
+            .status(101)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-accept", accept)
+            .body(Full::default())
+            .expect("resp"));
+    }
+    let _ = req.into_body().collect().await;
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            json!({"upstream": "ok", "path": seen.path}).to_string(),
+        )))
+        .expect("resp"))
+}
+
+// === tollgate ===
+
+pub struct Tollgate {
+    child: Option<Child>,
+    pub port: u16,
+    pub output: Output,
+    _dir: tempfile::TempDir,
+}
+
+/// What a test tollgate is pointed at.
+pub struct Setup<'a> {
+    pub port: u16,
+    pub issuer: &'a str,
+    pub upstream: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: Option<&'a str>,
+    pub client_auth: &'a str,
+    /// Extra TOML appended to the generated config.
+    pub extra: &'a str,
+}
+
+impl<'a> Setup<'a> {
+    pub fn basic(port: u16, idp: &'a Idp, upstream: &'a str) -> Self {
+        Self {
+            port,
+            issuer: &idp.issuer,
+            upstream,
+            client_id: "tollgate-basic",
+            client_secret: Some(BASIC_SECRET),
+            client_auth: "client_secret_basic",
+            extra: "",
+        }
+    }
+
+    pub fn toml(&self) -> String {
+        let secret = self
+            .client_secret
+            .map(|s| format!("client_secret = {}\n", toml_str(s)))
+            .unwrap_or_default();
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+shutdown_grace = "5s"
+
+[upstream]
+url = "{upstream}"
+timeout = "2s"
+
+[provider]
+issuer = "{issuer}"
+client_id = "{client_id}"
+{secret}client_auth = "{client_auth}"
+
+[session]
+secret = "{SESSION_KEY}"
+secure = false
+
+[log]
+level = "debug"
+{extra}
+"#,
+            port = self.port,
+            upstream = self.upstream,
+            issuer = self.issuer,
+            client_id = self.client_id,
+            client_auth = self.client_auth,
+            extra = self.extra,
+        )
+    }
+}
+
+fn toml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+pub fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tollgate"))
+}
+
+impl Tollgate {
+    /// Starts tollgate and waits until `/readyz` answers 200.
+    pub async fn start(setup: &Setup<'_>) -> Self {
+        let t = Self::spawn(&setup.toml(), setup.port);
+        t.wait_ready().await;
+        t
+    }
+
+    /// Starts tollgate without waiting for readiness.
+    pub fn spawn(config: &str, port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tollgate.toml");
+        std::fs::write(&path, config).expect("write config");
+        let output = Output::default();
+        let mut child = Command::new(binary())
+            .arg("--config")
+            .arg(&path)
+            .env_remove("TOLLGATE_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tollgate");
+        output.capture(child.stdout.take().expect("stdout"));
+        output.capture(child.stderr.take().expect("stderr"));
+        Self {
+            child: Some(child),
+            port,
+            output,
+            _dir: dir,
+        }
+    }
+
+    pub async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(r) = client.get(self.url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("tollgate did not become ready:\n{}", self.output.text());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "tollgate did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tollgate {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+// === browser ===
+
+#[derive(Debug, Clone)]
+struct StoredCookie {
+    name: String,
+    value: String,
+    path: String,
+}
+
+/// A browser-like client: cookie jar (host-wide, path-matched, as browsers
+/// do on localhost), manual redirects.
+pub struct Browser {
+    http: reqwest::Client,
+    jar: Vec<StoredCookie>,
+    pub accept: &'static str,
+}
+
+/// One response, its body read.
+#[derive(Debug)]
+pub struct Page {
+    pub url: String,
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect()
+    }
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            jar: Vec::new(),
+            accept: "text/html,application/xhtml+xml,*/*;q=0.8",
+        }
+    }
+
+    pub fn cookie_header(&self, url: &str) -> String {
+        let path = url::Url::parse(url)
+            .map(|u| u.path().to_string())
+            .unwrap_or_default();
+        self.jar
+            .iter()
+            .filter(|c| path.starts_with(&c.path))
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value.clone())
+    }
+
+    pub fn cookie_names(&self) -> Vec<String> {
+        self.jar.iter().map(|c| c.name.clone()).collect()
+    }
+
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.jar.retain(|c| c.name != name);
+        self.jar.push(StoredCookie {
+            name: name.into(),
+            value: value.into(),
+            path: "/".into(),
+        });
+    }
+
+    pub fn remove_cookies(&mut self, pred: impl Fn(&str) -> bool) {
+        self.jar.retain(|c| !pred(&c.name));
+    }
+
+    fn store(&mut self, url: &str, set_cookies: &[String]) {
+        for s in set_cookies {
+            let Ok(c) = cookie::Cookie::parse(s.clone()) else {
+                continue;
+            };
+            let default_path = url::Url::parse(url)
+                .map(|u| {
+                    let p = u.path();
+                    p[..p.rfind('/').unwrap_or(0).max(1)].to_string()
+                })
+                .unwrap_or_else(|_| "/".into());
+            let path = c.path().map(str::to_string).unwrap_or(default_path);
+            self.jar.retain(|x| !(x.name == c.name() && x.path == path));
+            let expired = c.max_age().is_some_and(|m| m.is_zero() || m.is_negative())
+                || c.expires_datetime()
+                    .is_some_and(|e| e < cookie::time::OffsetDateTime::now_utc());
+            if !expired {
+                self.jar.push(StoredCookie {
+                    name: c.name().into(),
+                    value: c.value().into(),
+                    path,
+                });
+            }
+        }
+    }
+
+    /// One request, cookies sent and stored, no redirect followed.
+    pub async fn request(
+        &mut self,
+        method: reqwest::Method,
+        url: &str,
+        form: Option<&[(&str, &str)]>,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self.http.request(method, url);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
+            req = req.header("accept", self.accept);
+        }
+        let cookies = self.cookie_header(url);
+        if !cookies.is_empty() {
+            req = req.header("cookie", cookies);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(f) = form {
+            req = req.form(f);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        let page = Page {
+            url: url.to_string(),
+            status,
+            headers,
+            body,
+        };
+        self.store(url, &page.set_cookies());
+        page
+    }
+
+    pub async fn get(&mut self, url: &str) -> Page {
+        self.request(reqwest::Method::GET, url, None, &[]).await
+    }
+
+    /// Follows redirects (at most 20) from `url`; returns the last page.
+    pub async fn follow(&mut self, url: &str) -> Page {
+        let mut page = self.get(url).await;
+        for _ in 0..20 {
+            match (page.status, page.location()) {
+                (301 | 302 | 303 | 307 | 308, Some(loc)) => {
+                    let next = url::Url::parse(&page.url)
+                        .and_then(|b| b.join(loc))
+                        .expect("location")
+                        .to_string();
+                    page = self.get(&next).await;
+                }
+                _ => return page,
+            }
+        }
+        panic!("too many redirects from {url}");
+    }
+
+    /// Follows redirects from `url`; when the provider's login form shows
+    /// up, signs in as `user`; returns the first page that is not a
+    /// redirect after that.
+    pub async fn login(&mut self, url: &str, user: &str) -> Page {
+        let page = self.follow(url).await;
+        self.submit_login(page, user).await
+    }
+
+    /// Fills in the login form on `page` (if it is one) and follows on.
+    pub async fn submit_login(&mut self, page: Page, user: &str) -> Page {
+        if page.status != 200 || !page.body.contains("name=\"login\"") {
+            return page;
+        }
+        let action = page
+            .body
+            .split("action=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("form action");
+        let target = url::Url::parse(&page.url)
+            .and_then(|b| b.join(action))
+            .expect("action url")
+            .to_string();
+        let posted = self
+            .request(
+                reqwest::Method::POST,
+                &target,
+                Some(&[("login", user), ("password", "any")]),
+                &[],
+            )
+            .await;
+        let next = posted.location().expect("redirect after login").to_string();
+        let next = url::Url::parse(&target)
+            .and_then(|b| b.join(&next))
+            .expect("url")
+            .to_string();
+        self.follow(&next).await
+    }
+
+    /// Follows redirects from `url` but stops at the callback, returning
+    /// the callback URL the provider produced (not yet visited).
+    pub async fn until_callback(&mut self, url: &str, user: &str) -> String {
+        let mut page = self.get(url).await;
+        for _ in 0..20 {
+            if page.status == 200 && page.body.contains("name=\"login\"") {
+                let action = page
+                    .body
+                    .split("action=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .expect("form action")
+                    .to_string();
+                let target = url::Url::parse(&page.url)
+                    .and_then(|b| b.join(&action))
+                    .expect("url")
+                    .to_string();
+                page = self
+                    .request(
+                        reqwest::Method::POST,
+                        &target,
+                        Some(&[("login", user), ("password", "any")]),
+                        &[],
+                    )
+                    .await;
+                continue;
+            }
+            let loc = page.location().unwrap_or_else(|| {
+                panic!("stuck at {} ({}): {}", page.url, page.status, page.body)
+            });
+            let next = url::Url::parse(&page.url)
+                .and_then(|b| b.join(loc))
+                .expect("location")
+                .to_string();
+            if next.contains("/oauth2/callback") {
+                return next;
+            }
+            page = self.get(&next).await;
+        }
+        panic!("never reached the callback");
+    }
+}
