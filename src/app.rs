@@ -209,11 +209,12 @@ impl App {
             Ok(mut resp) => {
                 if found.reseal {
                     // Sealed with a previous key: move it to the current one.
-                    auth::append_cookies(
-                        &mut resp,
-                        self.session_cookies
-                            .write(&self.codec, session, &found.present),
-                    );
+                    if let Ok(c) = self
+                        .session_cookies
+                        .write(&self.codec, session, &found.present)
+                    {
+                        auth::append_cookies(&mut resp, c);
+                    }
                 }
                 Handled {
                     response: resp,

@@ -502,8 +502,9 @@ async fn tampered_truncated_foreign_and_expired_session_cookies_mean_login() {
             issued_at: 0,
             expires_at,
         };
-        let set =
-            SessionCookies::new(&cfg).write(&Codec::new(&[Secret::new(secret)]), &session, &[]);
+        let set = SessionCookies::new(&cfg)
+            .write(&Codec::new(&[Secret::new(secret)]), &session, &[])
+            .expect("fits");
         cookie::Cookie::parse(set[0].clone())
             .expect("cookie")
             .value()

@@ -41,6 +41,8 @@ pub enum LoginFailure {
     IdToken(#[from] IdTokenError),
     #[error("the identity provider's userinfo answer was not acceptable")]
     UserInfo,
+    #[error("the session is too large for cookies (too many groups?); ask the operator to use fewer claims")]
+    SessionTooLarge,
 }
 
 impl LoginFailure {
@@ -70,6 +72,7 @@ impl LoginFailure {
             LoginFailure::NoIdToken => "id_token_missing",
             LoginFailure::IdToken(_) => "id_token_invalid",
             LoginFailure::UserInfo => "userinfo",
+            LoginFailure::SessionTooLarge => "session_too_large",
         }
     }
 }
@@ -200,6 +203,9 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
         .filter(|c| !c.is_empty())
         .ok_or_else(|| fail(LoginFailure::MissingCode))?;
 
+    // Time spent waiting for the provider, reported apart from our own work.
+    let mut provider_time = std::time::Duration::ZERO;
+    let waited = std::time::Instant::now();
     let tokens = provider
         .tokens
         .exchange_code(
@@ -217,6 +223,7 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
             }
             fail(LoginFailure::TokenEndpoint)
         })?;
+    provider_time += waited.elapsed();
     let id_token = tokens
         .id_token
         .as_deref()
@@ -241,6 +248,7 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
     let mut groups = claims.groups(&cfg.groups_claim);
     if cfg.fetch_userinfo && email.is_none() {
         if let Some(endpoint) = &provider.metadata.userinfo_endpoint {
+            let waited = std::time::Instant::now();
             let info = crate::oidc::userinfo::fetch(
                 &app.http,
                 endpoint,
@@ -252,6 +260,7 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
                 tracing::warn!(error = %e, "userinfo failed during login");
                 fail(LoginFailure::UserInfo)
             })?;
+            provider_time += waited.elapsed();
             email = info.email;
             name = name.or(info.name);
             preferred_username = preferred_username.or(info.preferred_username);
@@ -267,7 +276,7 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
     }
 
     let issued_at = now();
-    let session = Session {
+    let mut session = Session {
         sub: claims.subject().to_string(),
         email,
         name,
@@ -287,13 +296,29 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
     // The return-to URL was checked when the login began; check again, it
     // costs nothing and the cookie could come from an older version.
     let target = redirect::or_root(Some(&login.return_to), &app.config.server.public_url);
+    let cookies = match app.session_cookies.write(&app.codec, &session, &present) {
+        Ok(c) => c,
+        Err(e) => {
+            // The ID token is kept only as a logout hint; give it up before
+            // giving up the login.
+            tracing::warn!(user = %session.sub, error = %e, "session too large; dropping the ID token (logout will not send id_token_hint)");
+            session.id_token = None;
+            app.session_cookies
+                .write(&app.codec, &session, &present)
+                .map_err(|_| fail(LoginFailure::SessionTooLarge))?
+        }
+    };
     let mut resp = pages::redirect(&target);
     append_cookies(&mut resp, clear);
-    append_cookies(
-        &mut resp,
-        app.session_cookies.write(&app.codec, &session, &present),
+    append_cookies(&mut resp, cookies);
+    tracing::info!(
+        target: "tollgate::audit",
+        event = "login",
+        user = %session.sub,
+        email = session.email.as_deref().unwrap_or(""),
+        provider_ms = provider_time.as_secs_f64() * 1000.0,
+        "login succeeded"
     );
-    tracing::info!(target: "tollgate::audit", event = "login", user = %session.sub, email = session.email.as_deref().unwrap_or(""), "login succeeded");
     Ok(Handled {
         response: resp,
         outcome: "login",

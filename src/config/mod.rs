@@ -23,6 +23,8 @@ pub use raw::RawConfig;
 
 /// The config file used when neither `--config` nor `TOLLGATE_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "tollgate.toml";
+/// The path the authorization response comes back to.
+pub const CALLBACK_PATH: &str = "/oauth2/callback";
 /// Prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "TOLLGATE_";
 
@@ -229,7 +231,10 @@ fn figment(path: &ConfigPath, env: &[(String, String)]) -> Result<Figment, Confi
     // becomes a provider of its own, named after the variable for errors.
     let vars: Vec<(String, String)> = env
         .iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.as_str() != "TOLLGATE_CONFIG")
+        // Only `TOLLGATE_<SECTION>__<KEY>`: every key lives in a section,
+        // and Kubernetes injects `TOLLGATE_PORT`, `TOLLGATE_SERVICE_HOST`, …
+        // for a Service named tollgate; those are not config.
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k[ENV_PREFIX.len()..].contains("__"))
         .cloned()
         .collect();
     for (k, v) in &vars {
@@ -640,9 +645,17 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     }
     let redirect_url = match (&p.redirect_url, &public_url) {
         (Some(r), _) => c.url("provider.redirect_url", r),
-        (None, Some(base)) => base.join("/oauth2/callback").ok(),
+        (None, Some(base)) => base.join(CALLBACK_PATH).ok(),
         (None, None) => None,
     };
+    if let Some(r) = &redirect_url {
+        if r.path() != CALLBACK_PATH {
+            c.fail(
+                "provider.redirect_url",
+                format!("must end in {CALLBACK_PATH}, the path tollgate serves the callback on"),
+            );
+        }
+    }
     let post_logout_redirect_url = match (&p.post_logout_redirect_url, &public_url) {
         (Some(r), _) => c.url("provider.post_logout_redirect_url", r),
         (None, Some(base)) => Some(base.clone()),

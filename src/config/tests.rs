@@ -71,6 +71,8 @@ fn environment_overrides_file_and_numeric_values_load_as_strings() {
             ("TOLLGATE_SESSION__LIFETIME", "30m"),
             ("TOLLGATE_SESSION__SECURE", "false"),
             ("TOLLGATE_CONFIG", "ignored.toml"),
+            ("TOLLGATE_PORT", "tcp://10.0.0.1:4180"),
+            ("TOLLGATE_SERVICE_HOST", "10.0.0.1"),
             ("OTHER_VAR", "ignored"),
         ]),
     )
@@ -242,4 +244,13 @@ fn debug_output_never_shows_secrets() {
         !shown.contains("s3:cr%t") && !shown.contains(KEY),
         "{shown}"
     );
+}
+
+#[test]
+fn redirect_url_must_be_the_callback_path() {
+    let (_d, path) = write(&minimal().replace(
+        "client_id =",
+        "redirect_url = \"https://app.example.com/auth/cb\"\nclient_id =",
+    ));
+    assert_eq!(errors(load(&path, &[]))[0].key, "provider.redirect_url");
 }

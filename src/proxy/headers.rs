@@ -29,7 +29,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Headers a client must never be able to set on the upstream request:
 /// identity (ours and the oauth2-proxy family), forwarding information we
 /// compute ourselves, and URL/method overrides some frameworks honour.
-const ALWAYS_STRIPPED: [&str; 19] = [
+const ALWAYS_STRIPPED: [&str; 22] = [
     "x-forwarded-user",
     "x-forwarded-email",
     "x-forwarded-preferred-username",
@@ -43,6 +43,9 @@ const ALWAYS_STRIPPED: [&str; 19] = [
     "x-auth-request-access-token",
     "gap-auth",
     "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
     "x-forwarded-port",
     "x-forwarded-uri",
     "x-original-url",
@@ -351,6 +354,9 @@ mod tests {
                 ("x-forwarded-groups", "admins"),
                 ("X-Forwarded-Access-Token", "forged"),
                 ("X-Forwarded-For", "1.2.3.4"),
+                ("X_Forwarded_For", "1.2.3.4"),
+                ("X-Forwarded_Proto", "http"),
+                ("X_Forwarded_Host", "evil.test"),
                 ("X-Original-URL", "/admin"),
             ],
             Some(&s),

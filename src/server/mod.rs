@@ -94,7 +94,8 @@ pub async fn discover(app: Arc<App>) {
         match Provider::discover(&app.config.provider, &app.http).await {
             Ok(p) => {
                 tracing::info!(issuer = %app.config.provider.issuer, "identity provider discovered; ready");
-                app.set_provider(p);
+                app.set_provider(p.clone());
+                refresh_keys(&p).await;
                 return;
             }
             Err(e) => {
@@ -102,6 +103,19 @@ pub async fn discover(app: Arc<App>) {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
+        }
+    }
+}
+
+/// How often the provider's key set is fetched again, so a key the
+/// provider withdraws stops being trusted.
+pub const JWKS_REFRESH: Duration = Duration::from_secs(3600);
+
+async fn refresh_keys(provider: &Provider) {
+    loop {
+        tokio::time::sleep(JWKS_REFRESH).await;
+        if let Err(e) = provider.keys.refresh().await {
+            tracing::warn!(error = %e, "periodic refresh of provider keys failed; keeping the current ones");
         }
     }
 }

@@ -48,6 +48,11 @@ impl<'a> RequestCookies<'a> {
     }
 }
 
+/// The sealed session needs more than [`MAX_CHUNKS`] cookies.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the session needs {0} bytes, more than {MAX_CHUNKS} cookies hold")]
+pub struct TooLarge(pub usize);
+
 /// What reading the session cookie found.
 #[derive(Debug, Default)]
 pub struct Found {
@@ -154,13 +159,19 @@ impl SessionCookies {
     }
 
     /// `Set-Cookie` values that store `session`, expiring any chunk present
-    /// in the request that the new value does not overwrite.
-    pub fn write(&self, codec: &Codec, session: &Session, present: &[String]) -> Vec<String> {
-        let plaintext = match serde_json::to_string(session) {
-            Ok(p) => p,
-            Err(_) => return self.clear(present),
-        };
+    /// in the request that the new value does not overwrite. A session that
+    /// would not be read back (more than [`MAX_CHUNKS`]) is refused.
+    pub fn write(
+        &self,
+        codec: &Codec,
+        session: &Session,
+        present: &[String],
+    ) -> Result<Vec<String>, TooLarge> {
+        let plaintext = serde_json::to_string(session).map_err(|_| TooLarge(0))?;
         let sealed = codec.seal(&self.name, &plaintext);
+        if sealed.len() > CHUNK_SIZE * MAX_CHUNKS {
+            return Err(TooLarge(sealed.len()));
+        }
         let max_age = (session.expires_at - now()).max(0);
         let mut out = Vec::new();
         let mut written: Vec<String> = Vec::new();
@@ -182,7 +193,7 @@ impl SessionCookies {
         for stale in present.iter().filter(|p| !written.contains(p)) {
             out.push(self.removal(stale.clone()));
         }
-        out
+        Ok(out)
     }
 
     /// `Set-Cookie` values that delete every present chunk (and the plain
@@ -276,7 +287,7 @@ mod tests {
     #[test]
     fn small_session_is_one_cookie_and_round_trips() {
         let (store, codec) = store();
-        let set = store.write(&codec, &session(1), &[]);
+        let set = store.write(&codec, &session(1), &[]).expect("fits");
         assert_eq!(set.len(), 1);
         assert!(set[0].starts_with("_tollgate="));
         assert!(
@@ -300,7 +311,7 @@ mod tests {
     fn large_session_is_chunked_and_stale_chunks_are_cleared() {
         let (store, codec) = store();
         let mut jar = Vec::new();
-        let big = store.write(&codec, &session(400), &[]);
+        let big = store.write(&codec, &session(400), &[]).expect("fits");
         assert!(big.len() > 2, "expected chunks, got {}", big.len());
         assert!(big.iter().all(|c| c.len() < 4096));
         let header = browser(&mut jar, &big);
@@ -308,7 +319,9 @@ mod tests {
         assert_eq!(found.session.as_ref().map(|s| s.groups.len()), Some(400));
 
         // Shrinking back to one cookie expires every chunk.
-        let small = store.write(&codec, &session(1), &found.present);
+        let small = store
+            .write(&codec, &session(1), &found.present)
+            .expect("fits");
         let header = browser(&mut jar, &small);
         assert!(!header.contains("_tollgate_0"), "{header}");
         let found = store.read(&codec, &RequestCookies::parse([header.as_str()]));
@@ -318,7 +331,7 @@ mod tests {
     #[test]
     fn missing_chunk_or_garbage_is_no_session() {
         let (store, codec) = store();
-        let big = store.write(&codec, &session(400), &[]);
+        let big = store.write(&codec, &session(400), &[]).expect("fits");
         let mut jar = Vec::new();
         let header = browser(&mut jar, &big[1..]);
         assert!(store
@@ -342,11 +355,17 @@ mod tests {
     }
 
     #[test]
+    fn session_too_large_to_read_back_is_refused_when_written() {
+        let (store, codec) = store();
+        assert!(store.write(&codec, &session(3000), &[]).is_err());
+    }
+
+    #[test]
     fn expired_session_is_no_session() {
         let (store, codec) = store();
         let mut s = session(1);
         s.expires_at = now() - 1;
-        let set = store.write(&codec, &s, &[]);
+        let set = store.write(&codec, &s, &[]).expect("fits");
         let header = browser(&mut Vec::new(), &set);
         assert!(store
             .read(&codec, &RequestCookies::parse([header.as_str()]))

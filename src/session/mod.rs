@@ -8,7 +8,7 @@ pub mod login;
 use serde::{Deserialize, Serialize};
 
 pub use codec::Codec;
-pub use cookies::{RequestCookies, SessionCookies};
+pub use cookies::{RequestCookies, SessionCookies, TooLarge};
 pub use login::LoginState;
 
 /// Seconds since the Unix epoch.

@@ -117,7 +117,10 @@ impl Idp {
             },
         });
         let output = Output::default();
+        // Large ID tokens travel in `id_token_hint` on logout: raise node's
+        // 16 KiB header limit as a real provider behind a proxy would have.
         let mut child = Command::new("node")
+            .arg("--max-http-header-size=131072")
             .arg(repo().join("tests/idp/server.mjs"))
             .env("IDP_CONFIG_JSON", config.to_string())
             .stdout(Stdio::piped())

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark, one run on one machine:
+#   (a) the upstream (nginx) directly, (c) the same upstream through tollgate
+#   with an authenticated cookie session, and the time tollgate spends in a
+#   login callback apart from waiting for the provider.
+# Needs: cargo, node, wrk and nginx (Debian: apt-get install wrk nginx-light).
+# Usage: bench/run.sh [duration_seconds=10] [connections=32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+CONNS="${2:-32}"
+LOGINS="${LOGINS:-50}"
+for tool in cargo node wrk nginx curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_line() { # file prefix
+  for _ in $(seq 1 300); do grep -m1 "^$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "bench: timed out waiting for $2 in $1" >&2; cat "$1" >&2; exit 1
+}
+
+[ -d tests/idp/node_modules ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+cargo build --release --locked --quiet
+BIN=target/release/tollgate
+
+UP_PORT=$(free_port); TG_PORT=$(free_port)
+mkdir -p "$tmp/nginx"
+cat > "$tmp/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
+  uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP_PORT; location / { default_type text/plain; return 200 "ok\n"; } }
+}
+NGINX
+nginx -c "$tmp/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
+
+SECRET='bench:s3cr%t+&= x'
+cat > "$tmp/idp.json" <<JSON
+{"port":0,"clients":[{"client_id":"bench","client_secret":"$SECRET","token_endpoint_auth_method":"client_secret_basic",
+ "redirect_uris":["http://127.0.0.1:$TG_PORT/oauth2/callback"],"grant_types":["authorization_code","refresh_token"],"response_types":["code"]}]}
+JSON
+node tests/idp/server.mjs "$tmp/idp.json" >"$tmp/idp.out" 2>"$tmp/idp.err" & pids+=($!)
+ISSUER=$(wait_line "$tmp/idp.out" IDP_READY | awk '{print $2}')
+
+cat > "$tmp/tollgate.toml" <<TOML
+[server]
+listen = "127.0.0.1:$TG_PORT"
+public_url = "http://127.0.0.1:$TG_PORT"
+[upstream]
+url = "http://127.0.0.1:$UP_PORT"
+[provider]
+issuer = "$ISSUER"
+client_id = "bench"
+client_secret = "$SECRET"
+[session]
+secret = "$($BIN generate-secret)"
+secure = false
+[log]
+level = "warn"
+TOML
+# Callback timings come from the access log, so log at info while logging in.
+sed 's/level = "warn"/level = "info"\nformat = "json"/' "$tmp/tollgate.toml" > "$tmp/tollgate-login.toml"
+TG="http://127.0.0.1:$TG_PORT"
+
+start_tollgate() { # config
+  "$BIN" --config "$1" >"$tmp/tollgate.log" 2>&1 & TG_PID=$!; pids+=($TG_PID)
+  for _ in $(seq 1 300); do curl -fs "$TG/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "bench: tollgate not ready" >&2; cat "$tmp/tollgate.log" >&2; exit 1
+}
+
+# --- logins: the first fills in the provider's form, the rest reuse its session
+start_tollgate "$tmp/tollgate-login.toml"
+jar="$tmp/jar"
+auth=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" "$TG/")
+form_url=$(curl -s -L -c "$jar" -b "$jar" -o "$tmp/form.html" -w '%{url_effective}' "$auth")
+action=$(grep -o 'action="[^"]*"' "$tmp/form.html" | head -1 | cut -d'"' -f2)
+final=$(curl -s -L -c "$jar" -b "$jar" -o /dev/null -w '%{http_code} %{url_effective}' \
+  --data 'login=alice&password=bench' "$(python3 -c 'import sys,urllib.parse as u; print(u.urljoin(sys.argv[1], sys.argv[2]))' "$form_url" "$action")")
+[ "${final%% *}" = 200 ] || { echo "bench: login failed: $final" >&2; exit 1; }
+for _ in $(seq 2 "$LOGINS"); do
+  curl -s -L -c "$jar" -b "$jar" -o /dev/null "$TG/oauth2/start?rd=/" 
+done
+COOKIE=$(awk '$6=="_tollgate"{print "_tollgate="$7}' "$jar")
+[ -n "$COOKIE" ] || { echo "bench: no session cookie" >&2; exit 1; }
+callback=$(python3 - "$tmp/tollgate.log" <<'PY'
+import json, sys, statistics
+total, provider = [], []
+for line in open(sys.argv[1]):
+    try: e = json.loads(line)
+    except ValueError: continue
+    if e.get("path") == "/oauth2/callback" and e.get("status") == 302: total.append(e["duration_ms"])
+    if e.get("message") == "login succeeded": provider.append(e["provider_ms"])
+own = sorted(t - p for t, p in zip(total, provider))
+print(f"{len(own)} {statistics.median(own):.3f} {own[int(len(own)*0.99)-1]:.3f} {statistics.median(provider):.3f}")
+PY
+)
+kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
+
+# --- throughput, side by side
+start_tollgate "$tmp/tollgate.toml"
+check=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$TG/")
+[ "$check" = 200 ] || { echo "bench: authenticated request answered $check" >&2; exit 1; }
+
+run_wrk() { # label url [header]
+  local out
+  if [ $# -eq 3 ]; then out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "$3" "$2"); else out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$2"); fi
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+  p50=$(awk '$1=="50%"{print $2}' <<<"$out")
+  p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
+  printf '%s|%s|%s|%s|%s\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
+a=$(run_wrk "(a) upstream directly" "http://127.0.0.1:$UP_PORT/")
+c=$(run_wrk "(c) through tollgate, authenticated (cookie)" "$TG/" "Cookie: $COOKIE")
+rss=$(awk '/VmRSS/{print $2}' "/proc/$TG_PID/status")
+
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t2 -c$CONNS -d${DURATION}s; nginx upstream (1 worker, return 200)"
+echo
+echo "| target | requests/s | p50 | p99 | non-2xx |"
+echo "|---|---|---|---|---|"
+for row in "$a" "$c"; do IFS='|' read -r l r p5 p9 n <<<"$row"; echo "| $l | $r | $p5 | $p9 | $n |"; done
+ra=$(cut -d'|' -f2 <<<"$a"); rc=$(cut -d'|' -f2 <<<"$c")
+python3 -c "import sys; print(f'\nratio (c)/(a): {float(sys.argv[2])/float(sys.argv[1]):.2f}')" "$ra" "$rc"
+echo "tollgate RSS after the run: $((rss / 1024)) MiB"
+read -r n med p99 prov <<<"$callback"
+echo "callback handling in tollgate, excluding the provider ($n logins): median ${med} ms, p99 ${p99} ms (provider's token endpoint: median ${prov} ms)"
