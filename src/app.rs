@@ -1,7 +1,7 @@
 //! The application state and the request path, top to bottom:
-//! router (`/oauth2/*`, probes) → session lookup → authentication →
-//! header rewrite → upstream. Every failure is a [`Rejection`] turned into a
-//! response in one place ([`crate::auth::rescue`]).
+//! router (`/oauth2/*`, probes) → session lookup → refresh → header rewrite
+//! → upstream. Every failure is a [`Rejection`] turned into a response in
+//! one place ([`Rejection::respond`], via [`crate::auth::rescue`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +11,7 @@ use std::time::Instant;
 use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::auth::refresh::{needs_refresh, RefreshFailure, Refresher};
 use crate::auth::{self, Handled};
 use crate::config::Config;
 use crate::oidc::{IdTokenValidator, Provider};
@@ -18,16 +19,18 @@ use crate::pages::{self, ClientKind, Rejection};
 use crate::proxy::headers::{self, Forwarding, StripList};
 use crate::proxy::Upstream;
 use crate::session::login::LoginCookies;
-use crate::session::{Codec, RequestCookies, SessionCookies};
+use crate::session::redis::RedisStore;
+use crate::session::store::{Backend, Handle, Loaded, SessionStore, StoreError};
+use crate::session::{now, Codec, RequestCookies, Session, SessionCookies};
 use crate::Body;
 
 /// Everything a request needs, built once from the config.
 pub struct App {
     pub config: Config,
-    pub codec: Codec,
-    pub session_cookies: SessionCookies,
+    pub sessions: SessionStore,
     pub login_cookies: LoginCookies,
     pub validator: IdTokenValidator,
+    pub refresher: Refresher,
     pub upstream: Upstream,
     pub strip: StripList,
     /// Client for provider calls.
@@ -55,15 +58,23 @@ impl App {
             leeway: p.clock_skew,
             hmac_secret: p.client_secret.as_ref().map(|s| s.expose().to_vec()),
         };
+        let backend = match &config.session.redis {
+            Some(r) => Backend::Redis(RedisStore::new(r.clone(), config.session.lifetime)),
+            None => Backend::Cookie,
+        };
         Ok(Self {
-            codec: Codec::new(&config.session.secrets),
-            session_cookies: SessionCookies::new(&config.session),
+            sessions: SessionStore {
+                cookies: SessionCookies::new(&config.session),
+                codec: Codec::new(&config.session.secrets),
+                backend,
+            },
             login_cookies: LoginCookies::new(
                 &config.session.cookie_name,
                 config.provider.redirect_url.path(),
                 config.session.secure,
             ),
             validator,
+            refresher: Refresher::default(),
             upstream: Upstream::new(&config.upstream)?,
             strip: StripList::new(&config.upstream),
             http,
@@ -85,9 +96,16 @@ impl App {
         *self.provider.write().unwrap_or_else(|e| e.into_inner()) = Some(provider);
     }
 
-    /// Ready: discovery and keys loaded, and not shutting down.
-    pub fn is_ready(&self) -> bool {
-        !self.shutting_down.load(Ordering::Relaxed) && self.provider().is_some()
+    /// Ready: discovery and keys loaded, the session store answering, and
+    /// not shutting down.
+    pub async fn is_ready(&self) -> bool {
+        if self.shutting_down.load(Ordering::Relaxed) || self.provider().is_none() {
+            return false;
+        }
+        match &self.sessions.backend {
+            Backend::Cookie => true,
+            Backend::Redis(r) => r.ping().await,
+        }
     }
 
     pub fn begin_shutdown(&self) {
@@ -120,7 +138,7 @@ impl App {
         match req.uri().path() {
             "/healthz" => Handled::new(pages::text(StatusCode::OK, "ok\n"), "probe"),
             "/readyz" => {
-                let resp = if self.is_ready() {
+                let resp = if self.is_ready().await {
                     pages::text(StatusCode::OK, "ready\n")
                 } else {
                     pages::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
@@ -133,8 +151,9 @@ impl App {
     }
 
     async fn oauth2(&self, req: Request<Incoming>, kind: ClientKind) -> Handled {
-        let (parts, _body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let get_like = parts.method == Method::GET || parts.method == Method::HEAD;
+        let post = parts.method == Method::POST;
         let result = match parts.uri.path() {
             "/oauth2/start" if get_like => auth::start(self, &parts),
             "/oauth2/callback" if get_like => match auth::callback(self, &parts).await {
@@ -146,13 +165,16 @@ impl App {
                     return Handled::new(auth::rescue(rejection, kind, clear), "login_failed");
                 }
             },
-            "/oauth2/sign_out" if get_like || parts.method == Method::POST => {
-                auth::sign_out(self, &parts)
+            "/oauth2/sign_out" if get_like || post => auth::sign_out(self, &parts).await,
+            "/oauth2/userinfo" if get_like => auth::userinfo(self, &parts).await,
+            "/oauth2/backchannel_logout" if post => {
+                return auth::backchannel::logout(self, &parts, body).await;
             }
-            "/oauth2/userinfo" if get_like => auth::userinfo(self, &parts),
-            "/oauth2/start" | "/oauth2/callback" | "/oauth2/sign_out" | "/oauth2/userinfo" => {
-                Err(Rejection::MethodNotAllowed)
-            }
+            "/oauth2/start"
+            | "/oauth2/callback"
+            | "/oauth2/sign_out"
+            | "/oauth2/userinfo"
+            | "/oauth2/backchannel_logout" => Err(Rejection::MethodNotAllowed),
             _ => Err(Rejection::NotFound),
         };
         match result {
@@ -174,17 +196,99 @@ impl App {
         }
     }
 
+    /// The session a request carries; an unreachable store is a 503.
+    pub async fn load_session(&self, headers: &http::HeaderMap) -> Result<Loaded, Rejection> {
+        self.sessions
+            .load(&request_cookies(headers))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "session store failed");
+                Rejection::SessionStoreUnavailable
+            })
+    }
+
+    /// Refreshes the access token when due. Returns the session to use and
+    /// the cookies to set, or the rejection that ends this request.
+    async fn fresh_session(
+        &self,
+        loaded: Loaded,
+        kind: ClientKind,
+        uri: &http::Uri,
+    ) -> Result<(Session, Vec<String>), Handled> {
+        let Loaded { session, handle } = loaded;
+        let Some(session) = session else {
+            return Err(self.unauthenticated(uri, kind, &handle));
+        };
+        if !needs_refresh(&session, self.config.session.refresh_before, now()) {
+            let cookies = if handle.reseal {
+                self.save_quietly(&session, &handle).await
+            } else {
+                Vec::new()
+            };
+            return Ok((session, cookies));
+        }
+        match self.refresher.refresh(self, &handle, &session).await {
+            Ok(new) => {
+                // The Redis store saved the record under its lock; the
+                // cookie store hands every response the new cookie.
+                let cookies = if self.sessions.is_server_side() && !handle.reseal {
+                    Vec::new()
+                } else {
+                    self.save_quietly(&new, &handle).await
+                };
+                Ok((new, cookies))
+            }
+            Err(RefreshFailure::Ended(reason)) => {
+                tracing::info!(target: "tollgate::audit", event = "session_ended", user = %session.sub, reason = %reason, "refresh refused; session ended");
+                let cleared = self
+                    .sessions
+                    .delete(&handle, Some(&session))
+                    .await
+                    .unwrap_or_else(|_| self.sessions.cookies.clear(&handle.present));
+                let mut h = self.unauthenticated(uri, kind, &Handle::default());
+                auth::append_cookies(&mut h.response, cleared);
+                Err(h)
+            }
+            Err(RefreshFailure::Unavailable(reason)) => {
+                // The old token may still be good for a while.
+                if session.access_expires_at.is_some_and(|e| e > now()) {
+                    tracing::warn!(user = %session.sub, reason = %reason, "refresh failed; forwarding the current access token");
+                    return Ok((session, Vec::new()));
+                }
+                tracing::warn!(user = %session.sub, reason = %reason, "refresh failed and the access token has expired");
+                Err(Handled {
+                    response: Rejection::RefreshUnavailable.respond(kind),
+                    outcome: "error",
+                    user: Some(session.sub),
+                })
+            }
+        }
+    }
+
+    async fn save_quietly(&self, session: &Session, handle: &Handle) -> Vec<String> {
+        match self.sessions.save(session, handle).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not store the session");
+                Vec::new()
+            }
+        }
+    }
+
     async fn proxy(
         &self,
         mut req: Request<Incoming>,
         peer: SocketAddr,
         kind: ClientKind,
     ) -> Handled {
-        let found = self
-            .session_cookies
-            .read(&self.codec, &request_cookies(req.headers()));
-        let Some(session) = found.session.as_ref() else {
-            return self.unauthenticated(&req, kind);
+        let loaded = match self.load_session(req.headers()).await {
+            Ok(l) => l,
+            Err(r) => return Handled::new(r.respond(kind), "error"),
+        };
+        let uri = req.uri().clone();
+        let (session, set_cookies) = match self.fresh_session(loaded, kind, &uri).await {
+            Ok(s) => s,
+            Err(h) => return h,
         };
 
         let upgrade = headers::is_upgrade(req.headers());
@@ -192,7 +296,7 @@ impl App {
             req.headers_mut(),
             upgrade,
             &self.strip,
-            &self.session_cookies,
+            &self.sessions.cookies,
             &self.config.upstream,
             &Forwarding {
                 peer: peer.ip(),
@@ -201,21 +305,13 @@ impl App {
                 } else {
                     "http"
                 },
-                session: Some(session),
+                session: Some(&session),
             },
         );
-        let user = Some(session.sub.clone());
+        let user = Some(session.sub);
         match self.upstream.forward(req, upgrade).await {
             Ok(mut resp) => {
-                if found.reseal {
-                    // Sealed with a previous key: move it to the current one.
-                    if let Ok(c) = self
-                        .session_cookies
-                        .write(&self.codec, session, &found.present)
-                    {
-                        auth::append_cookies(&mut resp, c);
-                    }
-                }
+                auth::append_cookies(&mut resp, set_cookies);
                 Handled {
                     response: resp,
                     outcome: "proxied",
@@ -232,24 +328,22 @@ impl App {
 
     /// No valid session: browsers are sent to log in (and lose any stale
     /// session cookies), API clients get 401 JSON.
-    fn unauthenticated(&self, req: &Request<Incoming>, kind: ClientKind) -> Handled {
+    fn unauthenticated(&self, uri: &http::Uri, kind: ClientKind, handle: &Handle) -> Handled {
+        let stale = if handle.present.is_empty() {
+            Vec::new()
+        } else {
+            self.sessions.cookies.clear(&handle.present)
+        };
         if kind == ClientKind::Api {
-            return Handled::new(Rejection::Unauthenticated.respond(kind), "unauthorized");
+            let mut resp = Rejection::Unauthenticated.respond(kind);
+            auth::append_cookies(&mut resp, stale);
+            return Handled::new(resp, "unauthorized");
         }
-        let return_to = req
-            .uri()
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/");
+        let return_to = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
         let return_to = auth::redirect::or_root(Some(return_to), &self.config.server.public_url);
         match auth::login_redirect(self, return_to) {
             Ok(mut h) => {
-                let stale = self
-                    .session_cookies
-                    .present(&request_cookies(req.headers()));
-                if !stale.is_empty() {
-                    auth::append_cookies(&mut h.response, self.session_cookies.clear(&stale));
-                }
+                auth::append_cookies(&mut h.response, stale);
                 h
             }
             Err(r) => Handled::new(r.respond(kind), "error"),
@@ -265,4 +359,13 @@ pub fn request_cookies(headers: &http::HeaderMap) -> RequestCookies<'_> {
             .iter()
             .filter_map(|v| v.to_str().ok()),
     )
+}
+
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::TooLarge(_) => Rejection::LoginFailed(auth::LoginFailure::SessionTooLarge),
+            StoreError::Unavailable(_) => Rejection::SessionStoreUnavailable,
+        }
+    }
 }

@@ -119,6 +119,7 @@ fn run(config: config::Config) -> anyhow::Result<()> {
             "tollgate started"
         );
         let discovery = tokio::spawn(tollgate::server::discover(app.clone()));
+        let store = tokio::spawn(tollgate::server::connect_store(app.clone()));
         let shutdown_app = app.clone();
         tollgate::server::serve(app, listener, async move {
             tollgate::server::shutdown_signal().await;
@@ -126,6 +127,7 @@ fn run(config: config::Config) -> anyhow::Result<()> {
         })
         .await;
         discovery.abort();
+        store.abort();
         Ok(())
     })
 }

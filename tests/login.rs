@@ -476,17 +476,14 @@ async fn tampered_truncated_foreign_and_expired_session_cookies_mean_login() {
     let good = b.cookie("_tollgate").expect("session cookie");
     let upstream = w.upstream.count();
 
-    let cfg = tollgate::config::SessionConfig {
-        secrets: vec![Secret::new(
+    let cfg = tollgate::config::SessionConfig::cookie_store(
+        vec![Secret::new(
             tollgate::config::decode_key(SESSION_KEY).expect("key"),
         )],
-        cookie_name: "_tollgate".into(),
-        lifetime: std::time::Duration::from_secs(3600),
-        secure: false,
-        same_site: cookie::SameSite::Lax,
-        domain: None,
-        path: "/".into(),
-    };
+        "_tollgate",
+        std::time::Duration::from_secs(3600),
+        false,
+    );
     let forge = |secret: Vec<u8>, expires_at: i64| {
         let session = Session {
             sub: "mallory".into(),

@@ -1,7 +1,9 @@
 //! The `/oauth2/*` endpoints: start a login, finish it at the callback, sign
 //! out, and tell the caller who they are.
 
+pub mod backchannel;
 pub mod redirect;
+pub mod refresh;
 
 use http::request::Parts;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -12,6 +14,7 @@ use crate::oidc::pkce::Pkce;
 use crate::oidc::{random_token, IdTokenError, TokenError};
 use crate::pages::{self, ClientKind, Rejection};
 use crate::session::login::LoginStateError;
+use crate::session::store::{Handle, Loaded, StoreError};
 use crate::session::{now, LoginState, Session};
 use crate::Body;
 
@@ -150,7 +153,10 @@ pub fn login_redirect(app: &App, return_to: String) -> Result<Handled, Rejection
     }
     let login = LoginState::new(state, nonce, pkce.map(|p| p.verifier), return_to);
     let mut resp = pages::redirect(url.as_str());
-    append_cookies(&mut resp, app.login_cookies.begin(&app.codec, login));
+    append_cookies(
+        &mut resp,
+        app.login_cookies.begin(&app.sessions.codec, login),
+    );
     Ok(Handled::new(resp, "login_redirect"))
 }
 
@@ -174,7 +180,7 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
     let cookies = request_cookies(&parts.headers);
     let login = app
         .login_cookies
-        .finish(&app.codec, state, |name| {
+        .finish(&app.sessions.codec, state, |name| {
             cookies.get(name).map(str::to_string)
         })
         .map_err(|e| fail(e.into()))?;
@@ -290,22 +296,31 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
         id_token: Some(id_token.to_string()),
         sid: claims.sid.clone(),
         issued_at,
-        expires_at: issued_at.saturating_add(app.session_cookies.lifetime().as_secs() as i64),
+        expires_at: issued_at.saturating_add(app.config.session.lifetime.as_secs() as i64),
     };
-    let present = app.session_cookies.present(&cookies);
+    // A new login gets a new session (and, server-side, a new ticket).
+    let handle = Handle {
+        present: app.sessions.cookies.present(&cookies),
+        ..Handle::default()
+    };
     // The return-to URL was checked when the login began; check again, it
     // costs nothing and the cookie could come from an older version.
     let target = redirect::or_root(Some(&login.return_to), &app.config.server.public_url);
-    let cookies = match app.session_cookies.write(&app.codec, &session, &present) {
+    let cookies = match app.sessions.save(&session, &handle).await {
         Ok(c) => c,
-        Err(e) => {
+        Err(StoreError::TooLarge(e)) => {
             // The ID token is kept only as a logout hint; give it up before
             // giving up the login.
             tracing::warn!(user = %session.sub, error = %e, "session too large; dropping the ID token (logout will not send id_token_hint)");
             session.id_token = None;
-            app.session_cookies
-                .write(&app.codec, &session, &present)
+            app.sessions
+                .save(&session, &handle)
+                .await
                 .map_err(|_| fail(LoginFailure::SessionTooLarge))?
+        }
+        Err(e @ StoreError::Unavailable(_)) => {
+            tracing::warn!(error = %e, "could not store the new session");
+            return Err((Rejection::SessionStoreUnavailable, clear.clone()));
         }
     };
     let mut resp = pages::redirect(&target);
@@ -326,9 +341,11 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
     })
 }
 
-/// `/oauth2/sign_out?rd=/path`: clear every session cookie, then end the
-/// provider session when it publishes an `end_session_endpoint`.
-pub fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
+/// `/oauth2/sign_out?rd=/path`: delete the session (the server-side record
+/// and every cookie), revoke its refresh token where the provider allows
+/// (RFC 7009), then end the provider session when it publishes an
+/// `end_session_endpoint`.
+pub async fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
     // A cross-site page must not be able to log the user out (CSRF).
     if parts
         .headers
@@ -338,18 +355,26 @@ pub fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
         return Err(Rejection::CrossSite);
     }
     let pairs = query_pairs(parts);
-    let cookies = request_cookies(&parts.headers);
-    let found = app.session_cookies.read(&app.codec, &cookies);
+    let Loaded { session, handle } = app.load_session(&parts.headers).await?;
     let rd = redirect::or_root(param(&pairs, "rd"), &app.config.server.public_url);
+    let cleared = app.sessions.delete(&handle, session.as_ref()).await?;
 
-    let end_session = app
-        .provider()
-        .and_then(|p| p.metadata.end_session_endpoint.clone());
-    let location = match end_session {
+    let provider = app.provider();
+    if let (Some(p), Some(rt)) = (
+        &provider,
+        session.as_ref().and_then(|s| s.refresh_token.as_deref()),
+    ) {
+        if let Some(endpoint) = &p.metadata.revocation_endpoint {
+            if let Err(e) = p.tokens.revoke(endpoint, rt).await {
+                tracing::warn!(error = %e, "revoking the refresh token at sign-out failed");
+            }
+        }
+    }
+    let location = match provider.and_then(|p| p.metadata.end_session_endpoint.clone()) {
         Some(mut url) => {
             {
                 let mut q = url.query_pairs_mut();
-                if let Some(hint) = found.session.as_ref().and_then(|s| s.id_token.as_deref()) {
+                if let Some(hint) = session.as_ref().and_then(|s| s.id_token.as_deref()) {
                     q.append_pair("id_token_hint", hint);
                 }
                 q.append_pair("client_id", &app.config.provider.client_id)
@@ -362,12 +387,12 @@ pub fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
         }
         None => rd,
     };
-    let user = found.session.as_ref().map(|s| s.sub.clone());
+    let user = session.as_ref().map(|s| s.sub.clone());
     if let Some(u) = &user {
         tracing::info!(target: "tollgate::audit", event = "logout", user = %u, "signed out");
     }
     let mut resp = pages::redirect(&location);
-    append_cookies(&mut resp, app.session_cookies.clear(&found.present));
+    append_cookies(&mut resp, cleared);
     Ok(Handled {
         response: resp,
         outcome: "sign_out",
@@ -376,11 +401,10 @@ pub fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
 }
 
 /// `/oauth2/userinfo`: the session's identity as JSON (oauth2-proxy's shape).
-pub fn userinfo(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
-    let cookies = request_cookies(&parts.headers);
+pub async fn userinfo(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
     let session = app
-        .session_cookies
-        .read(&app.codec, &cookies)
+        .load_session(&parts.headers)
+        .await?
         .session
         .ok_or(Rejection::Unauthenticated)?;
     let body = serde_json::json!({

@@ -120,6 +120,82 @@ pub struct SessionConfig {
     pub same_site: cookie::SameSite,
     pub domain: Option<String>,
     pub path: String,
+    /// Refresh the access token when it expires within this long.
+    pub refresh_before: Duration,
+    /// `None`: sessions live in the cookie.
+    pub redis: Option<RedisConfig>,
+}
+
+impl SessionConfig {
+    /// A cookie-store session config with defaults (tests, tools).
+    pub fn cookie_store(
+        secrets: Vec<Secret>,
+        cookie_name: &str,
+        lifetime: Duration,
+        secure: bool,
+    ) -> Self {
+        Self {
+            secrets,
+            cookie_name: cookie_name.to_string(),
+            lifetime,
+            secure,
+            same_site: cookie::SameSite::Lax,
+            domain: None,
+            path: "/".into(),
+            refresh_before: Duration::from_secs(60),
+            redis: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    Standalone,
+    Sentinel,
+    Cluster,
+}
+
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// The server (standalone); ignored for sentinel and cluster.
+    pub url: String,
+    pub mode: RedisMode,
+    /// Sentinels (sentinel mode) or seed nodes (cluster mode), as URLs.
+    pub nodes: Vec<String>,
+    pub sentinel_master: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub tls: bool,
+    pub key_prefix: String,
+    pub timeout: Duration,
+}
+
+impl RedisConfig {
+    /// How sentinel mode connects to the master it finds.
+    pub fn node_connection_info(&self) -> Option<redis::sentinel::SentinelNodeConnectionInfo> {
+        let mut info = redis::sentinel::SentinelNodeConnectionInfo::default();
+        if self.tls {
+            info = info.set_tls_mode(redis::TlsMode::Secure);
+        }
+        let mut redis_info = redis::RedisConnectionInfo::default();
+        if let Some(u) = &self.username {
+            redis_info = redis_info.set_username(u.clone());
+        }
+        if let Some(p) = &self.password {
+            redis_info = redis_info.set_password(p.expose_str().to_string());
+        }
+        Some(info.set_redis_connection_info(redis_info))
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("mode", &self.mode)
+            .field("nodes", &self.nodes.len())
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -735,6 +811,18 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             c.fail("session.domain", format!("`{d}` is not a cookie domain"));
         }
     }
+    let refresh_before = c.duration("session.refresh_before", &s.refresh_before);
+    let redis = match s.store.as_str() {
+        "cookie" => None,
+        "redis" => redis_config(&mut c, &s.redis),
+        other => {
+            c.fail(
+                "session.store",
+                format!("`{other}` is not one of \"cookie\", \"redis\""),
+            );
+            None
+        }
+    };
 
     // [log]
     let json = match raw.log.format.as_str() {
@@ -818,12 +906,105 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             same_site,
             domain: s.domain.clone(),
             path: s.path.clone(),
+            refresh_before,
+            redis,
         },
         log: LogConfig {
             level: raw.log.level.to_ascii_lowercase(),
             json,
         },
     })
+}
+
+fn redis_config(c: &mut Check<'_>, r: &raw::RawRedis) -> Option<RedisConfig> {
+    let mode = match r.mode.as_str() {
+        "standalone" => RedisMode::Standalone,
+        "sentinel" => RedisMode::Sentinel,
+        "cluster" => RedisMode::Cluster,
+        other => {
+            c.fail(
+                "session.redis.mode",
+                format!("`{other}` is not one of \"standalone\", \"sentinel\", \"cluster\""),
+            );
+            return None;
+        }
+    };
+    let password = c.secret("session.redis.password", &r.password, &r.password_file);
+    let mut urls: Vec<(&str, &String)> = vec![("session.redis.url", &r.url)];
+    urls.extend(r.nodes.iter().map(|n| ("session.redis.nodes", n)));
+    let mut tls = None;
+    for (key, u) in &urls {
+        match url::Url::parse(u) {
+            Ok(p) if p.scheme() == "redis" || p.scheme() == "rediss" => {
+                let this = p.scheme() == "rediss";
+                if tls.is_some_and(|t| t != this) {
+                    c.fail(key, "mix of redis:// and rediss:// URLs");
+                }
+                tls = Some(this);
+            }
+            _ => c.fail(
+                key,
+                format!("`{}` is not a redis:// or rediss:// URL", mask(u)),
+            ),
+        }
+    }
+    if mode != RedisMode::Standalone && r.nodes.is_empty() {
+        c.fail(
+            "session.redis.nodes",
+            "sentinel and cluster modes need at least one node URL",
+        );
+    }
+    let timeout = c.duration("session.redis.timeout", &r.timeout);
+    if timeout.is_zero() {
+        c.fail("session.redis.timeout", "must be more than zero");
+    }
+    if r.key_prefix.is_empty() {
+        c.fail(
+            "session.redis.key_prefix",
+            "must not be empty (other data may share the database)",
+        );
+    }
+    // The password (and user), when given separately, go into every URL so
+    // each mode's client picks them up the same way.
+    let with_auth = |u: &str| -> String {
+        let Ok(mut p) = url::Url::parse(u) else {
+            return u.to_string();
+        };
+        if let Some(user) = &r.username {
+            let _ = p.set_username(user);
+        }
+        if let Some(pw) = &password {
+            let _ = p.set_password(Some(&String::from_utf8_lossy(pw)));
+        }
+        p.to_string()
+    };
+    Some(RedisConfig {
+        url: with_auth(&r.url),
+        mode,
+        // Sentinels authenticate separately (in their URLs); the password
+        // is for the data nodes, passed through `node_connection_info`.
+        nodes: if mode == RedisMode::Sentinel {
+            r.nodes.clone()
+        } else {
+            r.nodes.iter().map(|n| with_auth(n)).collect()
+        },
+        sentinel_master: r.sentinel_master.clone(),
+        username: r.username.clone(),
+        password: password.map(Secret),
+        tls: tls.unwrap_or(false),
+        key_prefix: r.key_prefix.clone(),
+        timeout,
+    })
+}
+
+fn mask(u: &str) -> String {
+    match Url::parse(u) {
+        Ok(mut p) if p.password().is_some() => {
+            let _ = p.set_password(Some("redacted"));
+            p.to_string()
+        }
+        _ => u.to_string(),
+    }
 }
 
 /// Listening address helper used by tests and the demo.

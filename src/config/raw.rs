@@ -157,6 +157,43 @@ pub struct RawSession {
     pub same_site: String,
     pub domain: Option<String>,
     pub path: String,
+    pub store: String,
+    pub refresh_before: String,
+    pub redis: RawRedis,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRedis {
+    #[serde(deserialize_with = "string_like", serialize_with = "redacted_url")]
+    pub url: String,
+    pub mode: String,
+    #[serde(serialize_with = "redacted_urls")]
+    pub nodes: Vec<String>,
+    pub sentinel_master: String,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub username: Option<String>,
+    #[serde(deserialize_with = "opt_string_like", serialize_with = "redacted")]
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub key_prefix: String,
+    pub timeout: String,
+}
+
+impl Default for RawRedis {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            mode: "standalone".into(),
+            nodes: Vec::new(),
+            sentinel_master: "mymaster".into(),
+            username: None,
+            password: None,
+            password_file: None,
+            key_prefix: "tollgate:".into(),
+            timeout: "2s".into(),
+        }
+    }
 }
 
 impl Default for RawSession {
@@ -171,6 +208,9 @@ impl Default for RawSession {
             same_site: "lax".into(),
             domain: None,
             path: "/".into(),
+            store: "cookie".into(),
+            refresh_before: "60s".into(),
+            redis: RawRedis::default(),
         }
     }
 }
@@ -230,6 +270,25 @@ fn redacted<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::
         Some(_) => s.serialize_str("<redacted>"),
         None => s.serialize_none(),
     }
+}
+
+/// A Redis URL may carry a password (`redis://:pw@host`): show it masked.
+fn mask_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => u.to_string(),
+    }
+}
+
+fn redacted_url<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&mask_url(v))
+}
+
+fn redacted_urls<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|u| mask_url(u)))
 }
 
 fn redacted_list<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {

@@ -183,6 +183,18 @@ impl IdTokenValidator {
         keys: &KeyCache,
         expect: Expect<'_>,
     ) -> Result<IdTokenClaims, IdTokenError> {
+        let claims: IdTokenClaims = self.verified(token, keys).await?;
+        self.check_claims(&claims, expect, now())?;
+        Ok(claims)
+    }
+
+    /// The claims of a JWS whose algorithm is allowed and whose signature
+    /// verifies with a provider key. No claim is checked here.
+    pub async fn verified<C: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        keys: &KeyCache,
+    ) -> Result<C, IdTokenError> {
         let (alg, kid) = self.header(token)?;
         let candidates = if is_hmac(alg) {
             match &self.hmac_secret {
@@ -195,7 +207,7 @@ impl IdTokenValidator {
         if candidates.is_empty() {
             return Err(IdTokenError::UnknownKey(kid));
         }
-        self.validate_with(token, alg, &candidates, expect, now())
+        verify_with(token, alg, &candidates)
     }
 
     /// Checks `alg` against the allow-list before any key is looked up.
@@ -223,48 +235,6 @@ impl IdTokenValidator {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| IdTokenError::Malformed(e.to_string()))?;
         Ok((alg, header.kid))
-    }
-
-    /// Validation with the keys already chosen and an explicit clock.
-    pub fn validate_with(
-        &self,
-        token: &str,
-        alg: Algorithm,
-        candidates: &[DecodingKey],
-        expect: Expect<'_>,
-        now: f64,
-    ) -> Result<IdTokenClaims, IdTokenError> {
-        // Signature only: jsonwebtoken's claim checks are replaced by ours
-        // below so that every failure has its own, exact error.
-        let mut v = Validation::new(alg);
-        v.algorithms = vec![alg];
-        v.required_spec_claims = HashSet::new();
-        v.validate_exp = false;
-        v.validate_nbf = false;
-        v.validate_aud = false;
-        let mut claims = None;
-        let mut last_err = IdTokenError::BadSignature;
-        for key in candidates {
-            match jsonwebtoken::decode::<IdTokenClaims>(token, key, &v) {
-                Ok(data) => {
-                    claims = Some(data.claims);
-                    break;
-                }
-                Err(e) => {
-                    use jsonwebtoken::errors::ErrorKind as K;
-                    last_err = match e.kind() {
-                        K::InvalidSignature
-                        | K::InvalidEcdsaKey
-                        | K::InvalidRsaKey(_)
-                        | K::InvalidKeyFormat => IdTokenError::BadSignature,
-                        other => IdTokenError::Malformed(format!("{other:?}")),
-                    };
-                }
-            }
-        }
-        let claims = claims.ok_or(last_err)?;
-        self.check_claims(&claims, expect, now)?;
-        Ok(claims)
     }
 
     fn check_claims(
@@ -317,6 +287,38 @@ impl IdTokenValidator {
         }
         Ok(())
     }
+}
+
+/// Signature only: jsonwebtoken's claim checks are switched off and
+/// replaced by ours, so that every failure has its own, exact error.
+fn verify_with<C: serde::de::DeserializeOwned>(
+    token: &str,
+    alg: Algorithm,
+    candidates: &[DecodingKey],
+) -> Result<C, IdTokenError> {
+    let mut v = Validation::new(alg);
+    v.algorithms = vec![alg];
+    v.required_spec_claims = HashSet::new();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    let mut last_err = IdTokenError::BadSignature;
+    for key in candidates {
+        match jsonwebtoken::decode::<C>(token, key, &v) {
+            Ok(data) => return Ok(data.claims),
+            Err(e) => {
+                use jsonwebtoken::errors::ErrorKind as K;
+                last_err = match e.kind() {
+                    K::InvalidSignature
+                    | K::InvalidEcdsaKey
+                    | K::InvalidRsaKey(_)
+                    | K::InvalidKeyFormat => IdTokenError::BadSignature,
+                    other => IdTokenError::Malformed(format!("{other:?}")),
+                };
+            }
+        }
+    }
+    Err(last_err)
 }
 
 fn is_hmac(alg: Algorithm) -> bool {

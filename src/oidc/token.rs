@@ -126,10 +126,34 @@ impl TokenClient {
         .await
     }
 
-    async fn post(&self, mut form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
+    /// Revokes a refresh token (RFC 7009) at `endpoint`, with the same
+    /// client authentication. Success is any 200; providers answer 200 for
+    /// unknown tokens too (§2.2).
+    pub async fn revoke(&self, endpoint: &Url, refresh_token: &str) -> Result<(), TokenError> {
+        let form = vec![
+            ("token", refresh_token),
+            ("token_type_hint", "refresh_token"),
+        ];
+        let resp = self
+            .authenticated(endpoint, form)
+            .send()
+            .await
+            .map_err(TokenError::Unreachable)?;
+        match resp.status().as_u16() {
+            200 => Ok(()),
+            s => Err(TokenError::Status(s)),
+        }
+    }
+
+    /// A POST to a provider endpoint with this client's authentication.
+    fn authenticated<'a>(
+        &'a self,
+        endpoint: &Url,
+        mut form: Vec<(&'a str, &'a str)>,
+    ) -> reqwest::RequestBuilder {
         let mut req = self
             .http
-            .post(self.endpoint.clone())
+            .post(endpoint.clone())
             .header(http::header::ACCEPT, "application/json");
         let secret = self
             .secret
@@ -149,8 +173,12 @@ impl TokenClient {
             }
             ClientAuth::None => form.push(("client_id", &self.client_id)),
         }
-        let resp = req
-            .form(&form)
+        req.form(&form)
+    }
+
+    async fn post(&self, form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
+        let resp = self
+            .authenticated(&self.endpoint, form)
             .send()
             .await
             .map_err(TokenError::Unreachable)?;

@@ -74,6 +74,12 @@ pub enum Rejection {
     MethodNotAllowed,
     #[error("shutting down")]
     ShuttingDown,
+    #[error("the session store is unavailable")]
+    SessionStoreUnavailable,
+    #[error("the session could not be renewed")]
+    RefreshUnavailable,
+    #[error("this endpoint needs a server-side session store")]
+    NeedsServerSideStore,
 }
 
 impl Rejection {
@@ -81,9 +87,11 @@ impl Rejection {
         match self {
             Rejection::Unauthenticated => StatusCode::UNAUTHORIZED,
             Rejection::LoginFailed(f) => f.status(),
-            Rejection::ProviderNotReady | Rejection::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Rejection::ProviderNotReady
+            | Rejection::ShuttingDown
+            | Rejection::SessionStoreUnavailable
+            | Rejection::RefreshUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::NeedsServerSideStore => StatusCode::NOT_IMPLEMENTED,
             Rejection::BadGateway => StatusCode::BAD_GATEWAY,
             Rejection::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Rejection::CrossSite => StatusCode::FORBIDDEN,
@@ -104,6 +112,9 @@ impl Rejection {
             Rejection::NotFound => "not_found",
             Rejection::MethodNotAllowed => "method_not_allowed",
             Rejection::ShuttingDown => "shutting_down",
+            Rejection::SessionStoreUnavailable => "session_store_unavailable",
+            Rejection::RefreshUnavailable => "refresh_unavailable",
+            Rejection::NeedsServerSideStore => "not_implemented",
         }
     }
 
@@ -118,6 +129,10 @@ impl Rejection {
             Rejection::NotFound => "Not found",
             Rejection::MethodNotAllowed => "Method not allowed",
             Rejection::ShuttingDown => "Restarting",
+            Rejection::SessionStoreUnavailable | Rejection::RefreshUnavailable => {
+                "Temporarily unavailable"
+            }
+            Rejection::NeedsServerSideStore => "Not available",
         }
     }
 
@@ -138,6 +153,9 @@ impl Rejection {
             Rejection::NotFound => "There is nothing here.".into(),
             Rejection::MethodNotAllowed => "This endpoint does not take that method.".into(),
             Rejection::ShuttingDown => "This instance is shutting down. Try again.".into(),
+            Rejection::SessionStoreUnavailable => "Sessions cannot be read right now. Try again in a moment.".into(),
+            Rejection::RefreshUnavailable => "Your session could not be renewed because the identity provider is not answering. Try again in a moment.".into(),
+            Rejection::NeedsServerSideStore => "Back-channel logout needs session.store = \"redis\": with sessions kept only in browser cookies there is no session to end on the server.".into(),
         }
     }
 
@@ -158,7 +176,13 @@ impl Rejection {
             }
             ClientKind::Browser => html(status, self.title(), &self.detail(), self.offers_login()),
         };
-        if matches!(self, Rejection::ProviderNotReady | Rejection::ShuttingDown) {
+        if matches!(
+            self,
+            Rejection::ProviderNotReady
+                | Rejection::ShuttingDown
+                | Rejection::SessionStoreUnavailable
+                | Rejection::RefreshUnavailable
+        ) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }

@@ -288,15 +288,12 @@ mod tests {
     }
 
     fn cookies() -> SessionCookies {
-        SessionCookies::new(&SessionConfig {
-            secrets: vec![],
-            cookie_name: "_tollgate".into(),
-            lifetime: Duration::from_secs(60),
-            secure: true,
-            same_site: cookie::SameSite::Lax,
-            domain: None,
-            path: "/".into(),
-        })
+        SessionCookies::new(&SessionConfig::cookie_store(
+            vec![],
+            "_tollgate",
+            Duration::from_secs(60),
+            true,
+        ))
     }
 
     fn session() -> Session {

@@ -107,6 +107,28 @@ pub async fn discover(app: Arc<App>) {
     }
 }
 
+/// Connects the Redis session store, retrying with backoff; until then,
+/// requests that need a session get 503 and readiness fails.
+pub async fn connect_store(app: Arc<App>) {
+    let crate::session::store::Backend::Redis(redis) = &app.sessions.backend else {
+        return;
+    };
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match redis.connect().await {
+            Ok(()) => {
+                tracing::info!("connected to the Redis session store");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_s = delay.as_secs_f64(), "cannot connect to the Redis session store");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
 /// How often the provider's key set is fetched again, so a key the
 /// provider withdraws stops being trusted.
 pub const JWKS_REFRESH: Duration = Duration::from_secs(3600);

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
 
-use super::codec::Codec;
+use super::codec::{Codec, Opened};
+use super::redis::Ticket;
 use super::{now, Session};
 use crate::config::SessionConfig;
 
@@ -123,12 +124,15 @@ impl SessionCookies {
             .collect()
     }
 
-    /// Reassembles, opens and checks the session. Anything that does not
-    /// open, does not parse or has expired is "no session", never an error.
-    pub fn read(&self, codec: &Codec, cookies: &RequestCookies<'_>) -> Found {
+    /// Reassembles and opens the sealed value (one cookie or chunks).
+    fn open_sealed(
+        &self,
+        codec: &Codec,
+        cookies: &RequestCookies<'_>,
+    ) -> (Option<Opened>, Vec<String>) {
         let present = self.present(cookies);
         if present.is_empty() {
-            return Found::default();
+            return (None, present);
         }
         let sealed = match cookies.get(&self.name) {
             Some(v) => Some(v.to_string()),
@@ -143,7 +147,13 @@ impl SessionCookies {
                 (!joined.is_empty()).then_some(joined)
             }
         };
-        let opened = sealed.and_then(|s| codec.open(&self.name, &s));
+        (sealed.and_then(|s| codec.open(&self.name, &s)), present)
+    }
+
+    /// Reassembles, opens and checks the session. Anything that does not
+    /// open, does not parse or has expired is "no session", never an error.
+    pub fn read(&self, codec: &Codec, cookies: &RequestCookies<'_>) -> Found {
+        let (opened, present) = self.open_sealed(codec, cookies);
         let (session, reseal) = match opened {
             Some(o) => match serde_json::from_str::<Session>(&o.plaintext) {
                 Ok(s) if !s.is_expired(now()) => (Some(s), o.stale_key),
@@ -155,6 +165,20 @@ impl SessionCookies {
             session,
             reseal,
             present,
+        }
+    }
+
+    /// The Redis ticket the cookie carries (server-side sessions), whether
+    /// it needs re-sealing, and the cookies present.
+    pub fn read_ticket(
+        &self,
+        codec: &Codec,
+        cookies: &RequestCookies<'_>,
+    ) -> (Option<Ticket>, bool, Vec<String>) {
+        let (opened, present) = self.open_sealed(codec, cookies);
+        match opened.and_then(|o| Some((Ticket::parse(&o.plaintext)?, o.stale_key))) {
+            Some((t, reseal)) => (Some(t), reseal, present),
+            None => (None, false, present),
         }
     }
 
@@ -172,7 +196,26 @@ impl SessionCookies {
         if sealed.len() > CHUNK_SIZE * MAX_CHUNKS {
             return Err(TooLarge(sealed.len()));
         }
-        let max_age = (session.expires_at - now()).max(0);
+        Ok(self.emit(sealed, session.expires_at, present))
+    }
+
+    /// `Set-Cookie` values that hand the browser a Redis ticket.
+    pub fn write_ticket(
+        &self,
+        codec: &Codec,
+        ticket: &Ticket,
+        expires_at: i64,
+        present: &[String],
+    ) -> Vec<String> {
+        self.emit(
+            codec.seal(&self.name, &ticket.encode()),
+            expires_at,
+            present,
+        )
+    }
+
+    fn emit(&self, sealed: String, expires_at: i64, present: &[String]) -> Vec<String> {
+        let max_age = (expires_at - now()).max(0);
         let mut out = Vec::new();
         let mut written: Vec<String> = Vec::new();
         if sealed.len() <= CHUNK_SIZE {
@@ -193,7 +236,7 @@ impl SessionCookies {
         for stale in present.iter().filter(|p| !written.contains(p)) {
             out.push(self.removal(stale.clone()));
         }
-        Ok(out)
+        out
     }
 
     /// `Set-Cookie` values that delete every present chunk (and the plain
@@ -237,15 +280,12 @@ mod tests {
     use crate::config::Secret;
 
     fn store() -> (SessionCookies, Codec) {
-        let cfg = SessionConfig {
-            secrets: vec![Secret::new(vec![7; 32])],
-            cookie_name: "_tollgate".into(),
-            lifetime: Duration::from_secs(3600),
-            secure: true,
-            same_site: SameSite::Lax,
-            domain: None,
-            path: "/".into(),
-        };
+        let cfg = SessionConfig::cookie_store(
+            vec![Secret::new(vec![7; 32])],
+            "_tollgate",
+            Duration::from_secs(3600),
+            true,
+        );
         (SessionCookies::new(&cfg), Codec::new(&cfg.secrets))
     }
 

@@ -4,6 +4,8 @@
 pub mod codec;
 pub mod cookies;
 pub mod login;
+pub mod redis;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 

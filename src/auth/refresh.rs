@@ -1,0 +1,237 @@
+//! Access-token refresh (RFC 6749 §6), single-flight.
+//!
+//! Providers that rotate refresh tokens revoke the whole grant when an old
+//! one is used again, so a race here logs the user out. Hence:
+//!
+//! * in the process, every request carrying the same refresh token shares
+//!   one refresh, and its result is kept for [`REUSE_WINDOW`] for requests
+//!   that still carry the old cookie;
+//! * across replicas (Redis store), a short lock per session makes one
+//!   replica refresh while the others wait and re-read the record.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+use crate::app::App;
+use crate::oidc::id_token::Expect;
+use crate::oidc::TokenError;
+use crate::session::store::{Backend, Handle};
+use crate::session::{now, Session};
+
+/// How long a finished refresh answers for the refresh token it replaced.
+pub const REUSE_WINDOW: Duration = Duration::from_secs(60);
+/// Longest a replica holds the cross-replica refresh lock.
+pub const LOCK_TTL: Duration = Duration::from_secs(15);
+/// How often a replica waiting for another one's refresh looks again.
+const LOCK_POLL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RefreshFailure {
+    /// The provider refused the refresh token (`invalid_grant`) or sent an
+    /// ID token that does not validate: the session is over.
+    #[error("the provider ended the session: {0}")]
+    Ended(String),
+    /// The provider or the session store could not be reached.
+    #[error("refresh failed: {0}")]
+    Unavailable(String),
+}
+
+type Flight = Arc<OnceCell<Result<Session, RefreshFailure>>>;
+
+#[derive(Default)]
+pub struct Refresher {
+    flights: Mutex<HashMap<Vec<u8>, (Instant, Flight)>>,
+}
+
+/// Whether the access token expires within `before` and can be refreshed.
+pub fn needs_refresh(session: &Session, before: Duration, now: i64) -> bool {
+    session.refresh_token.is_some()
+        && session
+            .access_expires_at
+            .is_some_and(|exp| exp.saturating_sub(now) <= before.as_secs() as i64)
+}
+
+impl Refresher {
+    /// Refreshes `session`, sharing the work with every concurrent (or
+    /// recent) request that carries the same refresh token.
+    pub async fn refresh(
+        &self,
+        app: &App,
+        handle: &Handle,
+        session: &Session,
+    ) -> Result<Session, RefreshFailure> {
+        let Some(rt) = session.refresh_token.as_deref() else {
+            return Err(RefreshFailure::Ended("no refresh token".into()));
+        };
+        let key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, rt.as_bytes())
+            .as_ref()
+            .to_vec();
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            flights.retain(|_, (started, _)| started.elapsed() < REUSE_WINDOW);
+            flights
+                .entry(key)
+                .or_insert_with(|| (Instant::now(), Flight::default()))
+                .1
+                .clone()
+        };
+        flight
+            .get_or_init(|| refresh_once(app, handle, session))
+            .await
+            .clone()
+    }
+}
+
+async fn refresh_once(
+    app: &App,
+    handle: &Handle,
+    session: &Session,
+) -> Result<Session, RefreshFailure> {
+    match (&app.sessions.backend, &handle.ticket) {
+        (Backend::Redis(redis), Some(ticket)) => {
+            let token = crate::oidc::random_token(16);
+            let started = Instant::now();
+            loop {
+                match redis.try_lock(ticket, &token, LOCK_TTL).await {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) => return Err(RefreshFailure::Unavailable(e.to_string())),
+                }
+                // Another replica is refreshing: when its result lands, use it.
+                if let Ok(Some(current)) = redis.get(ticket).await {
+                    if current.refresh_token != session.refresh_token {
+                        return Ok(current);
+                    }
+                }
+                if started.elapsed() > LOCK_TTL {
+                    return Err(RefreshFailure::Unavailable(
+                        "timed out waiting for another replica's refresh".into(),
+                    ));
+                }
+                tokio::time::sleep(LOCK_POLL).await;
+            }
+            // The lock is ours; the record may have moved on meanwhile.
+            let result = match redis.get(ticket).await {
+                Ok(Some(current)) if current.refresh_token != session.refresh_token => Ok(current),
+                Ok(Some(current)) => match call_provider(app, &current).await {
+                    Ok(new) => redis
+                        .put(ticket, &new)
+                        .await
+                        .map(|()| new)
+                        .map_err(|e| RefreshFailure::Unavailable(e.to_string())),
+                    Err(e) => Err(e),
+                },
+                Ok(None) => Err(RefreshFailure::Ended("session record is gone".into())),
+                Err(e) => Err(RefreshFailure::Unavailable(e.to_string())),
+            };
+            if let Err(e) = redis.unlock(ticket, &token).await {
+                tracing::warn!(error = %e, "releasing the refresh lock failed; it expires by itself");
+            }
+            result
+        }
+        _ => call_provider(app, session).await,
+    }
+}
+
+/// One refresh-token grant at the provider, and the session it yields.
+async fn call_provider(app: &App, session: &Session) -> Result<Session, RefreshFailure> {
+    let provider = app
+        .provider()
+        .ok_or_else(|| RefreshFailure::Unavailable("provider not discovered".into()))?;
+    let rt = session.refresh_token.as_deref().unwrap_or_default();
+    let started = Instant::now();
+    let tokens = provider.tokens.refresh(rt).await.map_err(|e| match e {
+        TokenError::Refused { error, .. }
+            if error == "invalid_grant" || error == "unauthorized_client" =>
+        {
+            RefreshFailure::Ended(error)
+        }
+        TokenError::Refused { error, status } if status < 500 => RefreshFailure::Ended(error),
+        other => RefreshFailure::Unavailable(other.to_string()),
+    })?;
+    let mut new = session.clone();
+    if let Some(id_token) = &tokens.id_token {
+        // OIDC Core §12.2: validated like the first, without the nonce, and
+        // for the same subject.
+        let claims = app
+            .validator
+            .validate(
+                id_token,
+                &provider.keys,
+                Expect {
+                    nonce: None,
+                    subject: Some(&session.sub),
+                },
+            )
+            .await
+            .map_err(|e| RefreshFailure::Ended(e.to_string()))?;
+        new.email = claims.email.clone().or(new.email);
+        new.name = claims.name.clone().or(new.name);
+        new.preferred_username = claims.preferred_username.clone().or(new.preferred_username);
+        let groups = claims.groups(&app.config.provider.groups_claim);
+        if !groups.is_empty() {
+            new.groups = groups;
+        }
+        new.id_token = Some(id_token.clone());
+        if claims.sid.is_some() {
+            new.sid = claims.sid.clone();
+        }
+    }
+    let issued = now();
+    new.access_token = tokens.access_token;
+    new.access_expires_at = tokens.expires_in.map(|s| issued.saturating_add(s as i64));
+    if let Some(rt) = tokens.refresh_token {
+        new.refresh_token = Some(rt);
+    }
+    tracing::info!(
+        target: "tollgate::audit",
+        event = "refresh",
+        user = %session.sub,
+        provider_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "access token refreshed"
+    );
+    Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(exp: Option<i64>, rt: bool) -> Session {
+        Session {
+            sub: "a".into(),
+            email: None,
+            name: None,
+            preferred_username: None,
+            groups: vec![],
+            access_token: "at".into(),
+            access_expires_at: exp,
+            refresh_token: rt.then(|| "rt".into()),
+            id_token: None,
+            sid: None,
+            issued_at: 0,
+            expires_at: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn refresh_is_due_within_the_window_and_only_with_a_refresh_token() {
+        let before = Duration::from_secs(60);
+        assert!(needs_refresh(
+            &session(Some(1_000 + 60), true),
+            before,
+            1_000
+        ));
+        assert!(needs_refresh(&session(Some(900), true), before, 1_000));
+        assert!(!needs_refresh(
+            &session(Some(1_000 + 61), true),
+            before,
+            1_000
+        ));
+        assert!(!needs_refresh(&session(Some(900), false), before, 1_000));
+        assert!(!needs_refresh(&session(None, true), before, 1_000));
+    }
+}

@@ -1,0 +1,240 @@
+//! Logout Token validation, OpenID Connect Back-Channel Logout 1.0 §2.6.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::id_token::{Audience, IdTokenError, IdTokenValidator};
+use super::jwks::KeyCache;
+
+/// The `events` member that makes a JWT a logout token (§2.4).
+pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LogoutTokenError {
+    #[error(transparent)]
+    Jws(#[from] IdTokenError),
+    #[error("logout token `events` has no back-channel logout event")]
+    NoEvent,
+    #[error("logout token names neither `sid` nor `sub`")]
+    NoSubject,
+    #[error("logout token carries a `nonce` (forbidden, §2.4)")]
+    Nonce,
+    #[error("logout token has no `jti`")]
+    NoJti,
+    #[error("logout token was already used (`jti` replay)")]
+    Replay,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogoutClaims {
+    #[serde(default)]
+    pub iss: Option<String>,
+    #[serde(default)]
+    pub aud: Option<Audience>,
+    #[serde(default)]
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub iat: Option<f64>,
+    #[serde(default)]
+    pub exp: Option<f64>,
+    #[serde(default)]
+    pub jti: Option<String>,
+    #[serde(default)]
+    pub events: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub nonce: Option<Value>,
+}
+
+/// Checks signature, `iss`, `aud`, `iat`, `exp`, `events`, `sid`/`sub`, no
+/// `nonce`, and the presence of `jti` (replay is checked by the store).
+pub async fn validate(
+    validator: &IdTokenValidator,
+    token: &str,
+    keys: &KeyCache,
+) -> Result<LogoutClaims, LogoutTokenError> {
+    let claims: LogoutClaims = validator.verified(token, keys).await?;
+    check(validator, &claims, now())?;
+    Ok(claims)
+}
+
+fn now() -> f64 {
+    crate::session::now() as f64
+}
+
+pub(crate) fn check(
+    v: &IdTokenValidator,
+    c: &LogoutClaims,
+    now: f64,
+) -> Result<(), LogoutTokenError> {
+    let leeway = v.leeway.as_secs_f64();
+    if c.iss.as_deref() != Some(v.issuer.as_str()) {
+        return Err(IdTokenError::Issuer.into());
+    }
+    let aud = match &c.aud {
+        Some(Audience::One(a)) => vec![a.as_str()],
+        Some(Audience::Many(a)) => a.iter().map(String::as_str).collect(),
+        None => vec![],
+    };
+    if !aud.contains(&v.client_id.as_str()) {
+        return Err(IdTokenError::Audience.into());
+    }
+    match c.iat {
+        None => return Err(IdTokenError::MissingIat.into()),
+        Some(iat) if iat - leeway > now => return Err(IdTokenError::IssuedInFuture.into()),
+        Some(_) => {}
+    }
+    if let Some(exp) = c.exp {
+        if exp + leeway <= now {
+            return Err(IdTokenError::Expired.into());
+        }
+    }
+    let has_event = c
+        .events
+        .as_ref()
+        .and_then(|e| e.get(BACKCHANNEL_EVENT))
+        .is_some_and(Value::is_object);
+    if !has_event {
+        return Err(LogoutTokenError::NoEvent);
+    }
+    if c.sid.as_deref().is_none_or(str::is_empty) && c.sub.as_deref().is_none_or(str::is_empty) {
+        return Err(LogoutTokenError::NoSubject);
+    }
+    if c.nonce.is_some() {
+        return Err(LogoutTokenError::Nonce);
+    }
+    if c.jti.as_deref().is_none_or(str::is_empty) {
+        return Err(LogoutTokenError::NoJti);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn v() -> IdTokenValidator {
+        IdTokenValidator {
+            issuer: "https://op.test".into(),
+            client_id: "tollgate".into(),
+            algorithms: vec![jsonwebtoken::Algorithm::RS256],
+            leeway: Duration::from_secs(60),
+            hmac_secret: None,
+        }
+    }
+
+    fn claims(mutate: impl FnOnce(&mut Map<String, Value>)) -> LogoutClaims {
+        let mut c = json!({
+            "iss": "https://op.test", "aud": "tollgate", "iat": 1000, "exp": 1300, "jti": "j1",
+            "sid": "s1", "sub": "alice", "events": {BACKCHANNEL_EVENT: {}}
+        });
+        if let Some(m) = c.as_object_mut() {
+            mutate(m);
+        }
+        serde_json::from_value(c).expect("claims")
+    }
+
+    #[test]
+    fn a_proper_logout_token_passes() {
+        assert_eq!(check(&v(), &claims(|_| {}), 1000.0), Ok(()));
+        assert_eq!(
+            check(
+                &v(),
+                &claims(|m| {
+                    m.remove("sid");
+                }),
+                1000.0
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &v(),
+                &claims(|m| {
+                    m.remove("sub");
+                }),
+                1000.0
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn each_rule_refuses() {
+        let cases: Vec<(Box<dyn FnOnce(&mut Map<String, Value>)>, LogoutTokenError)> = vec![
+            (
+                Box::new(|m| {
+                    m.insert("iss".into(), json!("https://op.testINVALID"));
+                }),
+                IdTokenError::Issuer.into(),
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("aud".into(), json!("tollgateINVALID"));
+                }),
+                IdTokenError::Audience.into(),
+            ),
+            (
+                Box::new(|m| {
+                    m.remove("iat");
+                }),
+                IdTokenError::MissingIat.into(),
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("exp".into(), json!(500));
+                }),
+                IdTokenError::Expired.into(),
+            ),
+            (
+                Box::new(|m| {
+                    m.remove("events");
+                }),
+                LogoutTokenError::NoEvent,
+            ),
+            (
+                Box::new(|m| {
+                    m.insert(
+                        "events".into(),
+                        json!({"http://schemas.openid.net/event/foobar": {}}),
+                    );
+                }),
+                LogoutTokenError::NoEvent,
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("events".into(), json!({BACKCHANNEL_EVENT: "x"}));
+                }),
+                LogoutTokenError::NoEvent,
+            ),
+            (
+                Box::new(|m| {
+                    m.remove("sid");
+                    m.remove("sub");
+                }),
+                LogoutTokenError::NoSubject,
+            ),
+            (
+                Box::new(|m| {
+                    m.insert(
+                        "nonce".into(),
+                        json!("logout_tokens_must_not_contain_a_nonce"),
+                    );
+                }),
+                LogoutTokenError::Nonce,
+            ),
+            (
+                Box::new(|m| {
+                    m.remove("jti");
+                }),
+                LogoutTokenError::NoJti,
+            ),
+        ];
+        for (mutate, expected) in cases {
+            assert_eq!(check(&v(), &claims(mutate), 1000.0), Err(expected));
+        }
+    }
+}
