@@ -59,7 +59,10 @@ impl App {
             hmac_secret: p.client_secret.as_ref().map(|s| s.expose().to_vec()),
         };
         let backend = match &config.session.redis {
-            Some(r) => Backend::Redis(RedisStore::new(r.clone(), config.session.lifetime)),
+            Some(r) => Backend::Redis(Box::new(RedisStore::new(
+                r.clone(),
+                config.session.lifetime,
+            ))),
             None => Backend::Cookie,
         };
         Ok(Self {

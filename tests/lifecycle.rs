@@ -165,6 +165,7 @@ async fn not_ready_until_the_provider_answers_then_ready() {
         client_secret: Some(BASIC_SECRET),
         client_auth: "client_secret_basic",
         extra: "",
+        session: "",
     };
     let tollgate = Tollgate::spawn(&setup.toml(), port);
     let client = reqwest::Client::builder()

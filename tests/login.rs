@@ -23,6 +23,7 @@ async fn world_with(client_id: &str, secret: Option<&str>, auth: &str, extra: &s
         client_secret: secret,
         client_auth: auth,
         extra,
+        session: "",
     };
     let tollgate = Tollgate::start(&setup).await;
     World {

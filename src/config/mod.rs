@@ -182,7 +182,7 @@ impl RedisConfig {
             redis_info = redis_info.set_username(u.clone());
         }
         if let Some(p) = &self.password {
-            redis_info = redis_info.set_password(p.expose_str().to_string());
+            redis_info = redis_info.set_password(p.expose_str());
         }
         Some(info.set_redis_connection_info(redis_info))
     }

@@ -162,9 +162,11 @@ mod tests {
         );
     }
 
+    type Mutation = Box<dyn FnOnce(&mut Map<String, Value>)>;
+
     #[test]
     fn each_rule_refuses() {
-        let cases: Vec<(Box<dyn FnOnce(&mut Map<String, Value>)>, LogoutTokenError)> = vec![
+        let cases: Vec<(Mutation, LogoutTokenError)> = vec![
             (
                 Box::new(|m| {
                     m.insert("iss".into(), json!("https://op.testINVALID"));

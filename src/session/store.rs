@@ -36,7 +36,7 @@ pub enum StoreError {
 /// The configured store.
 pub enum Backend {
     Cookie,
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
 }
 
 pub struct SessionStore {

@@ -250,6 +250,9 @@ ${withYes}
   },
   ttl: ttls(),
   clientBasedCORS: () => true,
+  // `"rotateRefreshToken": true` in the config: a new refresh token on every
+  // refresh, and reuse of an old one revokes the grant (as strict providers do).
+  ...(config.rotateRefreshToken !== undefined ? { rotateRefreshToken: config.rotateRefreshToken } : {}),
 };
 
 const provider = new Provider(issuer, providerConfig);

@@ -73,6 +73,20 @@ impl Output {
 
 // === identity provider ===
 
+/// What the test provider is started with.
+#[derive(Default)]
+pub struct IdpOptions {
+    /// Ports of the tollgate instances whose callback URLs are registered.
+    pub tollgate_ports: Vec<u16>,
+    /// 0: any free port.
+    pub idp_port: u16,
+    /// Seconds an access token lives (default: the library's hour).
+    pub access_token_ttl: Option<u64>,
+    pub rotate_refresh_tokens: bool,
+    /// Where the provider POSTs logout tokens for the basic client.
+    pub backchannel_logout_uri: Option<String>,
+}
+
 pub struct Idp {
     child: Child,
     pub issuer: String,
@@ -83,29 +97,58 @@ impl Idp {
     /// Starts oidc-provider with the three test clients registered for
     /// `redirect_uri` (and `post_logout` as the post-logout URI).
     pub fn start(tollgate_port: u16) -> Self {
-        Self::start_on(tollgate_port, 0)
+        Self::with(IdpOptions {
+            tollgate_ports: vec![tollgate_port],
+            ..IdpOptions::default()
+        })
     }
 
     /// As [`Idp::start`], on a chosen port (0: any).
     pub fn start_on(tollgate_port: u16, idp_port: u16) -> Self {
-        let base = format!("http://127.0.0.1:{tollgate_port}");
-        let redirect = format!("{base}/oauth2/callback");
+        Self::with(IdpOptions {
+            tollgate_ports: vec![tollgate_port],
+            idp_port,
+            ..IdpOptions::default()
+        })
+    }
+
+    pub fn with(o: IdpOptions) -> Self {
+        let bases: Vec<String> = o
+            .tollgate_ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        let redirects: Vec<String> = bases
+            .iter()
+            .map(|b| format!("{b}/oauth2/callback"))
+            .collect();
+        let post_logout: Vec<String> = bases.iter().map(|b| format!("{b}/")).collect();
         let client = |id: &str, secret: Option<&str>, method: &str| {
             let mut c = json!({
                 "client_id": id,
                 "token_endpoint_auth_method": method,
-                "redirect_uris": [redirect],
-                "post_logout_redirect_uris": [format!("{base}/")],
+                "redirect_uris": redirects,
+                "post_logout_redirect_uris": post_logout,
                 "grant_types": ["authorization_code", "refresh_token"],
                 "response_types": ["code"],
             });
             if let Some(s) = secret {
                 c["client_secret"] = json!(s);
             }
+            if let Some(uri) = &o.backchannel_logout_uri {
+                c["backchannel_logout_uri"] = json!(uri);
+                c["backchannel_logout_session_required"] = json!(true);
+            }
             c
         };
+        let mut ttl = json!({});
+        if let Some(at) = o.access_token_ttl {
+            ttl["AccessToken"] = json!(at);
+        }
         let config = json!({
-            "port": idp_port,
+            "ttl": ttl,
+            "rotateRefreshToken": o.rotate_refresh_tokens,
+            "port": o.idp_port,
             "clients": [
                 client("tollgate-basic", Some(BASIC_SECRET), "client_secret_basic"),
                 client("tollgate-post", Some(POST_SECRET), "client_secret_post"),
@@ -172,6 +215,7 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    pub body: String,
 }
 
 impl Seen {
@@ -249,7 +293,7 @@ async fn handle(
     record: Arc<Mutex<Vec<Seen>>>,
     gate: Arc<tokio::sync::Notify>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
-    let seen = Seen {
+    let mut seen = Seen {
         method: req.method().to_string(),
         path: req
             .uri()
@@ -266,15 +310,10 @@ async fn handle(
                 )
             })
             .collect(),
+        body: String::new(),
     };
-    record.lock().expect("lock").push(seen.clone());
-    if req.uri().path() == "/gate" {
-        gate.notified().await;
-    }
-    if req.uri().path() == "/hang" {
-        std::future::pending::<()>().await;
-    }
     if req.uri().path() == "/ws" {
+        record.lock().expect("lock").push(seen);
         let key = req.headers().get("sec-websocket-key").cloned();
         let Some(key) = key else {
             return Ok(Response::builder()
@@ -307,13 +346,152 @@ async fn handle(
             .body(Full::default())
             .expect("resp"));
     }
-    let _ = req.into_body().collect().await;
+    let path = seen.path.clone();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    seen.body = String::from_utf8_lossy(&body).into_owned();
+    record.lock().expect("lock").push(seen);
+    if path == "/gate" {
+        gate.notified().await;
+    }
+    if path == "/hang" {
+        std::future::pending::<()>().await;
+    }
     Ok(Response::builder()
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(
-            json!({"upstream": "ok", "path": seen.path}).to_string(),
+            json!({"upstream": "ok", "path": path}).to_string(),
         )))
         .expect("resp"))
+}
+
+// === redis ===
+
+/// A real redis-server on a free port, persisting to a temporary directory
+/// (append-only, fsync always) so it can be stopped and started again with
+/// its data.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub async fn start() -> Self {
+        let mut r = Self {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        r.run().await;
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (is it installed?)");
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if self.ping().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not start");
+    }
+
+    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        redis::Client::open(self.url())?
+            .get_multiplexed_async_connection()
+            .await
+    }
+
+    async fn ping(&self) -> bool {
+        match self.connection().await {
+            Ok(mut c) => redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.run().await;
+    }
+
+    /// Every key with its raw string value (other types: their members).
+    pub async fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        let mut c = self.connection().await.expect("connect");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut c)
+            .await
+            .expect("keys");
+        let mut out = Vec::new();
+        for k in keys {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .expect("type");
+            let value: Vec<u8> = match kind.as_str() {
+                "string" => redis::cmd("GET")
+                    .arg(&k)
+                    .query_async(&mut c)
+                    .await
+                    .expect("get"),
+                "set" => {
+                    let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+                        .arg(&k)
+                        .query_async(&mut c)
+                        .await
+                        .expect("smembers");
+                    members.concat()
+                }
+                _ => Vec::new(),
+            };
+            out.push((k, value));
+        }
+        out
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 // === tollgate ===
@@ -335,6 +513,8 @@ pub struct Setup<'a> {
     pub client_auth: &'a str,
     /// Extra TOML appended to the generated config.
     pub extra: &'a str,
+    /// Extra keys of the `[session]` table.
+    pub session: &'a str,
 }
 
 impl<'a> Setup<'a> {
@@ -347,6 +527,7 @@ impl<'a> Setup<'a> {
             client_secret: Some(BASIC_SECRET),
             client_auth: "client_secret_basic",
             extra: "",
+            session: "",
         }
     }
 
@@ -374,6 +555,7 @@ client_id = "{client_id}"
 [session]
 secret = "{SESSION_KEY}"
 secure = false
+{session}
 
 [log]
 level = "debug"
@@ -385,6 +567,7 @@ level = "debug"
             client_id = self.client_id,
             client_auth = self.client_auth,
             extra = self.extra,
+            session = self.session,
         )
     }
 }
@@ -641,6 +824,40 @@ impl Browser {
 
     pub async fn get(&mut self, url: &str) -> Page {
         self.request(reqwest::Method::GET, url, None, &[]).await
+    }
+
+    /// Submits the first form on `page` with its inputs (hidden ones
+    /// included), as a browser would; returns the response, not followed.
+    pub async fn submit_form(&mut self, page: &Page) -> Page {
+        let form = page.body.split("<form").nth(1).expect("a form");
+        let action = form
+            .split("action=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("action");
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for input in form.split("<input").skip(1) {
+            let attr = |name: &str| {
+                input
+                    .split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .map(str::to_string)
+            };
+            if let (Some(n), Some(v)) = (attr("name"), attr("value")) {
+                fields.push((n, v));
+            }
+        }
+        let target = url::Url::parse(&page.url)
+            .and_then(|b| b.join(action))
+            .expect("action url")
+            .to_string();
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.request(reqwest::Method::POST, &target, Some(&pairs), &[])
+            .await
     }
 
     /// Follows redirects (at most 20) from `url`; returns the last page.
