@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark, one run on one machine:
 #   (a) the upstream (nginx) directly, (c) the same upstream through tollgate
-#   with an authenticated cookie session, and the time tollgate spends in a
-#   login callback apart from waiting for the provider.
+#   with an authenticated cookie session, the time tollgate spends in a
+#   login callback apart from waiting for the provider, and the latency a
+#   token refresh adds to the request that triggers it.
 # Needs: cargo, node, wrk and nginx (Debian: apt-get install wrk nginx-light).
 # Usage: bench/run.sh [duration_seconds=10] [connections=32]
 set -euo pipefail
@@ -48,7 +49,7 @@ nginx -c "$tmp/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
 
 SECRET='bench:s3cr%t+&= x'
 cat > "$tmp/idp.json" <<JSON
-{"port":0,"clients":[{"client_id":"bench","client_secret":"$SECRET","token_endpoint_auth_method":"client_secret_basic",
+{"port":0,"rotateRefreshToken":true,"ttl":{"AccessToken":600},"clients":[{"client_id":"bench","client_secret":"$SECRET","token_endpoint_auth_method":"client_secret_basic",
  "redirect_uris":["http://127.0.0.1:$TG_PORT/oauth2/callback"],"grant_types":["authorization_code","refresh_token"],"response_types":["code"]}]}
 JSON
 node tests/idp/server.mjs "$tmp/idp.json" >"$tmp/idp.out" 2>"$tmp/idp.err" & pids+=($!)
@@ -126,6 +127,29 @@ run_wrk() { # label url [header]
 a=$(run_wrk "(a) upstream directly" "http://127.0.0.1:$UP_PORT/")
 c=$(run_wrk "(c) through tollgate, authenticated (cookie)" "$TG/" "Cookie: $COOKIE")
 rss=$(awk '/VmRSS/{print $2}' "/proc/$TG_PID/status")
+kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
+
+# --- refresh: the same 50 sequential requests, each with the cookie the last
+# response set, once with every request due for a refresh, once with none.
+latencies() { # refresh_before
+  sed "s/level = \"info\"/level = \"info\"/; s/^\[session\]/[session]\nrefresh_before = \"$1\"/" "$tmp/tollgate-login.toml" > "$tmp/tollgate-refresh.toml"
+  start_tollgate "$tmp/tollgate-refresh.toml"
+  cp "$jar" "$tmp/jar-r"
+  for i in $(seq 1 50); do curl -s -o /dev/null -c "$tmp/jar-r" -b "$tmp/jar-r" "$TG/r$i"; done
+  kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
+  python3 - "$tmp/tollgate.log" <<'PY'
+import json, sys, statistics
+d, refreshes = [], 0
+for line in open(sys.argv[1]):
+    try: e = json.loads(line)
+    except ValueError: continue
+    if str(e.get("path", "")).startswith("/r") and e.get("status") == 200: d.append(e["duration_ms"])
+    if e.get("message") == "access token refreshed": refreshes += 1
+print(f"{statistics.median(d):.3f} {refreshes}")
+PY
+}
+read -r with_refresh n_refresh <<<"$(latencies 3600s)"
+read -r without_refresh n_plain <<<"$(latencies 0s)"
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t2 -c$CONNS -d${DURATION}s; nginx upstream (1 worker, return 200)"
@@ -138,3 +162,4 @@ python3 -c "import sys; print(f'\nratio (c)/(a): {float(sys.argv[2])/float(sys.a
 echo "tollgate RSS after the run: $((rss / 1024)) MiB"
 read -r n med p99 prov <<<"$callback"
 echo "callback handling in tollgate, excluding the provider ($n logins): median ${med} ms, p99 ${p99} ms (provider's token endpoint: median ${prov} ms)"
+echo "request that refreshes its token: median ${with_refresh} ms ($n_refresh refreshes in 50 requests) vs ${without_refresh} ms without refresh ($n_plain refreshes); added: $(python3 -c "print(f'{$with_refresh-$without_refresh:.3f}')") ms (release build, provider on loopback)"

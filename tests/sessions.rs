@@ -512,3 +512,78 @@ async fn rotated_secret_keeps_sessions_and_reseals_them() {
     stale.set_cookie("_tollgate", &old);
     assert_eq!(stale.get(&t.url("/old-cookie")).await.status, 302);
 }
+
+#[tokio::test]
+async fn redis_sentinel_mode_finds_the_master() {
+    let redis = Redis::start().await;
+    let sentinel = Sentinel::start(&redis, "mymaster").await;
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let session = format!(
+        "store = \"redis\"\n[session.redis]\nmode = \"sentinel\"\nnodes = [\"{}\"]\nsentinel_master = \"mymaster\"\n",
+        sentinel.url()
+    );
+    let up_url = upstream.url();
+    let mut setup = Setup::basic(port, &idp, &up_url);
+    setup.session = &session;
+    let tollgate = Tollgate::start(&setup).await;
+    let mut b = Browser::new();
+    assert_eq!(b.login(&tollgate.url("/"), "alice").await.status, 200);
+    assert_eq!(b.get(&tollgate.url("/again")).await.status, 200);
+    // The session is in the master the sentinel named.
+    assert!(redis
+        .dump()
+        .await
+        .iter()
+        .any(|(k, _)| k.starts_with("tollgate:s:")));
+}
+
+#[tokio::test]
+async fn redis_cluster_mode_stores_and_deletes_sessions_across_masters() {
+    let cluster = Cluster::start().await;
+    let port = free_port();
+    let idp = Idp::with(IdpOptions {
+        tollgate_ports: vec![port],
+        ..IdpOptions::default()
+    });
+    let upstream = Upstream::start().await;
+    let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let session = format!(
+        "store = \"redis\"\n[session.redis]\nmode = \"cluster\"\nnodes = [{}]\n",
+        nodes.join(", ")
+    );
+    let up_url = upstream.url();
+    let mut setup = Setup::basic(port, &idp, &up_url);
+    setup.session = &session;
+    let tollgate = Tollgate::start(&setup).await;
+    let mut browsers = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        let mut b = Browser::new();
+        assert_eq!(
+            b.login(&tollgate.url("/"), user).await.status,
+            200,
+            "{user}"
+        );
+        browsers.push(b);
+    }
+    for b in &mut browsers {
+        assert_eq!(b.get(&tollgate.url("/again")).await.status, 200);
+    }
+    let records = cluster
+        .keys()
+        .iter()
+        .filter(|k| k.starts_with("tollgate:s:"))
+        .count();
+    assert_eq!(records, 3);
+    // Sign-out deletes the record wherever its slot lives.
+    browsers[0].get(&tollgate.url("/oauth2/sign_out")).await;
+    assert_eq!(
+        cluster
+            .keys()
+            .iter()
+            .filter(|k| k.starts_with("tollgate:s:"))
+            .count(),
+        2
+    );
+}
