@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-for tool in cargo node npm redis-server; do
+for tool in cargo node npm redis-server redis-cli nginx caddy; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required" >&2; exit 1; }
 done
 

@@ -11,12 +11,20 @@ use std::time::Instant;
 use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use crate::auth::bearer::{self, BearerError, Introspections};
 use crate::auth::refresh::{needs_refresh, RefreshFailure, Refresher};
 use crate::auth::{self, Handled};
+use crate::authz::{Decision, Identity};
 use crate::config::Config;
 use crate::oidc::{IdTokenValidator, Provider};
 use crate::pages::{self, ClientKind, Rejection};
+use crate::proxy::assertion::Assertions;
+use crate::proxy::forwarded::{Original, TrustedProxies};
 use crate::proxy::headers::{self, Forwarding, StripList};
+use crate::proxy::path;
 use crate::proxy::Upstream;
 use crate::session::login::LoginCookies;
 use crate::session::redis::RedisStore;
@@ -33,6 +41,12 @@ pub struct App {
     pub refresher: Refresher,
     pub upstream: Upstream,
     pub strip: StripList,
+    pub trusted: TrustedProxies,
+    /// Signs `X-Tollgate-Assertion` (when `upstream.assertion` is on).
+    pub assertions: Option<Assertions>,
+    pub introspections: Introspections,
+    /// Claim paths that rules and `[headers]` read, kept in sessions.
+    pub claim_paths: BTreeSet<String>,
     /// Client for provider calls.
     pub http: reqwest::Client,
     provider: RwLock<Option<Arc<Provider>>>,
@@ -45,6 +59,8 @@ pub enum AppError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     Upstream(#[from] crate::proxy::UpstreamError),
+    #[error(transparent)]
+    Assertion(#[from] crate::proxy::assertion::AssertionError),
 }
 
 impl App {
@@ -80,6 +96,20 @@ impl App {
             refresher: Refresher::default(),
             upstream: Upstream::new(&config.upstream)?,
             strip: StripList::new(&config.upstream),
+            trusted: TrustedProxies::new(config.server.trusted_proxies.clone()),
+            assertions: match &config.upstream.assertion {
+                Some(a) => Some(Assertions::new(
+                    a,
+                    config.server.public_url.as_str().trim_end_matches('/'),
+                )?),
+                None => None,
+            },
+            introspections: Introspections::default(),
+            claim_paths: {
+                let mut paths = config.rules.policy.claim_paths();
+                paths.extend(config.upstream.claim_headers.iter().map(|(_, c)| c.clone()));
+                paths
+            },
             http,
             provider: RwLock::new(None),
             shutting_down: AtomicBool::new(false),
@@ -148,12 +178,12 @@ impl App {
                 };
                 Handled::new(resp, "probe")
             }
-            p if p.starts_with("/oauth2/") => self.oauth2(req, kind).await,
+            p if p.starts_with("/oauth2/") => self.oauth2(req, peer, kind).await,
             _ => self.proxy(req, peer, kind).await,
         }
     }
 
-    async fn oauth2(&self, req: Request<Incoming>, kind: ClientKind) -> Handled {
+    async fn oauth2(&self, req: Request<Incoming>, peer: SocketAddr, kind: ClientKind) -> Handled {
         let (parts, body) = req.into_parts();
         let get_like = parts.method == Method::GET || parts.method == Method::HEAD;
         let post = parts.method == Method::POST;
@@ -173,6 +203,11 @@ impl App {
             "/oauth2/backchannel_logout" if post => {
                 return auth::backchannel::logout(self, &parts, body).await;
             }
+            "/oauth2/auth" => return self.forward_auth(&parts, peer, kind).await,
+            "/oauth2/jwks" if get_like => match &self.assertions {
+                Some(a) => Ok(Handled::new(pages::json(StatusCode::OK, &a.jwks()), "jwks")),
+                None => Err(Rejection::NotFound),
+            },
             "/oauth2/start"
             | "/oauth2/callback"
             | "/oauth2/sign_out"
@@ -210,61 +245,111 @@ impl App {
             })
     }
 
-    /// Refreshes the access token when due. Returns the session to use and
-    /// the cookies to set, or the rejection that ends this request.
-    async fn fresh_session(
+    /// Who is asking: a bearer token (when enabled) or the session cookie,
+    /// refreshed when due.
+    async fn authenticate(
         &self,
-        loaded: Loaded,
+        headers: &http::HeaderMap,
         kind: ClientKind,
-        uri: &http::Uri,
-    ) -> Result<(Session, Vec<String>), Handled> {
+    ) -> Result<Principal, Failure> {
+        if self.config.bearer.enabled() {
+            if let Some(token) = bearer::token(headers) {
+                return match bearer::authenticate(self, token).await {
+                    Ok(session) => Ok(Principal {
+                        session,
+                        set_cookies: Vec::new(),
+                        via: "bearer",
+                    }),
+                    Err(BearerError::Invalid(reason)) => {
+                        tracing::info!(target: "tollgate::audit", event = "bearer_refused", reason = %reason, "bearer token refused");
+                        Err(Failure::Respond(Handled::new(
+                            Rejection::InvalidToken.respond(ClientKind::Api),
+                            "unauthorized",
+                        )))
+                    }
+                    Err(BearerError::Unavailable) => Err(Failure::Respond(Handled::new(
+                        Rejection::ProviderNotReady.respond(ClientKind::Api),
+                        "error",
+                    ))),
+                };
+            }
+        }
+        let loaded = self
+            .load_session(headers)
+            .await
+            .map_err(|r| Failure::Respond(Handled::new(r.respond(kind), "error")))?;
+        self.fresh_session(loaded, kind).await
+    }
+
+    /// Refreshes the access token when due.
+    async fn fresh_session(&self, loaded: Loaded, kind: ClientKind) -> Result<Principal, Failure> {
         let Loaded { session, handle } = loaded;
         let Some(session) = session else {
-            return Err(self.unauthenticated(uri, kind, &handle));
+            return Err(Failure::Login {
+                clear: self.clear_stale(&handle),
+            });
         };
         if !needs_refresh(&session, self.config.session.refresh_before, now()) {
-            let cookies = if handle.reseal {
+            let set_cookies = if handle.reseal {
                 self.save_quietly(&session, &handle).await
             } else {
                 Vec::new()
             };
-            return Ok((session, cookies));
+            return Ok(Principal {
+                session,
+                set_cookies,
+                via: "cookie",
+            });
         }
         match self.refresher.refresh(self, &handle, &session).await {
             Ok(new) => {
                 // The Redis store saved the record under its lock; the
                 // cookie store hands every response the new cookie.
-                let cookies = if self.sessions.is_server_side() && !handle.reseal {
+                let set_cookies = if self.sessions.is_server_side() && !handle.reseal {
                     Vec::new()
                 } else {
                     self.save_quietly(&new, &handle).await
                 };
-                Ok((new, cookies))
+                Ok(Principal {
+                    session: new,
+                    set_cookies,
+                    via: "cookie",
+                })
             }
             Err(RefreshFailure::Ended(reason)) => {
                 tracing::info!(target: "tollgate::audit", event = "session_ended", user = %session.sub, reason = %reason, "refresh refused; session ended");
-                let cleared = self
+                let clear = self
                     .sessions
                     .delete(&handle, Some(&session))
                     .await
                     .unwrap_or_else(|_| self.sessions.cookies.clear(&handle.present));
-                let mut h = self.unauthenticated(uri, kind, &Handle::default());
-                auth::append_cookies(&mut h.response, cleared);
-                Err(h)
+                Err(Failure::Login { clear })
             }
             Err(RefreshFailure::Unavailable(reason)) => {
                 // The old token may still be good for a while.
                 if session.access_expires_at.is_some_and(|e| e > now()) {
                     tracing::warn!(user = %session.sub, reason = %reason, "refresh failed; forwarding the current access token");
-                    return Ok((session, Vec::new()));
+                    return Ok(Principal {
+                        session,
+                        set_cookies: Vec::new(),
+                        via: "cookie",
+                    });
                 }
                 tracing::warn!(user = %session.sub, reason = %reason, "refresh failed and the access token has expired");
-                Err(Handled {
+                Err(Failure::Respond(Handled {
                     response: Rejection::RefreshUnavailable.respond(kind),
                     outcome: "error",
                     user: Some(session.sub),
-                })
+                }))
             }
+        }
+    }
+
+    fn clear_stale(&self, handle: &Handle) -> Vec<String> {
+        if handle.present.is_empty() {
+            Vec::new()
+        } else {
+            self.sessions.cookies.clear(&handle.present)
         }
     }
 
@@ -278,46 +363,98 @@ impl App {
         }
     }
 
+    /// The rules' verdict for a principal on a (normalized) path: the 403
+    /// answer when they deny.
+    fn denied(
+        &self,
+        p: &Principal,
+        method: &Method,
+        path: &str,
+        kind: ClientKind,
+    ) -> Option<Handled> {
+        let who = Identity {
+            email: p.session.email.as_deref(),
+            email_verified: p.session.email_verified,
+            groups: &p.session.groups,
+            claims: &p.session.claims,
+        };
+        match self.config.rules.policy.decide(&who, method, path) {
+            Decision::Allow => None,
+            Decision::Deny { reason } => {
+                tracing::info!(target: "tollgate::audit", event = "denied", user = %p.session.sub, %method, path, reason = %reason, "request denied by authorization rules");
+                Some(Handled {
+                    response: Rejection::Forbidden.respond(kind),
+                    outcome: "forbidden",
+                    user: Some(p.session.sub.clone()),
+                })
+            }
+        }
+    }
+
     async fn proxy(
         &self,
         mut req: Request<Incoming>,
         peer: SocketAddr,
         kind: ClientKind,
     ) -> Handled {
-        let loaded = match self.load_session(req.headers()).await {
-            Ok(l) => l,
-            Err(r) => return Handled::new(r.respond(kind), "error"),
+        // Every decision below is made on the normalized path, and the
+        // normalized request is what the upstream receives.
+        let normalized = match path::normalize(req.uri().path()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::info!(error = %e, "request path refused");
+                return Handled::new(Rejection::BadPath.respond(kind), "error");
+            }
         };
-        let uri = req.uri().clone();
-        let (session, set_cookies) = match self.fresh_session(loaded, kind, &uri).await {
-            Ok(s) => s,
-            Err(h) => return h,
-        };
-
+        if let Cow::Owned(p) = normalized {
+            match with_path(req.uri(), &p) {
+                Some(uri) => *req.uri_mut() = uri,
+                None => return Handled::new(Rejection::BadPath.respond(kind), "error"),
+            }
+        }
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
         let upgrade = headers::is_upgrade(req.headers());
-        headers::prepare_request(
-            req.headers_mut(),
-            upgrade,
-            &self.strip,
-            &self.sessions.cookies,
-            &self.config.upstream,
-            &Forwarding {
-                peer: peer.ip(),
-                proto: if self.config.server.public_url.scheme() == "https" {
-                    "https"
-                } else {
-                    "http"
-                },
-                session: Some(&session),
-            },
-        );
+        let trusted = self.trusted.trusts(peer.ip());
+
+        if self
+            .config
+            .rules
+            .public
+            .matches(&method, &path, req.headers())
+        {
+            self.prepare(&mut req, upgrade, peer, trusted, None);
+            return match self.upstream.forward(req, upgrade).await {
+                Ok(resp) => Handled::new(resp, "public"),
+                Err(r) => Handled::new(r.respond(kind), "upstream_error"),
+            };
+        }
+
+        let principal = match self.authenticate(req.headers(), kind).await {
+            Ok(p) => p,
+            Err(Failure::Respond(h)) => return h,
+            Err(Failure::Login { clear }) => return self.unauthenticated(req.uri(), kind, clear),
+        };
+        if let Some(h) = self.denied(&principal, &method, &path, kind) {
+            return h;
+        }
+        self.prepare(&mut req, upgrade, peer, trusted, Some(&principal.session));
+        let Principal {
+            session,
+            set_cookies,
+            via,
+        } = principal;
         let user = Some(session.sub);
         match self.upstream.forward(req, upgrade).await {
             Ok(mut resp) => {
                 auth::append_cookies(&mut resp, set_cookies);
                 Handled {
                     response: resp,
-                    outcome: "proxied",
+                    outcome: if via == "bearer" {
+                        "proxied_bearer"
+                    } else {
+                        "proxied"
+                    },
                     user,
                 }
             }
@@ -329,29 +466,183 @@ impl App {
         }
     }
 
+    /// Header hygiene and identity for the upstream request.
+    fn prepare(
+        &self,
+        req: &mut Request<Incoming>,
+        upgrade: bool,
+        peer: SocketAddr,
+        trusted: bool,
+        session: Option<&Session>,
+    ) {
+        let assertion = match (&self.assertions, session) {
+            (Some(a), Some(s)) => a.sign(s),
+            _ => None,
+        };
+        headers::prepare_request(
+            req.headers_mut(),
+            upgrade,
+            &self.strip,
+            &self.sessions.cookies,
+            &self.config.upstream,
+            &Forwarding {
+                peer: peer.ip(),
+                trusted,
+                proto: if self.config.server.public_url.scheme() == "https" {
+                    "https"
+                } else {
+                    "http"
+                },
+                session,
+                assertion: assertion.as_deref(),
+            },
+        );
+    }
+
+    /// `/oauth2/auth`, the forward-auth endpoint (oauth2-proxy's contract):
+    /// 202 with `X-Auth-Request-*` when allowed, 401 without a session, 403
+    /// when the rules deny. With `?mode=redirect` (Traefik, Caddy) a browser
+    /// without a session gets the login redirect itself. The original
+    /// method and URI come from `X-Forwarded-*` / `X-Original-*`, believed
+    /// only from `server.trusted_proxies`.
+    async fn forward_auth(
+        &self,
+        parts: &http::request::Parts,
+        peer: SocketAddr,
+        kind: ClientKind,
+    ) -> Handled {
+        let original = Original::from_headers(&parts.headers, self.trusted.trusts(peer.ip()));
+        let method = original.method.clone().unwrap_or(Method::GET);
+        let uri = original.uri.as_deref().unwrap_or("/");
+        let raw_path = uri.split(['?', '#']).next().unwrap_or("/");
+        let path = match path::normalize(raw_path) {
+            Ok(p) => p.into_owned(),
+            Err(_) => return Handled::new(Rejection::BadPath.respond(ClientKind::Api), "error"),
+        };
+        if self
+            .config
+            .rules
+            .public
+            .matches(&method, &path, &parts.headers)
+        {
+            return Handled::new(pages::status(StatusCode::ACCEPTED), "public");
+        }
+        let redirect_mode = parts.uri.query().is_some_and(|q| {
+            form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "mode" && v == "redirect")
+        });
+        let principal = match self.authenticate(&parts.headers, kind).await {
+            Ok(p) => p,
+            Err(Failure::Respond(h)) => return h,
+            Err(Failure::Login { clear }) => {
+                if redirect_mode && kind == ClientKind::Browser {
+                    let target = original.url().unwrap_or_else(|| uri.to_string());
+                    let return_to = self.config.rules.redirects.or_root(Some(&target));
+                    return match auth::login_redirect(self, return_to) {
+                        Ok(mut h) => {
+                            auth::append_cookies(&mut h.response, clear);
+                            h
+                        }
+                        Err(r) => Handled::new(r.respond(kind), "error"),
+                    };
+                }
+                let mut resp = Rejection::Unauthenticated.respond(ClientKind::Api);
+                auth::append_cookies(&mut resp, clear);
+                return Handled::new(resp, "unauthorized");
+            }
+        };
+        if let Some(h) = self.denied(&principal, &method, &path, kind) {
+            return h;
+        }
+        let s = &principal.session;
+        let mut resp = pages::status(StatusCode::ACCEPTED);
+        {
+            let h = resp.headers_mut();
+            let mut set = |name: &'static str, value: &str| {
+                if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
+                    h.insert(name, v);
+                }
+            };
+            set("x-auth-request-user", &s.sub);
+            if let Some(e) = &s.email {
+                set("x-auth-request-email", e);
+            }
+            if let Some(u) = &s.preferred_username {
+                set("x-auth-request-preferred-username", u);
+            }
+            if !s.groups.is_empty() {
+                set("x-auth-request-groups", &s.groups.join(","));
+            }
+            if self.config.upstream.pass_access_token {
+                set("x-auth-request-access-token", &s.access_token);
+            }
+            if let Some(a) = self.assertions.as_ref().and_then(|a| a.sign(s)) {
+                set(crate::proxy::assertion::HEADER, &a);
+            }
+        }
+        auth::append_cookies(&mut resp, principal.set_cookies);
+        Handled {
+            response: resp,
+            outcome: "auth_allowed",
+            user: Some(principal.session.sub),
+        }
+    }
+
     /// No valid session: browsers are sent to log in (and lose any stale
     /// session cookies), API clients get 401 JSON.
-    fn unauthenticated(&self, uri: &http::Uri, kind: ClientKind, handle: &Handle) -> Handled {
-        let stale = if handle.present.is_empty() {
-            Vec::new()
-        } else {
-            self.sessions.cookies.clear(&handle.present)
-        };
+    fn unauthenticated(&self, uri: &http::Uri, kind: ClientKind, clear: Vec<String>) -> Handled {
         if kind == ClientKind::Api {
             let mut resp = Rejection::Unauthenticated.respond(kind);
-            auth::append_cookies(&mut resp, stale);
+            auth::append_cookies(&mut resp, clear);
             return Handled::new(resp, "unauthorized");
         }
         let return_to = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-        let return_to = auth::redirect::or_root(Some(return_to), &self.config.server.public_url);
+        let return_to = self.config.rules.redirects.or_root(Some(return_to));
         match auth::login_redirect(self, return_to) {
             Ok(mut h) => {
-                auth::append_cookies(&mut h.response, stale);
+                auth::append_cookies(&mut h.response, clear);
                 h
             }
             Err(r) => Handled::new(r.respond(kind), "error"),
         }
     }
+
+    /// The claims a session keeps (those rules and `[headers]` read).
+    pub fn stored_claims(
+        &self,
+        claims: &crate::oidc::IdTokenClaims,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        self.claim_paths
+            .iter()
+            .filter_map(|p| Some((p.clone(), claims.claim_value(p)?)))
+            .collect()
+    }
+}
+
+/// An authenticated requester.
+pub struct Principal {
+    pub session: Session,
+    /// Cookies to set on the response (a refreshed or re-sealed session).
+    pub set_cookies: Vec<String>,
+    pub via: &'static str,
+}
+
+/// Why a request is not authenticated.
+pub enum Failure {
+    /// No usable session: log in (browsers) or 401 (APIs); clear these cookies.
+    Login { clear: Vec<String> },
+    /// A finished answer (503, invalid bearer token).
+    Respond(Handled),
+}
+
+/// `uri` with its path replaced (query kept).
+fn with_path(uri: &http::Uri, path: &str) -> Option<http::Uri> {
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(pq.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
 }
 
 /// The cookies of a request.

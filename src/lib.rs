@@ -7,15 +7,17 @@
 //! | listener, HTTP/1.1 + HTTP/2, graceful drain | [`server`] |
 //! | router: `/oauth2/*`, probes, everything else | [`app`] |
 //! | session cookie: open, chunks, key ring | [`session`] |
-//! | login, callback, sign-out, userinfo; safe redirects | [`auth`] |
+//! | login, callback, sign-out, userinfo, forward-auth, bearer tokens, refresh; safe redirects | [`auth`] |
+//! | authorization rules | [`authz`] |
 //! | discovery, JWKS, ID-token validation, token endpoint, PKCE | [`oidc`] |
-//! | header hygiene and the upstream client | [`proxy`] |
+//! | path normalization, public routes, header hygiene, identity assertion, upstream client | [`proxy`] |
 //! | every generated response (errors, pages) | [`pages`] |
 //! | configuration: load, validate | [`config`] |
 //! | logging | [`telemetry`] |
 
 pub mod app;
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod oidc;
 pub mod pages;

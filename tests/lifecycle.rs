@@ -166,8 +166,10 @@ async fn not_ready_until_the_provider_answers_then_ready() {
         client_auth: "client_secret_basic",
         extra: "",
         session: "",
+        server: "",
+        public_url: None,
     };
-    let tollgate = Tollgate::spawn(&setup.toml(), port);
+    let mut tollgate = Tollgate::spawn(&setup.toml(), port);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -24,6 +24,8 @@ async fn world_with(client_id: &str, secret: Option<&str>, auth: &str, extra: &s
         client_auth: auth,
         extra,
         session: "",
+        server: "",
+        public_url: None,
     };
     let tollgate = Tollgate::start(&setup).await;
     World {
@@ -497,6 +499,8 @@ async fn tampered_truncated_foreign_and_expired_session_cookies_mean_login() {
             refresh_token: None,
             id_token: None,
             sid: None,
+            email_verified: None,
+            claims: Default::default(),
             issued_at: 0,
             expires_at,
         };

@@ -490,7 +490,7 @@ async fn rotated_secret_keeps_sessions_and_reseals_them() {
         &format!("secret = \"{SESSION_KEY}\""),
         &format!("secret = \"{NEW_KEY}\"\nprevious_secrets = [\"{SESSION_KEY}\"]"),
     );
-    let t = Tollgate::spawn(&rotated, port);
+    let mut t = Tollgate::spawn(&rotated, port);
     t.wait_ready().await;
     let page = b.get(&t.url("/rotated")).await;
     assert_eq!(page.status, 200);
@@ -505,7 +505,7 @@ async fn rotated_secret_keeps_sessions_and_reseals_them() {
     let only_new = Setup::basic(port, &idp, &upstream.url())
         .toml()
         .replace(SESSION_KEY, NEW_KEY);
-    let t = Tollgate::spawn(&only_new, port);
+    let mut t = Tollgate::spawn(&only_new, port);
     t.wait_ready().await;
     assert_eq!(b.get(&t.url("/new-only")).await.status, 200);
     let mut stale = Browser::new();

@@ -72,6 +72,13 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
         Ok(c) => c,
         Err(e) => return bad(&e.to_string()),
     };
+    // A token older than the replay memory could be replayed: refuse it.
+    if claims
+        .iat
+        .is_some_and(|iat| (crate::session::now() as f64) - iat > JTI_TTL.as_secs_f64())
+    {
+        return bad("logout token is too old (`iat` more than an hour ago)");
+    }
     let jti = claims.jti.as_deref().unwrap_or_default();
     match redis
         .claim_jti(&app.config.provider.issuer, jti, JTI_TTL)

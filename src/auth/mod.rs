@@ -2,6 +2,7 @@
 //! out, and tell the caller who they are.
 
 pub mod backchannel;
+pub mod bearer;
 pub mod redirect;
 pub mod refresh;
 
@@ -124,7 +125,7 @@ pub fn append_cookies(resp: &mut Response<Body>, cookies: impl IntoIterator<Item
 /// `/oauth2/start?rd=/path`: begin a login explicitly.
 pub fn start(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
     let pairs = query_pairs(parts);
-    let rd = redirect::or_root(param(&pairs, "rd"), &app.config.server.public_url);
+    let rd = app.config.rules.redirects.or_root(param(&pairs, "rd"));
     login_redirect(app, rd)
 }
 
@@ -295,6 +296,8 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
         refresh_token: tokens.refresh_token.clone(),
         id_token: Some(id_token.to_string()),
         sid: claims.sid.clone(),
+        email_verified: claims.email_verified,
+        claims: app.stored_claims(&claims),
         issued_at,
         expires_at: issued_at.saturating_add(app.config.session.lifetime.as_secs() as i64),
     };
@@ -305,7 +308,7 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
     };
     // The return-to URL was checked when the login began; check again, it
     // costs nothing and the cookie could come from an older version.
-    let target = redirect::or_root(Some(&login.return_to), &app.config.server.public_url);
+    let target = app.config.rules.redirects.or_root(Some(&login.return_to));
     let cookies = match app.sessions.save(&session, &handle).await {
         Ok(c) => c,
         Err(StoreError::TooLarge(e)) => {
@@ -355,9 +358,28 @@ pub async fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
         return Err(Rejection::CrossSite);
     }
     let pairs = query_pairs(parts);
-    let Loaded { session, handle } = app.load_session(&parts.headers).await?;
-    let rd = redirect::or_root(param(&pairs, "rd"), &app.config.server.public_url);
-    let cleared = app.sessions.delete(&handle, session.as_ref()).await?;
+    let rd = app.config.rules.redirects.or_root(param(&pairs, "rd"));
+    // With the store down the browser's cookies are still cleared: the
+    // user asked to leave, and the record expires by itself.
+    let (session, cleared) = match app.load_session(&parts.headers).await {
+        Ok(Loaded { session, handle }) => {
+            let cleared = match app.sessions.delete(&handle, session.as_ref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not delete the server-side session at sign-out");
+                    app.sessions.cookies.clear(&handle.present)
+                }
+            };
+            (session, cleared)
+        }
+        Err(_) => {
+            let present = app
+                .sessions
+                .cookies
+                .present(&request_cookies(&parts.headers));
+            (None, app.sessions.cookies.clear(&present))
+        }
+    };
 
     let provider = app.provider();
     if let (Some(p), Some(rt)) = (

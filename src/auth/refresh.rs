@@ -78,10 +78,16 @@ impl Refresher {
                 .1
                 .clone()
         };
-        flight
+        let result = flight
             .get_or_init(|| refresh_once(app, handle, session))
             .await
-            .clone()
+            .clone();
+        if matches!(result, Err(RefreshFailure::Unavailable(_))) {
+            // A passing failure is not remembered: the next request retries.
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            flights.retain(|_, (_, f)| !Arc::ptr_eq(f, &flight));
+        }
+        result
     }
 }
 
@@ -143,13 +149,13 @@ async fn call_provider(app: &App, session: &Session) -> Result<Session, RefreshF
         .ok_or_else(|| RefreshFailure::Unavailable("provider not discovered".into()))?;
     let rt = session.refresh_token.as_deref().unwrap_or_default();
     let started = Instant::now();
+    // Only `invalid_grant` means the grant is over (RFC 6749 §5.2). Other
+    // refusals (`invalid_client` after a botched secret rotation, say) are
+    // configuration problems: logging every user out would not fix them.
     let tokens = provider.tokens.refresh(rt).await.map_err(|e| match e {
-        TokenError::Refused { error, .. }
-            if error == "invalid_grant" || error == "unauthorized_client" =>
-        {
+        TokenError::Refused { error, .. } if error == "invalid_grant" => {
             RefreshFailure::Ended(error)
         }
-        TokenError::Refused { error, status } if status < 500 => RefreshFailure::Ended(error),
         other => RefreshFailure::Unavailable(other.to_string()),
     })?;
     let mut new = session.clone();
@@ -176,6 +182,11 @@ async fn call_provider(app: &App, session: &Session) -> Result<Session, RefreshF
             new.groups = groups;
         }
         new.id_token = Some(id_token.clone());
+        new.email_verified = claims.email_verified.or(new.email_verified);
+        let stored = app.stored_claims(&claims);
+        if !stored.is_empty() {
+            new.claims = stored;
+        }
         if claims.sid.is_some() {
             new.sid = claims.sid.clone();
         }
@@ -212,6 +223,8 @@ mod tests {
             refresh_token: rt.then(|| "rt".into()),
             id_token: None,
             sid: None,
+            email_verified: None,
+            claims: Default::default(),
             issued_at: 0,
             expires_at: i64::MAX,
         }

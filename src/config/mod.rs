@@ -36,6 +36,41 @@ pub struct Config {
     pub provider: ProviderConfig,
     pub session: SessionConfig,
     pub log: LogConfig,
+    /// Compiled authorization rules, public routes, redirect policy.
+    pub rules: std::sync::Arc<Rules>,
+    pub bearer: BearerConfig,
+}
+
+/// Who may go where, compiled from `[authorization]`, `[routes]` and
+/// `server.allowed_redirect_domains`.
+pub struct Rules {
+    pub policy: crate::authz::Policy,
+    pub public: crate::proxy::path::PublicRoutes,
+    pub redirects: crate::auth::redirect::RedirectPolicy,
+}
+
+impl fmt::Debug for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rules")
+            .field("open", &self.policy.is_open())
+            .field("public_routes", &!self.public.is_empty())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bearer-token access for machine clients.
+#[derive(Debug, Clone, Default)]
+pub struct BearerConfig {
+    /// JWT access tokens must name one of these in `aud`.
+    pub audiences: Vec<String>,
+    /// Opaque tokens are checked at the introspection endpoint.
+    pub introspection: bool,
+}
+
+impl BearerConfig {
+    pub fn enabled(&self) -> bool {
+        !self.audiences.is_empty() || self.introspection
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +80,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// Peers whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub allowed_redirect_domains: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +95,27 @@ pub struct UpstreamConfig {
     pub pass_access_token: bool,
     pub pass_authorization_header: bool,
     pub headers: IdentityHeaders,
+    /// Extra headers from claims, in config order.
+    pub claim_headers: Vec<(http::HeaderName, String)>,
+    /// Send a signed identity assertion (`X-Tollgate-Assertion`).
+    pub assertion: Option<AssertionConfig>,
+}
+
+/// The signed identity assertion sent upstream.
+#[derive(Clone)]
+pub struct AssertionConfig {
+    /// PKCS#8 DER of a P-256 key; `None`: generate one at start.
+    pub key_pkcs8: Option<Secret>,
+    /// `aud` of the assertion.
+    pub audience: String,
+}
+
+impl fmt::Debug for AssertionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AssertionConfig")
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Names of the identity headers sent upstream.
@@ -574,6 +633,19 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     if raw.server.max_connections == 0 {
         c.fail("server.max_connections", "must be at least 1");
     }
+    let mut trusted_proxies = Vec::new();
+    for p in &raw.server.trusted_proxies {
+        let parsed = p
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => c.fail(
+                "server.trusted_proxies",
+                format!("`{p}` is not an address or CIDR range like \"10.0.0.0/8\""),
+            ),
+        }
+    }
 
     // [upstream]
     let upstream_text = c.required("upstream.url", &raw.upstream.url).to_string();
@@ -605,6 +677,55 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         }
     }
     let upstream_timeout = c.duration("upstream.timeout", &raw.upstream.timeout);
+    let mut claim_headers = Vec::new();
+    for (name, claim) in &raw.headers {
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) if !claim.is_empty() => claim_headers.push((h, claim.clone())),
+            Ok(_) => c.fail(
+                &format!("headers.{name}"),
+                "needs a claim path such as \"sub\" or \"org.id\"",
+            ),
+            Err(_) => c.fail(
+                &format!("headers.{name}"),
+                format!("`{name}` is not a valid header name"),
+            ),
+        }
+    }
+    let assertion = if raw.upstream.assertion {
+        let key = match &raw.upstream.assertion_key_file {
+            Some(path) => {
+                match std::fs::read(path) {
+                    Ok(pem) => {
+                        match pkcs8_from_pem(&pem) {
+                            Some(der) => Some(Secret(der)),
+                            None => {
+                                c.fail("upstream.assertion_key_file", format!("`{path}` is not a PEM \"PRIVATE KEY\" (PKCS#8) of a P-256 key"));
+                                None
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        c.fail(
+                            "upstream.assertion_key_file",
+                            format!("cannot read `{path}`: {e}"),
+                        );
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        Some(AssertionConfig {
+            key_pkcs8: key,
+            audience: raw
+                .upstream
+                .assertion_audience
+                .clone()
+                .unwrap_or_else(|| upstream_text.trim_end_matches('/').to_string()),
+        })
+    } else {
+        None
+    };
     let connect_timeout = c.duration("upstream.connect_timeout", &raw.upstream.connect_timeout);
     let header = |c: &mut Check<'_>, key: &str, value: &str| -> http::HeaderName {
         match http::HeaderName::from_bytes(value.as_bytes()) {
@@ -849,9 +970,44 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         );
     }
 
+    // [authorization], [routes], redirects
+    let compiled = |c: &mut Check<'_>, errs: Vec<(String, String)>| {
+        for (k, m) in errs {
+            c.fail(&k, m);
+        }
+    };
+    let policy = crate::authz::Policy::new(&raw.authorization)
+        .map_err(|e| compiled(&mut c, e))
+        .ok();
+    let public = crate::proxy::path::PublicRoutes::new(&raw.routes)
+        .map_err(|e| compiled(&mut c, e))
+        .ok();
+    let redirects = public_url.clone().and_then(|origin| {
+        crate::auth::redirect::RedirectPolicy::new(origin, &raw.server.allowed_redirect_domains)
+            .map_err(|e| compiled(&mut c, e))
+            .ok()
+    });
+    let bearer = BearerConfig {
+        audiences: raw.authorization.bearer_audiences.clone(),
+        introspection: raw.authorization.bearer_introspection,
+    };
+    if bearer.audiences.iter().any(String::is_empty) {
+        c.fail(
+            "authorization.bearer_audiences",
+            "entries must not be empty",
+        );
+    }
+
     if !c.errors.is_empty() {
         return Err(ConfigError::Invalid(c.errors));
     }
+    let (Some(policy), Some(public), Some(redirects)) = (policy, public, redirects) else {
+        return Err(ConfigError::Invalid(vec![KeyError {
+            key: "authorization".into(),
+            origin: origin(figment, "authorization"),
+            message: "could not be compiled".into(),
+        }]));
+    };
     // Every `None` below was reported as an error above.
     let (Some(public_url), Some(upstream_url), Some(redirect_url), Some(post_logout_redirect_url)) = (
         public_url,
@@ -872,6 +1028,8 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             shutdown_grace,
             header_read_timeout,
             max_connections: raw.server.max_connections,
+            trusted_proxies,
+            allowed_redirect_domains: raw.server.allowed_redirect_domains.clone(),
         },
         upstream: UpstreamConfig {
             url: upstream_url,
@@ -882,6 +1040,8 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             pass_access_token: raw.upstream.pass_access_token,
             pass_authorization_header: raw.upstream.pass_authorization_header,
             headers,
+            claim_headers,
+            assertion,
         },
         provider: ProviderConfig {
             issuer,
@@ -913,6 +1073,12 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             level: raw.log.level.to_ascii_lowercase(),
             json,
         },
+        rules: std::sync::Arc::new(Rules {
+            policy,
+            public,
+            redirects,
+        }),
+        bearer,
     })
 }
 
@@ -930,7 +1096,12 @@ fn redis_config(c: &mut Check<'_>, r: &raw::RawRedis) -> Option<RedisConfig> {
         }
     };
     let password = c.secret("session.redis.password", &r.password, &r.password_file);
-    let mut urls: Vec<(&str, &String)> = vec![("session.redis.url", &r.url)];
+    // `url` is the server in standalone mode only; sentinel and cluster
+    // modes use `nodes`.
+    let mut urls: Vec<(&str, &String)> = Vec::new();
+    if mode == RedisMode::Standalone {
+        urls.push(("session.redis.url", &r.url));
+    }
     urls.extend(r.nodes.iter().map(|n| ("session.redis.nodes", n)));
     let mut tls = None;
     for (key, u) in &urls {
@@ -1005,6 +1176,15 @@ fn mask(u: &str) -> String {
         }
         _ => u.to_string(),
     }
+}
+
+/// The DER inside a PEM `PRIVATE KEY` block (PKCS#8), via rustls' PEM parser.
+fn pkcs8_from_pem(pem: &[u8]) -> Option<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+    PrivatePkcs8KeyDer::from_pem_slice(pem)
+        .ok()
+        .map(|k| k.secret_pkcs8_der().to_vec())
 }
 
 /// Listening address helper used by tests and the demo.

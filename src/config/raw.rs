@@ -16,6 +16,10 @@ pub struct RawConfig {
     pub provider: RawProvider,
     pub session: RawSession,
     pub log: RawLog,
+    /// Extra upstream headers from claims: header name → claim path.
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub authorization: crate::authz::RawAuthorization,
+    pub routes: crate::proxy::path::RawRoutes,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -28,6 +32,8 @@ pub struct RawServer {
     pub shutdown_grace: String,
     pub header_read_timeout: String,
     pub max_connections: usize,
+    pub trusted_proxies: Vec<String>,
+    pub allowed_redirect_domains: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -38,6 +44,8 @@ impl Default for RawServer {
             shutdown_grace: "10s".into(),
             header_read_timeout: "10s".into(),
             max_connections: 10_000,
+            trusted_proxies: Vec::new(),
+            allowed_redirect_domains: Vec::new(),
         }
     }
 }
@@ -54,6 +62,10 @@ pub struct RawUpstream {
     pub pass_access_token: bool,
     pub pass_authorization_header: bool,
     pub headers: RawIdentityHeaders,
+    pub assertion: bool,
+    pub assertion_key_file: Option<String>,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub assertion_audience: Option<String>,
 }
 
 impl Default for RawUpstream {
@@ -67,6 +79,9 @@ impl Default for RawUpstream {
             pass_access_token: true,
             pass_authorization_header: false,
             headers: RawIdentityHeaders::default(),
+            assertion: false,
+            assertion_key_file: None,
+            assertion_audience: None,
         }
     }
 }

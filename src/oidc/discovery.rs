@@ -16,6 +16,8 @@ pub struct ProviderMetadata {
     #[serde(default)]
     pub revocation_endpoint: Option<Url>,
     #[serde(default)]
+    pub introspection_endpoint: Option<Url>,
+    #[serde(default)]
     pub code_challenge_methods_supported: Option<Vec<String>>,
     /// RFC 9207 §3: when true, every authorization response must carry `iss`.
     #[serde(default)]
@@ -97,6 +99,7 @@ pub fn parse(issuer: &str, url: &str, body: &[u8]) -> Result<ProviderMetadata, D
         md.userinfo_endpoint.as_ref(),
         md.end_session_endpoint.as_ref(),
         md.revocation_endpoint.as_ref(),
+        md.introspection_endpoint.as_ref(),
     ];
     for e in endpoints.into_iter().flatten() {
         if !secure(e) {

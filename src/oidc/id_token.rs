@@ -115,6 +115,23 @@ impl IdTokenClaims {
         Some(cur)
     }
 
+    /// A claim by dotted path, including the standard claims this struct
+    /// keeps in named fields (`sub`, `email`, `name`, ...).
+    pub fn claim_value(&self, path: &str) -> Option<Value> {
+        let named = match path {
+            "sub" => self.sub.clone().map(Value::String),
+            "iss" => self.iss.clone().map(Value::String),
+            "azp" => self.azp.clone().map(Value::String),
+            "sid" => self.sid.clone().map(Value::String),
+            "email" => self.email.clone().map(Value::String),
+            "email_verified" => self.email_verified.map(Value::Bool),
+            "name" => self.name.clone().map(Value::String),
+            "preferred_username" => self.preferred_username.clone().map(Value::String),
+            _ => None,
+        };
+        named.or_else(|| self.claim(path).cloned())
+    }
+
     /// Group names from `claim` (a list of strings, or one string).
     pub fn groups(&self, claim: &str) -> Vec<String> {
         match self.claim(claim) {

@@ -145,6 +145,30 @@ impl TokenClient {
         }
     }
 
+    /// Asks the provider about a token (RFC 7662).
+    pub async fn introspect(
+        &self,
+        endpoint: &Url,
+        token: &str,
+    ) -> Result<serde_json::Value, TokenError> {
+        let resp = self
+            .authenticated(
+                endpoint,
+                vec![("token", token), ("token_type_hint", "access_token")],
+            )
+            .send()
+            .await
+            .map_err(TokenError::Unreachable)?;
+        let status = resp.status().as_u16();
+        let body = super::read_limited(resp)
+            .await
+            .map_err(TokenError::Unreachable)?;
+        if status != 200 {
+            return Err(TokenError::Status(status));
+        }
+        serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
     /// A POST to a provider endpoint with this client's authentication.
     fn authenticated<'a>(
         &'a self,

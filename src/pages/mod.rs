@@ -80,6 +80,12 @@ pub enum Rejection {
     RefreshUnavailable,
     #[error("this endpoint needs a server-side session store")]
     NeedsServerSideStore,
+    #[error("denied by the authorization rules")]
+    Forbidden,
+    #[error("malformed request path")]
+    BadPath,
+    #[error("invalid bearer token")]
+    InvalidToken,
 }
 
 impl Rejection {
@@ -92,6 +98,9 @@ impl Rejection {
             | Rejection::SessionStoreUnavailable
             | Rejection::RefreshUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::NeedsServerSideStore => StatusCode::NOT_IMPLEMENTED,
+            Rejection::Forbidden => StatusCode::FORBIDDEN,
+            Rejection::BadPath => StatusCode::BAD_REQUEST,
+            Rejection::InvalidToken => StatusCode::UNAUTHORIZED,
             Rejection::BadGateway => StatusCode::BAD_GATEWAY,
             Rejection::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Rejection::CrossSite => StatusCode::FORBIDDEN,
@@ -115,6 +124,9 @@ impl Rejection {
             Rejection::SessionStoreUnavailable => "session_store_unavailable",
             Rejection::RefreshUnavailable => "refresh_unavailable",
             Rejection::NeedsServerSideStore => "not_implemented",
+            Rejection::Forbidden => "forbidden",
+            Rejection::BadPath => "bad_path",
+            Rejection::InvalidToken => "invalid_token",
         }
     }
 
@@ -133,6 +145,9 @@ impl Rejection {
                 "Temporarily unavailable"
             }
             Rejection::NeedsServerSideStore => "Not available",
+            Rejection::Forbidden => "Access denied",
+            Rejection::BadPath => "Bad request",
+            Rejection::InvalidToken => "Invalid token",
         }
     }
 
@@ -155,6 +170,9 @@ impl Rejection {
             Rejection::ShuttingDown => "This instance is shutting down. Try again.".into(),
             Rejection::SessionStoreUnavailable => "Sessions cannot be read right now. Try again in a moment.".into(),
             Rejection::RefreshUnavailable => "Your session could not be renewed because the identity provider is not answering. Try again in a moment.".into(),
+            Rejection::Forbidden => "You are signed in, but not allowed to see this page.".into(),
+            Rejection::BadPath => "The request path is malformed (encoded slashes, double encoding or control characters).".into(),
+            Rejection::InvalidToken => "The bearer token is invalid, expired, or not meant for this service.".into(),
             Rejection::NeedsServerSideStore => "Back-channel logout needs session.store = \"redis\": with sessions kept only in browser cookies there is no session to end on the server.".into(),
         }
     }
@@ -190,6 +208,13 @@ impl Rejection {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if matches!(self, Rejection::InvalidToken) {
+            // RFC 6750 §3.1.
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
         resp
     }
 }
@@ -221,6 +246,11 @@ fn base(status: StatusCode, content_type: &'static str, body: Bytes) -> Response
 /// A JSON response.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     base(status, "application/json", Bytes::from(value.to_string()))
+}
+
+/// An empty response with a status (forward-auth answers).
+pub fn status(status: StatusCode) -> Response<Body> {
+    base(status, "text/plain; charset=utf-8", Bytes::new())
 }
 
 /// A plain-text response (probes).

@@ -85,9 +85,19 @@ impl StripList {
         ] {
             names.push(n.as_str().to_string());
         }
-        for extra in ["x-http-method", "x-method-override"] {
+        for extra in [
+            "x-http-method",
+            "x-method-override",
+            super::assertion::HEADER,
+        ] {
             names.push(extra.to_string());
         }
+        names.extend(
+            config
+                .claim_headers
+                .iter()
+                .map(|(h, _)| h.as_str().to_string()),
+        );
         if config.pass_authorization_header {
             names.push("authorization".to_string());
         }
@@ -143,8 +153,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 /// What the upstream learns about the client.
 pub struct Forwarding<'a> {
     pub peer: IpAddr,
+    /// The peer is a trusted proxy: extend its `X-Forwarded-*` instead of
+    /// replacing them.
+    pub trusted: bool,
     pub proto: &'static str,
     pub session: Option<&'a Session>,
+    /// A signed identity assertion for `X-Tollgate-Assertion`.
+    pub assertion: Option<&'a str>,
 }
 
 /// Rewrites a request's headers for the upstream (see the module docs).
@@ -158,6 +173,17 @@ pub fn prepare_request(
 ) {
     strip_hop_by_hop(headers, upgrade);
 
+    // A trusted proxy's forwarding headers describe the real client; keep
+    // them (exact spelling only) before the strip below removes the rest.
+    let from_proxy = fwd.trusted.then(|| {
+        let get = |n: &str| headers.get(n).cloned();
+        (
+            get("x-forwarded-for"),
+            get("x-forwarded-proto"),
+            get("x-forwarded-host"),
+            get("x-real-ip"),
+        )
+    });
     let spoofed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| strip.contains(k.as_str()))
@@ -168,16 +194,29 @@ pub fn prepare_request(
     }
     strip_own_cookies(headers, cookies);
 
-    // X-Forwarded-For is ours alone: a client-sent chain is not trusted.
-    if let Ok(v) = HeaderValue::from_str(&fwd.peer.to_string()) {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), v.clone());
+    // X-Forwarded-For is ours alone unless a trusted proxy started it.
+    let peer = fwd.peer.to_string();
+    let (xff, proto, host, real_ip) = match from_proxy {
+        Some((xff, proto, host, real_ip)) => (
+            xff.and_then(|v| v.to_str().ok().map(|chain| format!("{chain}, {peer}")))
+                .unwrap_or_else(|| peer.clone()),
+            proto,
+            host,
+            real_ip,
+        ),
+        None => (peer.clone(), None, None, None),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    if let Some(v) = real_ip.or_else(|| HeaderValue::from_str(&peer).ok()) {
         headers.insert(HeaderName::from_static("x-real-ip"), v);
     }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(fwd.proto),
+        proto.unwrap_or(HeaderValue::from_static(fwd.proto)),
     );
-    match headers.get(header::HOST).cloned() {
+    match host.or_else(|| headers.get(header::HOST).cloned()) {
         Some(host) => {
             headers.insert(HeaderName::from_static("x-forwarded-host"), host);
         }
@@ -188,6 +227,9 @@ pub fn prepare_request(
 
     if let Some(s) = fwd.session {
         add_identity(headers, s, config);
+    }
+    if let Some(a) = fwd.assertion.and_then(|a| HeaderValue::from_str(a).ok()) {
+        headers.insert(HeaderName::from_static(super::assertion::HEADER), a);
     }
 }
 
@@ -222,6 +264,24 @@ fn add_identity(headers: &mut HeaderMap, s: &Session, config: &UpstreamConfig) {
             &header::AUTHORIZATION,
             &format!("Bearer {}", s.access_token),
         );
+    }
+    for (name, claim) in &config.claim_headers {
+        match s.claims.get(claim) {
+            Some(serde_json::Value::String(v)) => set(name, v),
+            Some(serde_json::Value::Array(items)) => {
+                let joined: Vec<String> = items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| i.to_string())
+                    })
+                    .collect();
+                set(name, &joined.join(","));
+            }
+            Some(serde_json::Value::Null) | None => {}
+            Some(other) => set(name, &other.to_string()),
+        }
     }
 }
 
@@ -277,6 +337,8 @@ mod tests {
             pass_user_headers: true,
             pass_access_token: true,
             pass_authorization_header: false,
+            claim_headers: vec![(HeaderName::from_static("x-tenant"), "org.id".into())],
+            assertion: None,
             headers: IdentityHeaders {
                 user: HeaderName::from_static("x-forwarded-user"),
                 email: HeaderName::from_static("x-forwarded-email"),
@@ -308,6 +370,8 @@ mod tests {
             refresh_token: Some("RT".into()),
             id_token: Some("IDT".into()),
             sid: None,
+            email_verified: None,
+            claims: Default::default(),
             issued_at: 0,
             expires_at: i64::MAX,
         }
@@ -324,8 +388,10 @@ mod tests {
         let cfg = upstream_config();
         let fwd = Forwarding {
             peer: "10.1.2.3".parse().expect("ip"),
+            trusted: false,
             proto: "https",
             session,
+            assertion: None,
         };
         let upgrade = is_upgrade(&h);
         prepare_request(

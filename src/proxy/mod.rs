@@ -2,7 +2,10 @@
 //! both ways, `Upgrade` exchanges (WebSocket) tunnelled once the upstream
 //! answers 101.
 
+pub mod assertion;
+pub mod forwarded;
 pub mod headers;
+pub mod path;
 
 use std::time::Duration;
 

@@ -303,6 +303,8 @@ mod tests {
             refresh_token: None,
             id_token: None,
             sid: None,
+            email_verified: None,
+            claims: Default::default(),
             issued_at: now(),
             expires_at: now() + 3600,
         }

@@ -23,7 +23,7 @@ pub fn now() -> i64 {
 
 /// One logged-in user. Serialized with short field names because every byte
 /// travels in a cookie on every request. `Debug` leaves tokens out.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Session {
     #[serde(rename = "s")]
     pub sub: String,
@@ -47,6 +47,17 @@ pub struct Session {
     /// The provider's session id (`sid`), for back-channel logout.
     #[serde(rename = "sid", default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// `email_verified` as the provider said; an email known to be
+    /// unverified never satisfies an email rule.
+    #[serde(rename = "ev", default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    /// The claims that rules and `[headers]` read, by claim path.
+    #[serde(
+        rename = "c",
+        default,
+        skip_serializing_if = "serde_json::Map::is_empty"
+    )]
+    pub claims: serde_json::Map<String, serde_json::Value>,
     #[serde(rename = "ia")]
     pub issued_at: i64,
     /// Hard end of the session, enforced from inside the sealed payload so a

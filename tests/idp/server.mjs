@@ -216,6 +216,21 @@ ${withYes}
     introspection: { enabled: true },
     backchannelLogout: { enabled: true },
     claimsParameter: { enabled: true },
+    // Machine clients: client_credentials with a `resource` parameter get a
+    // JWT access token whose `aud` is that resource (RFC 8707), signed with
+    // the provider's keys. Requests without `resource` keep opaque tokens.
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => undefined,
+      useGrantedResource: () => false,
+      getResourceServerInfo: (_ctx, resourceIndicator) => ({
+        scope: 'api',
+        audience: resourceIndicator,
+        accessTokenTTL: 300,
+        accessTokenFormat: 'jwt',
+      }),
+    },
   },
   // Refresh tokens for every client allowed the refresh_token grant, not only
   // when offline_access was requested.

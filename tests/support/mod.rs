@@ -20,18 +20,33 @@ use serde_json::{json, Value};
 
 pub const BASIC_SECRET: &str = "s3:cr%t+&= x";
 pub const POST_SECRET: &str = "post-secret";
+pub const MACHINE_SECRET: &str = "machine-secret";
 pub const SESSION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A free loopback port (bound and released; the component binds it next).
+/// A free loopback port for a component that binds it next. Ports come
+/// from a per-process counter below the kernel's ephemeral range (32768+),
+/// so neither a parallel test nor an outgoing connection can take the port
+/// between this check and the component's bind.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 400) as u16 * 25,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_000, "ran out of test ports");
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Collects a child's output lines, and tells when one matching a prefix
@@ -85,6 +100,9 @@ pub struct IdpOptions {
     pub rotate_refresh_tokens: bool,
     /// Where the provider POSTs logout tokens for the basic client.
     pub backchannel_logout_uri: Option<String>,
+    /// Public URLs (other than tollgate's own ports) whose callbacks are
+    /// registered: an nginx or Caddy in front of tollgate.
+    pub front_urls: Vec<String>,
 }
 
 pub struct Idp {
@@ -113,11 +131,12 @@ impl Idp {
     }
 
     pub fn with(o: IdpOptions) -> Self {
-        let bases: Vec<String> = o
+        let mut bases: Vec<String> = o
             .tollgate_ports
             .iter()
             .map(|p| format!("http://127.0.0.1:{p}"))
             .collect();
+        bases.extend(o.front_urls.iter().cloned());
         let redirects: Vec<String> = bases
             .iter()
             .map(|b| format!("{b}/oauth2/callback"))
@@ -153,6 +172,8 @@ impl Idp {
                 client("tollgate-basic", Some(BASIC_SECRET), "client_secret_basic"),
                 client("tollgate-post", Some(POST_SECRET), "client_secret_post"),
                 client("tollgate-public", None, "none"),
+                {"client_id": "machine", "client_secret": MACHINE_SECRET, "token_endpoint_auth_method": "client_secret_basic",
+                 "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": []},
             ],
             "accounts": {
                 "alice": {"email": "alice@example.com", "email_verified": true, "name": "Alice",
@@ -191,6 +212,29 @@ impl Idp {
             .json()
             .await
             .expect("stats json")
+    }
+
+    /// A client-credentials access token for the `machine` client: a JWT
+    /// with `aud` = `resource` when one is given, opaque otherwise.
+    pub async fn machine_token(&self, resource: Option<&str>) -> String {
+        let mut form = vec![("grant_type", "client_credentials"), ("scope", "api")];
+        if let Some(r) = resource {
+            form.push(("resource", r));
+        }
+        let v: Value = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth("machine", Some(MACHINE_SECRET))
+            .form(&form)
+            .send()
+            .await
+            .expect("token request")
+            .json()
+            .await
+            .expect("token json");
+        v["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     pub async fn token_requests(&self) -> u64 {
@@ -683,6 +727,161 @@ impl Drop for Redis {
     }
 }
 
+// === front proxies ===
+
+/// nginx or Caddy in front of tollgate, from a generated config.
+pub struct Front {
+    child: Child,
+    pub port: u16,
+    pub output: Output,
+    _dir: tempfile::TempDir,
+}
+
+impl Front {
+    /// nginx with `auth_request` to tollgate's `/oauth2/auth`.
+    pub async fn nginx(port: u16, tollgate: u16, upstream: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        let up = upstream.trim_start_matches("http://");
+        let conf = format!(
+            r#"
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
+  server {{
+    listen 127.0.0.1:{port};
+    location /oauth2/ {{
+      proxy_pass http://127.0.0.1:{tollgate};
+      proxy_set_header Host $host:$server_port;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host:$server_port;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }}
+    location = /oauth2/auth {{
+      internal;
+      proxy_pass http://127.0.0.1:{tollgate};
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header Host $host:$server_port;
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host:$server_port;
+    }}
+    location / {{
+      auth_request /oauth2/auth;
+      error_page 401 = @login;
+      auth_request_set $user $upstream_http_x_auth_request_user;
+      auth_request_set $email $upstream_http_x_auth_request_email;
+      auth_request_set $groups $upstream_http_x_auth_request_groups;
+      auth_request_set $auth_cookie $upstream_http_set_cookie;
+      add_header Set-Cookie $auth_cookie;
+      proxy_set_header X-User $user;
+      proxy_set_header X-Email $email;
+      proxy_set_header X-Groups $groups;
+      proxy_pass http://{up};
+    }}
+    location @login {{
+      return 302 /oauth2/start?rd=$request_uri;
+    }}
+  }}
+}}
+"#
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .args(["-g", "daemon off;"]);
+        Self::spawn(cmd, port, dir).await
+    }
+
+    /// Caddy with `forward_auth` to tollgate's `/oauth2/auth?mode=redirect`.
+    pub async fn caddy(port: u16, tollgate: u16, upstream: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let up = upstream.trim_start_matches("http://");
+        let conf = format!(
+            r#"{{
+  admin off
+  auto_https off
+  storage file_system {}
+}}
+http://127.0.0.1:{port} {{
+  handle /oauth2/* {{
+    reverse_proxy 127.0.0.1:{tollgate}
+  }}
+  handle {{
+    forward_auth 127.0.0.1:{tollgate} {{
+      uri /oauth2/auth?mode=redirect
+      copy_headers X-Auth-Request-User X-Auth-Request-Email X-Auth-Request-Groups
+    }}
+    reverse_proxy {up}
+  }}
+}}
+"#,
+            dir.path().display()
+        );
+        let file = dir.path().join("Caddyfile");
+        std::fs::write(&file, conf).expect("write Caddyfile");
+        let mut cmd = Command::new("caddy");
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&file)
+            .args(["--adapter", "caddyfile"]);
+        cmd.env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path());
+        Self::spawn(cmd, port, dir).await
+    }
+
+    async fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Self {
+        let output = Output::default();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        output.capture(child.stdout.take().expect("stdout"));
+        output.capture(child.stderr.take().expect("stderr"));
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("front proxy exited with {status}:\n{}", output.text());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "front proxy did not listen:\n{}",
+                output.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            child,
+            port,
+            output,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 // === tollgate ===
 
 pub struct Tollgate {
@@ -704,6 +903,10 @@ pub struct Setup<'a> {
     pub extra: &'a str,
     /// Extra keys of the `[session]` table.
     pub session: &'a str,
+    /// Extra keys of the `[server]` table.
+    pub server: &'a str,
+    /// `server.public_url` when browsers reach tollgate through a proxy.
+    pub public_url: Option<&'a str>,
 }
 
 impl<'a> Setup<'a> {
@@ -717,6 +920,8 @@ impl<'a> Setup<'a> {
             client_auth: "client_secret_basic",
             extra: "",
             session: "",
+            server: "",
+            public_url: None,
         }
     }
 
@@ -729,8 +934,9 @@ impl<'a> Setup<'a> {
             r#"
 [server]
 listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
+public_url = "{public_url}"
 shutdown_grace = "5s"
+{server}
 
 [upstream]
 url = "{upstream}"
@@ -757,6 +963,11 @@ level = "debug"
             client_auth = self.client_auth,
             extra = self.extra,
             session = self.session,
+            server = self.server,
+            public_url = self
+                .public_url
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}", self.port)),
         )
     }
 }
@@ -772,7 +983,7 @@ pub fn binary() -> &'static Path {
 impl Tollgate {
     /// Starts tollgate and waits until `/readyz` answers 200.
     pub async fn start(setup: &Setup<'_>) -> Self {
-        let t = Self::spawn(&setup.toml(), setup.port);
+        let mut t = Self::spawn(&setup.toml(), setup.port);
         t.wait_ready().await;
         t
     }
@@ -801,10 +1012,13 @@ impl Tollgate {
         }
     }
 
-    pub async fn wait_ready(&self) {
+    pub async fn wait_ready(&mut self) {
         let client = reqwest::Client::new();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("tollgate exited with {status}:\n{}", self.output.text());
+            }
             if let Ok(r) = client.get(self.url("/readyz")).send().await {
                 if r.status() == 200 {
                     return;

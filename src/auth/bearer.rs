@@ -1,0 +1,266 @@
+//! Machine clients: `Authorization: Bearer <token>` instead of a cookie.
+//!
+//! A JWT access token is verified against the provider's keys (algorithm
+//! allow-list, signature, `iss`, `exp`, `nbf`, `iat`) and must name one of
+//! `authorization.bearer_audiences` in `aud`. An opaque token is asked
+//! about at the provider's introspection endpoint (RFC 7662) when
+//! `authorization.bearer_introspection` is on; answers are cached briefly,
+//! keyed by the token's SHA-256. Bearer requests never redirect: a bad
+//! token is a 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::app::App;
+use crate::oidc::id_token::{Audience, IdTokenClaims};
+use crate::session::{now, Session};
+
+/// Longest an introspection answer is reused.
+pub const INTROSPECTION_CACHE: Duration = Duration::from_secs(30);
+/// Most cached introspection answers; past it the cache starts over.
+const CACHE_CAP: usize = 10_000;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BearerError {
+    #[error("invalid bearer token: {0}")]
+    Invalid(String),
+    #[error("the provider could not check the token")]
+    Unavailable,
+}
+
+/// The `Bearer` credentials of a request, if it sends exactly that scheme.
+pub fn token(headers: &http::HeaderMap) -> Option<&str> {
+    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[derive(Deserialize)]
+struct AccessClaims {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
+    exp: Option<f64>,
+    #[serde(default)]
+    nbf: Option<f64>,
+    #[serde(default)]
+    iat: Option<f64>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+type Cached = (Instant, Result<Session, BearerError>);
+
+#[derive(Default)]
+pub struct Introspections {
+    cache: Mutex<HashMap<Vec<u8>, Cached>>,
+}
+
+/// Authenticates a bearer token; the session it yields lives only for this
+/// request.
+pub async fn authenticate(app: &App, token: &str) -> Result<Session, BearerError> {
+    let cfg = &app.config.bearer;
+    if token.split('.').count() == 3 {
+        return jwt(app, token).await;
+    }
+    if !cfg.introspection {
+        return Err(BearerError::Invalid(
+            "not a JWT, and introspection is off".into(),
+        ));
+    }
+    let key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .to_vec();
+    if let Some((until, r)) = app
+        .introspections
+        .cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+    {
+        if Instant::now() < *until {
+            return r.clone();
+        }
+    }
+    let result = introspect(app, token).await;
+    if result != Err(BearerError::Unavailable) {
+        let until = Instant::now()
+            + match &result {
+                Ok(s) => Duration::from_secs(
+                    (s.expires_at - now()).clamp(0, INTROSPECTION_CACHE.as_secs() as i64) as u64,
+                ),
+                Err(_) => INTROSPECTION_CACHE,
+            };
+        let mut cache = app
+            .introspections
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_CAP {
+            let t = Instant::now();
+            cache.retain(|_, (u, _)| *u > t);
+            if cache.len() >= CACHE_CAP {
+                cache.clear();
+            }
+        }
+        cache.insert(key, (until, result.clone()));
+    }
+    result
+}
+
+fn audiences(aud: &Option<Audience>) -> Vec<&str> {
+    match aud {
+        Some(Audience::One(a)) => vec![a.as_str()],
+        Some(Audience::Many(a)) => a.iter().map(String::as_str).collect(),
+        None => Vec::new(),
+    }
+}
+
+async fn jwt(app: &App, token: &str) -> Result<Session, BearerError> {
+    let provider = app.provider().ok_or(BearerError::Unavailable)?;
+    let c: AccessClaims = app
+        .validator
+        .verified(token, &provider.keys)
+        .await
+        .map_err(|e| BearerError::Invalid(e.to_string()))?;
+    let leeway = app.config.provider.clock_skew.as_secs_f64();
+    let t = now() as f64;
+    if c.iss.as_deref() != Some(app.config.provider.issuer.as_str()) {
+        return Err(BearerError::Invalid("wrong issuer".into()));
+    }
+    let aud = audiences(&c.aud);
+    if !aud
+        .iter()
+        .any(|a| app.config.bearer.audiences.iter().any(|b| b == a))
+    {
+        return Err(BearerError::Invalid("audience not accepted".into()));
+    }
+    match c.exp {
+        Some(exp) if exp + leeway > t => {}
+        _ => return Err(BearerError::Invalid("expired".into())),
+    }
+    if c.nbf.is_some_and(|nbf| nbf - leeway > t) || c.iat.is_some_and(|iat| iat - leeway > t) {
+        return Err(BearerError::Invalid("not valid yet".into()));
+    }
+    principal(app, token, c.rest, c.exp.map(|e| e as i64))
+}
+
+async fn introspect(app: &App, token: &str) -> Result<Session, BearerError> {
+    let provider = app.provider().ok_or(BearerError::Unavailable)?;
+    let endpoint = provider
+        .metadata
+        .introspection_endpoint
+        .as_ref()
+        .ok_or_else(|| BearerError::Invalid("the provider has no introspection endpoint".into()))?;
+    let answer = provider
+        .tokens
+        .introspect(endpoint, token)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "introspection failed");
+            BearerError::Unavailable
+        })?;
+    if answer.get("active").and_then(Value::as_bool) != Some(true) {
+        return Err(BearerError::Invalid("inactive".into()));
+    }
+    let Value::Object(mut claims) = answer else {
+        return Err(BearerError::Invalid(
+            "malformed introspection answer".into(),
+        ));
+    };
+    if let Some(iss) = claims.get("iss").and_then(Value::as_str) {
+        if iss != app.config.provider.issuer {
+            return Err(BearerError::Invalid("wrong issuer".into()));
+        }
+    }
+    // Tokens issued to this client, or to an accepted audience.
+    let aud: Option<Audience> = claims
+        .get("aud")
+        .cloned()
+        .and_then(|a| serde_json::from_value(a).ok());
+    let client_id = claims.get("client_id").and_then(Value::as_str);
+    let ours = client_id == Some(app.config.provider.client_id.as_str())
+        || audiences(&aud)
+            .iter()
+            .any(|a| app.config.bearer.audiences.iter().any(|b| b == a));
+    if !ours {
+        return Err(BearerError::Invalid("audience not accepted".into()));
+    }
+    let exp = claims.get("exp").and_then(Value::as_i64);
+    if exp.is_some_and(|e| e <= now()) {
+        return Err(BearerError::Invalid("expired".into()));
+    }
+    claims.remove("active");
+    principal(app, token, claims, exp)
+}
+
+/// The per-request identity of a bearer token's claims.
+fn principal(
+    app: &App,
+    token: &str,
+    claims: Map<String, Value>,
+    exp: Option<i64>,
+) -> Result<Session, BearerError> {
+    let get = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
+    let sub = get("sub")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| BearerError::Invalid("no sub".into()))?;
+    let view = IdTokenClaims {
+        iss: None,
+        sub: Some(sub.clone()),
+        aud: None,
+        azp: None,
+        exp: None,
+        iat: None,
+        nbf: None,
+        nonce: None,
+        sid: None,
+        email: get("email"),
+        email_verified: claims.get("email_verified").and_then(Value::as_bool),
+        name: get("name"),
+        preferred_username: get("preferred_username").or_else(|| get("username")),
+        other: claims,
+    };
+    Ok(Session {
+        sub,
+        email: view.email.clone(),
+        name: view.name.clone(),
+        preferred_username: view.preferred_username.clone(),
+        groups: view.groups(&app.config.provider.groups_claim),
+        access_token: token.to_string(),
+        access_expires_at: exp,
+        email_verified: view.email_verified,
+        claims: app.stored_claims(&view),
+        issued_at: now(),
+        expires_at: exp.unwrap_or_else(|| now() + 60),
+        ..Session::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bearer_scheme_is_parsed_strictly() {
+        let mut h = http::HeaderMap::new();
+        for (v, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer  abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearer", None),
+            ("Bearer ", None),
+        ] {
+            h.insert(
+                http::header::AUTHORIZATION,
+                http::HeaderValue::from_static(v),
+            );
+            assert_eq!(super::token(&h), want, "{v}");
+        }
+    }
+}

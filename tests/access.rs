@@ -1,0 +1,524 @@
+//! Who gets in, and where: forward-auth behind real nginx and Caddy,
+//! authorization rules, public routes, bearer tokens, identity to the
+//! upstream.
+
+mod support;
+
+use support::*;
+
+const RULES: &str = r#"
+[[authorization.rules]]
+name = "admins only"
+paths = ["/admin"]
+allow_groups = ["admins"]
+
+[[authorization.rules]]
+name = "everyone else"
+paths = ["/"]
+allow_any = true
+"#;
+
+async fn front_world(front: &str) -> (Idp, Upstream, Tollgate, Front) {
+    let tg_port = free_port();
+    let front_port = free_port();
+    let front_url = format!("http://127.0.0.1:{front_port}");
+    let idp = Idp::with(IdpOptions {
+        tollgate_ports: vec![],
+        front_urls: vec![front_url.clone()],
+        ..IdpOptions::default()
+    });
+    let upstream = Upstream::start().await;
+    let up_url = upstream.url();
+    let mut setup = Setup::basic(tg_port, &idp, &up_url);
+    setup.public_url = Some(&front_url);
+    setup.server = "trusted_proxies = [\"127.0.0.1\"]";
+    setup.extra = RULES;
+    let tollgate = Tollgate::start(&setup).await;
+    let front = match front {
+        "nginx" => Front::nginx(front_port, tg_port, &up_url).await,
+        _ => Front::caddy(front_port, tg_port, &up_url).await,
+    };
+    (idp, upstream, tollgate, front)
+}
+
+#[tokio::test]
+async fn nginx_auth_request_logs_in_enforces_rules_and_logs_out() {
+    let (_idp, upstream, tollgate, nginx) = front_world("nginx").await;
+    let mut alice = Browser::new();
+    let page = alice.login(&nginx.url("/reports?x=1"), "alice").await;
+    assert_eq!(
+        page.status,
+        200,
+        "{}\n{}",
+        page.body,
+        tollgate.output.text()
+    );
+    assert!(page.url.ends_with("/reports?x=1"), "{}", page.url);
+    let seen = upstream.last();
+    assert_eq!(seen.header("x-user"), Some("alice"));
+    assert_eq!(seen.header("x-email"), Some("alice@example.com"));
+    assert_eq!(seen.header("x-groups"), Some("admins,dev"));
+    assert_eq!(alice.get(&nginx.url("/admin/panel")).await.status, 200);
+
+    let mut bob = Browser::new();
+    assert_eq!(bob.login(&nginx.url("/"), "bob").await.status, 200);
+    let before = upstream.count();
+    let denied = bob.get(&nginx.url("/admin/panel")).await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(upstream.count(), before, "a denied request reaches nothing");
+    assert!(
+        tollgate.output.text().contains("admins only"),
+        "the log names the rule"
+    );
+
+    // The auth endpoint is internal to nginx.
+    assert_eq!(
+        Browser::new().get(&nginx.url("/oauth2/auth")).await.status,
+        404
+    );
+
+    let out = alice.get(&nginx.url("/oauth2/sign_out")).await;
+    assert_eq!(out.status, 302);
+    let again = alice.get(&nginx.url("/reports")).await;
+    assert_eq!(again.status, 302);
+    assert!(
+        again
+            .location()
+            .is_some_and(|l| l.contains("/oauth2/start?rd=/reports")),
+        "{:?}",
+        again.location()
+    );
+}
+
+#[tokio::test]
+async fn caddy_forward_auth_redirects_to_login_itself_and_enforces_rules() {
+    let (idp, upstream, tollgate, caddy) = front_world("caddy").await;
+    let mut alice = Browser::new();
+    let first = alice.get(&caddy.url("/deep/link?q=2")).await;
+    assert_eq!(first.status, 302, "{}", first.body);
+    assert!(
+        first.location().is_some_and(|l| l.starts_with(&idp.issuer)),
+        "forward-auth answers with the login redirect"
+    );
+    let page = alice.login(&caddy.url("/deep/link?q=2"), "alice").await;
+    assert_eq!(
+        page.status,
+        200,
+        "{}\n{}",
+        page.body,
+        tollgate.output.text()
+    );
+    assert!(
+        page.url.ends_with("/deep/link?q=2"),
+        "back where the user started: {}",
+        page.url
+    );
+    assert_eq!(upstream.last().header("x-auth-request-user"), Some("alice"));
+
+    let mut bob = Browser::new();
+    assert_eq!(bob.login(&caddy.url("/"), "bob").await.status, 200);
+    assert_eq!(bob.get(&caddy.url("/admin")).await.status, 403);
+    assert_eq!(alice.get(&caddy.url("/admin")).await.status, 200);
+
+    // API clients get 401, not a redirect, through forward-auth too.
+    let api = Browser::new()
+        .request(
+            reqwest::Method::GET,
+            &caddy.url("/api"),
+            None,
+            &[("accept", "application/json")],
+        )
+        .await;
+    assert_eq!(api.status, 401);
+}
+
+async fn direct(extra: &str, server: &str) -> (Idp, Upstream, Tollgate) {
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let up_url = upstream.url();
+    let mut setup = Setup::basic(port, &idp, &up_url);
+    setup.extra = extra;
+    setup.server = server;
+    let tollgate = Tollgate::start(&setup).await;
+    (idp, upstream, tollgate)
+}
+
+#[tokio::test]
+async fn rules_and_shortcuts_decide_by_domain_group_and_claim() {
+    let extra = r#"
+[authorization]
+allowed_email_domains = ["example.com"]
+
+[[authorization.rules]]
+name = "ops by username"
+paths = ["/ops"]
+allow_claims = { preferred_username = "alice" }
+
+[[authorization.rules]]
+name = "api writes for admins"
+path_regex = "/api/.*"
+methods = ["POST", "DELETE"]
+allow_groups = ["admins"]
+
+[[authorization.rules]]
+paths = ["/"]
+allow_any = true
+"#;
+    let (_idp, upstream, tollgate) = direct(extra, "").await;
+    let mut alice = Browser::new();
+    alice.login(&tollgate.url("/"), "alice").await;
+    let mut bob = Browser::new();
+    bob.login(&tollgate.url("/"), "bob").await;
+
+    assert_eq!(alice.get(&tollgate.url("/ops/x")).await.status, 200);
+    let denied = bob.get(&tollgate.url("/ops/x")).await;
+    assert_eq!(denied.status, 403);
+    assert!(denied.body.contains("not allowed"));
+    let json = bob
+        .request(
+            reqwest::Method::GET,
+            &tollgate.url("/ops"),
+            None,
+            &[("accept", "application/json")],
+        )
+        .await;
+    assert_eq!(json.status, 403);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json.body).expect("json")["error"],
+        "forbidden"
+    );
+    // `/operations` is not under the `/ops` prefix.
+    assert_eq!(bob.get(&tollgate.url("/operations")).await.status, 200);
+    assert_eq!(
+        bob.get(&tollgate.url("/api/items")).await.status,
+        200,
+        "GET is not a write"
+    );
+    assert_eq!(
+        bob.request(
+            reqwest::Method::POST,
+            &tollgate.url("/api/items"),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        alice
+            .request(
+                reqwest::Method::POST,
+                &tollgate.url("/api/items"),
+                None,
+                &[]
+            )
+            .await
+            .status,
+        200
+    );
+    let log = tollgate.output.text();
+    assert!(
+        log.contains("ops by username") && log.contains("api writes for admins"),
+        "{log}"
+    );
+
+    // A login outside the allowed domain: in, but allowed nowhere.
+    let mut outsider = Browser::new();
+    let page = outsider
+        .login(&tollgate.url("/"), "mallory@evil.test@example.com")
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    let _ = upstream;
+}
+
+#[tokio::test]
+async fn public_routes_skip_login_but_no_traversal_reaches_a_protected_path() {
+    let extra = r#"
+[routes]
+allow_cors_preflight = true
+[[routes.public]]
+path = "/public/.*"
+methods = ["GET"]
+"#;
+    let (idp, upstream, tollgate) = direct(extra, "").await;
+    let mut anon = Browser::new();
+    let page = anon
+        .request(
+            reqwest::Method::GET,
+            &tollgate.url("/public/a/./b/../c"),
+            None,
+            &[("x-forwarded-user", "admin"), ("x_forwarded_email", "a@b")],
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    let seen = upstream.last();
+    assert_eq!(
+        seen.path, "/public/a/c",
+        "the upstream gets the normalized path"
+    );
+    assert!(
+        seen.header("x-forwarded-user").is_none() && seen.header("x-forwarded-email").is_none()
+    );
+
+    let before = upstream.count();
+    for sneaky in [
+        "/public/../admin",
+        "/public/%2e%2e/admin",
+        "/public/%2E%2E/admin",
+        "//admin",
+        "/public;/../admin",
+        "/%70ublic/../admin",
+    ] {
+        let page = anon.get(&tollgate.url(sneaky)).await;
+        assert_eq!(page.status, 302, "{sneaky} must need a login");
+        assert!(
+            page.location().is_some_and(|l| l.starts_with(&idp.issuer)),
+            "{sneaky}"
+        );
+    }
+    for malformed in [
+        "/public/..%2fadmin",
+        "/public/%252e%252e/admin",
+        "/public/%5c..%5cadmin",
+    ] {
+        assert_eq!(
+            anon.get(&tollgate.url(malformed)).await.status,
+            400,
+            "{malformed}"
+        );
+    }
+    assert_eq!(upstream.count(), before, "nothing protected was reached");
+    assert_eq!(
+        anon.request(reqwest::Method::POST, &tollgate.url("/public/x"), None, &[])
+            .await
+            .status,
+        302
+    );
+
+    let preflight = anon
+        .request(
+            reqwest::Method::OPTIONS,
+            &tollgate.url("/api/things"),
+            None,
+            &[
+                ("origin", "https://other.test"),
+                ("access-control-request-method", "POST"),
+            ],
+        )
+        .await;
+    assert_eq!(preflight.status, 200, "CORS preflight passes when allowed");
+}
+
+#[tokio::test]
+async fn bearer_tokens_jwt_and_introspected() {
+    let extra =
+        "[authorization]\nbearer_audiences = [\"urn:tollgate:api\"]\nbearer_introspection = true\n";
+    let (idp, upstream, tollgate) = direct(extra, "").await;
+    let api = |token: String| {
+        let url = tollgate.url("/api/data");
+        async move {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client")
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+
+    let jwt = idp.machine_token(Some("urn:tollgate:api")).await;
+    let r = api(jwt.clone()).await;
+    assert_eq!(r.status(), 200);
+    let seen = upstream.last();
+    assert_eq!(
+        seen.header("x-forwarded-user"),
+        Some("machine"),
+        "{:?}",
+        seen
+    );
+    assert_eq!(seen.header("x-forwarded-access-token"), Some(jwt.as_str()));
+
+    let before = upstream.count();
+    let other_aud = idp.machine_token(Some("urn:other:api")).await;
+    let (head, rest) = jwt.split_once('.').expect("jwt");
+    let (_, sig) = rest.rsplit_once('.').expect("jwt");
+    let forged_claims = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut claims: serde_json::Value = serde_json::from_slice(
+            &b64.decode(rest.split('.').next().expect("claims"))
+                .expect("b64"),
+        )
+        .expect("json");
+        claims["sub"] = serde_json::json!("admin");
+        format!("{head}.{}.{sig}", b64.encode(claims.to_string()))
+    };
+    let machine_opaque = idp.machine_token(None).await;
+    for (what, token) in [
+        ("other audience", other_aud),
+        ("forged claims", forged_claims),
+        ("garbage", "not-a-token".to_string()),
+        ("opaque token of another client", machine_opaque),
+    ] {
+        let r = api(token).await;
+        assert_eq!(r.status(), 401, "{what}");
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(www, "Bearer error=\"invalid_token\"", "{what}");
+    }
+    assert_eq!(upstream.count(), before);
+
+    // An opaque access token issued to tollgate itself, checked by introspection.
+    let mut b = Browser::new();
+    b.login(&tollgate.url("/"), "alice").await;
+    let opaque = upstream
+        .last()
+        .header("x-forwarded-access-token")
+        .expect("token")
+        .to_string();
+    let introspections = idp.stats().await["introspection_requests"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(api(opaque.clone()).await.status(), 200);
+    assert_eq!(upstream.last().header("x-forwarded-user"), Some("alice"));
+    assert_eq!(api(opaque).await.status(), 200);
+    assert_eq!(
+        idp.stats().await["introspection_requests"]
+            .as_u64()
+            .unwrap_or(0),
+        introspections + 1,
+        "the second request is answered from the cache"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
+    let (idp, _upstream, tollgate) = direct(RULES, "").await;
+    let mut bob = Browser::new();
+    bob.login(&tollgate.url("/"), "bob").await;
+    // Not a trusted proxy: the claimed original URI is ignored, so the
+    // decision is about `/`, which bob may see.
+    let spoofed = [("x-forwarded-uri", "/admin"), ("x-original-uri", "/admin")];
+    let r = bob
+        .request(
+            reqwest::Method::GET,
+            &tollgate.url("/oauth2/auth"),
+            None,
+            &spoofed,
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    // And a spoofed host never becomes a redirect target.
+    let anon = Browser::new()
+        .request(
+            reqwest::Method::GET,
+            &tollgate.url("/oauth2/auth?mode=redirect"),
+            None,
+            &[
+                ("x-forwarded-host", "evil.test"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-uri", "/x"),
+            ],
+        )
+        .await;
+    assert_eq!(anon.status, 302);
+    assert!(anon.location().is_some_and(|l| l.starts_with(&idp.issuer)));
+    assert!(!anon.set_cookies().concat().contains("evil"));
+}
+
+#[tokio::test]
+async fn forward_auth_answers_202_with_identity_and_401_without() {
+    let (_idp, _upstream, tollgate) = direct("", "").await;
+    let mut anon = Browser::new();
+    assert_eq!(anon.get(&tollgate.url("/oauth2/auth")).await.status, 401);
+    let mut alice = Browser::new();
+    alice.login(&tollgate.url("/"), "alice").await;
+    let r = alice.get(&tollgate.url("/oauth2/auth")).await;
+    assert_eq!(r.status, 202);
+    let h = |n: &str| {
+        r.headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(h("x-auth-request-user").as_deref(), Some("alice"));
+    assert_eq!(
+        h("x-auth-request-email").as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        h("x-auth-request-preferred-username").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(h("x-auth-request-groups").as_deref(), Some("admins,dev"));
+    assert!(h("x-auth-request-access-token").is_some());
+}
+
+#[tokio::test]
+async fn signed_assertion_and_claim_headers_reach_the_upstream() {
+    let extra = "[headers]\n\"X-User-Id\" = \"sub\"\n\"X-Display-Name\" = \"name\"\n";
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let up_url = upstream.url();
+    let mut setup = Setup::basic(port, &idp, &up_url);
+    setup.extra = extra;
+    let toml = setup
+        .toml()
+        .replace("[upstream]\n", "[upstream]\nassertion = true\n");
+    let mut tollgate = Tollgate::spawn(&toml, port);
+    tollgate.wait_ready().await;
+    let mut b = Browser::new();
+    b.login(&tollgate.url("/"), "alice").await;
+    let page = b
+        .request(
+            reqwest::Method::GET,
+            &tollgate.url("/me"),
+            None,
+            &[("x-tollgate-assertion", "forged"), ("x-user-id", "admin")],
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    let seen = upstream.last();
+    assert_eq!(
+        seen.header("x-user-id"),
+        Some("alice"),
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(seen.header("x-display-name"), Some("Alice"));
+    let assertion = seen
+        .header("x-tollgate-assertion")
+        .expect("assertion")
+        .to_string();
+    assert_ne!(assertion, "forged");
+
+    // The upstream can verify it with the published key.
+    let jwks: serde_json::Value = reqwest::get(tollgate.url("/oauth2/jwks"))
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).expect("jwk");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&[up_url.as_str()]);
+    v.set_issuer(&[tollgate.url("").as_str()]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(
+        &assertion,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("key"),
+        &v,
+    )
+    .expect("assertion verifies");
+    assert_eq!(data.claims["sub"], "alice");
+    assert_eq!(data.claims["email"], "alice@example.com");
+}
