@@ -49,7 +49,8 @@ nginx -c "$tmp/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
 
 SECRET='bench:s3cr%t+&= x'
 cat > "$tmp/idp.json" <<JSON
-{"port":0,"rotateRefreshToken":true,"ttl":{"AccessToken":600},"clients":[{"client_id":"bench","client_secret":"$SECRET","token_endpoint_auth_method":"client_secret_basic",
+{"port":0,"rotateRefreshToken":true,"ttl":{"AccessToken":600},"clients":[
+ {"client_id":"machine","client_secret":"machine-secret","token_endpoint_auth_method":"client_secret_basic","grant_types":["client_credentials"],"response_types":[],"redirect_uris":[]},{"client_id":"bench","client_secret":"$SECRET","token_endpoint_auth_method":"client_secret_basic",
  "redirect_uris":["http://127.0.0.1:$TG_PORT/oauth2/callback"],"grant_types":["authorization_code","refresh_token"],"response_types":["code"]}]}
 JSON
 node tests/idp/server.mjs "$tmp/idp.json" >"$tmp/idp.out" 2>"$tmp/idp.err" & pids+=($!)
@@ -68,6 +69,8 @@ client_secret = "$SECRET"
 [session]
 secret = "$($BIN generate-secret)"
 secure = false
+[authorization]
+bearer_audiences = ["urn:bench:api"]
 [log]
 level = "warn"
 TOML
@@ -124,8 +127,13 @@ run_wrk() { # label url [header]
   non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
   printf '%s|%s|%s|%s|%s\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
 }
+JWT=$(curl -s -u machine:machine-secret -d 'grant_type=client_credentials&scope=api&resource=urn:bench:api' "$ISSUER/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+check=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $JWT" "$TG/")
+[ "$check" = 200 ] || { echo "bench: bearer request answered $check" >&2; exit 1; }
 a=$(run_wrk "(a) upstream directly" "http://127.0.0.1:$UP_PORT/")
 c=$(run_wrk "(c) through tollgate, authenticated (cookie)" "$TG/" "Cookie: $COOKIE")
+e=$(run_wrk "(e) tollgate /oauth2/auth answer (cookie, 202)" "$TG/oauth2/auth" "Cookie: $COOKIE")
+j=$(run_wrk "(c') through tollgate, bearer JWT (RS256)" "$TG/" "Authorization: Bearer $JWT")
 rss=$(awk '/VmRSS/{print $2}' "/proc/$TG_PID/status")
 kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
 
@@ -156,9 +164,10 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}'
 echo
 echo "| target | requests/s | p50 | p99 | non-2xx |"
 echo "|---|---|---|---|---|"
-for row in "$a" "$c"; do IFS='|' read -r l r p5 p9 n <<<"$row"; echo "| $l | $r | $p5 | $p9 | $n |"; done
+for row in "$a" "$c" "$e" "$j"; do IFS='|' read -r l r p5 p9 n <<<"$row"; echo "| $l | $r | $p5 | $p9 | $n |"; done
 ra=$(cut -d'|' -f2 <<<"$a"); rc=$(cut -d'|' -f2 <<<"$c")
-python3 -c "import sys; print(f'\nratio (c)/(a): {float(sys.argv[2])/float(sys.argv[1]):.2f}')" "$ra" "$rc"
+re=$(cut -d'|' -f2 <<<"$e"); rj=$(cut -d'|' -f2 <<<"$j")
+python3 -c "import sys; a,c,e,j=map(float,sys.argv[1:]); print(f'\nratios: (c)/(a) {c/a:.2f}; (e)/(c) {e/c:.2f}; (c\')/(c) {j/c:.2f}')" "$ra" "$rc" "$re" "$rj"
 echo "tollgate RSS after the run: $((rss / 1024)) MiB"
 read -r n med p99 prov <<<"$callback"
 echo "callback handling in tollgate, excluding the provider ($n logins): median ${med} ms, p99 ${p99} ms (provider's token endpoint: median ${prov} ms)"

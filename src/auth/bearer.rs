@@ -19,7 +19,8 @@ use crate::app::App;
 use crate::oidc::id_token::{Audience, IdTokenClaims};
 use crate::session::{now, Session};
 
-/// Longest an introspection answer is reused.
+/// Longest a verdict on a token (signature check or introspection answer)
+/// is reused; never past the token's own expiry.
 pub const INTROSPECTION_CACHE: Duration = Duration::from_secs(30);
 /// Most cached introspection answers; past it the cache starts over.
 const CACHE_CAP: usize = 10_000;
@@ -66,15 +67,14 @@ pub struct Introspections {
 /// Authenticates a bearer token; the session it yields lives only for this
 /// request.
 pub async fn authenticate(app: &App, token: &str) -> Result<Session, BearerError> {
-    let cfg = &app.config.bearer;
-    if token.split('.').count() == 3 {
-        return jwt(app, token).await;
-    }
-    if !cfg.introspection {
+    let is_jwt = token.split('.').count() == 3;
+    if !is_jwt && !app.config.bearer.introspection {
         return Err(BearerError::Invalid(
             "not a JWT, and introspection is off".into(),
         ));
     }
+    // Verdicts are cached by the token's hash, for both kinds: a JWT's
+    // signature check costs more than the whole rest of the request.
     let key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
         .as_ref()
         .to_vec();
@@ -89,7 +89,11 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Session, BearerError
             return r.clone();
         }
     }
-    let result = introspect(app, token).await;
+    let result = if is_jwt {
+        jwt(app, token).await
+    } else {
+        introspect(app, token).await
+    };
     if result != Err(BearerError::Unavailable) {
         let until = Instant::now()
             + match &result {
