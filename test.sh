@@ -5,12 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-for tool in cargo node npm redis-server redis-cli nginx caddy; do
+for tool in cargo node npm redis-server redis-cli nginx caddy chromium; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required" >&2; exit 1; }
 done
 
-if [ ! -d tests/idp/node_modules ] || [ tests/idp/package-lock.json -nt tests/idp/node_modules ]; then
-  npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
-fi
+for pkg in tests/idp tests/browser; do
+  if [ ! -d "$pkg/node_modules" ] || [ "$pkg/package-lock.json" -nt "$pkg/node_modules" ]; then
+    npm ci --prefix "$pkg" --no-audit --no-fund --loglevel=error
+  fi
+done
 
 cargo test --locked "$@"

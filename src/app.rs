@@ -30,6 +30,7 @@ use crate::session::login::LoginCookies;
 use crate::session::redis::RedisStore;
 use crate::session::store::{Backend, Handle, Loaded, SessionStore, StoreError};
 use crate::session::{now, Codec, RequestCookies, Session, SessionCookies};
+use crate::telemetry::{self, metrics::metrics};
 use crate::Body;
 
 /// Everything a request needs, built once from the config.
@@ -145,22 +146,36 @@ impl App {
         self.shutting_down.store(true, Ordering::Relaxed);
     }
 
-    /// Handles one request and writes its access-log line.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// Handles one request: a request id, the route, the access-log line
+    /// and the request metrics.
+    pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
         // The path only: queries carry codes and states.
         let path = req.uri().path().to_string();
-        let handled = self.route(req, peer).await;
+        let id = telemetry::choose_request_id(req.headers());
+        let id_header = http::HeaderValue::from_str(&id).ok();
+        if let Some(v) = &id_header {
+            req.headers_mut().insert("x-request-id", v.clone());
+        }
+        let mut handled = telemetry::REQUEST_ID
+            .scope(id.clone(), self.route(req, peer))
+            .await;
+        if let Some(v) = id_header {
+            handled.response.headers_mut().insert("x-request-id", v);
+        }
         let status = handled.response.status().as_u16();
+        let took = started.elapsed();
+        metrics().request(handled.outcome, status, took);
         tracing::info!(
             target: "tollgate::access",
             %method,
             path = %path,
             status,
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = took.as_secs_f64() * 1000.0,
             user = handled.user.as_deref().unwrap_or("-"),
             outcome = handled.outcome,
+            request_id = %id,
             "request"
         );
         handled.response
@@ -193,6 +208,7 @@ impl App {
                 Ok(h) => Ok(h),
                 Err((rejection, clear)) => {
                     if let Rejection::LoginFailed(f) = &rejection {
+                        metrics().login("failed", f.check());
                         tracing::warn!(target: "tollgate::audit", event = "login_failed", check = f.check(), reason = %f, "login refused");
                     }
                     return Handled::new(auth::rescue(rejection, kind, clear), "login_failed");
@@ -240,6 +256,7 @@ impl App {
             .load(&request_cookies(headers))
             .await
             .map_err(|e| {
+                metrics().store_errors.inc();
                 tracing::warn!(error = %e, "session store failed");
                 Rejection::SessionStoreUnavailable
             })
@@ -357,6 +374,7 @@ impl App {
         match self.sessions.save(session, handle).await {
             Ok(c) => c,
             Err(e) => {
+                metrics().store_errors.inc();
                 tracing::warn!(error = %e, "could not store the session");
                 Vec::new()
             }

@@ -118,6 +118,17 @@ fn run(config: config::Config) -> anyhow::Result<()> {
             version = env!("CARGO_PKG_VERSION"),
             "tollgate started"
         );
+        // Bound before anything is served: a taken metrics port is a startup error.
+        let metrics = match app.config.metrics_listen {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+                tracing::info!(listen = %addr, "serving metrics at /metrics");
+                Some(tokio::spawn(tollgate::server::serve_metrics(l)))
+            }
+            None => None,
+        };
         let discovery = tokio::spawn(tollgate::server::discover(app.clone()));
         let store = tokio::spawn(tollgate::server::connect_store(app.clone()));
         let shutdown_app = app.clone();
@@ -127,6 +138,9 @@ fn run(config: config::Config) -> anyhow::Result<()> {
         })
         .await;
         discovery.abort();
+        if let Some(m) = metrics {
+            m.abort();
+        }
         store.abort();
         Ok(())
     })

@@ -292,3 +292,87 @@ async fn upstream_refusing_is_502_and_hanging_is_504() {
     assert_eq!(page.status, 502, "{}", page.body);
     assert!(page.body.contains("not answering"));
 }
+
+#[tokio::test]
+async fn metrics_on_their_own_port_and_request_ids_end_to_end() {
+    let port = free_port();
+    let metrics_port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let up_url = upstream.url();
+    let mut setup = Setup::basic(port, &idp, &up_url);
+    let extra = format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n");
+    setup.extra = &extra;
+    let tollgate = Tollgate::start(&setup).await;
+    let mut b = Browser::new();
+    b.login(&tollgate.url("/"), "alice").await;
+
+    // A client's sane request id travels upstream and comes back; an odd one is replaced.
+    let page = b
+        .request(
+            reqwest::Method::GET,
+            &tollgate.url("/traced"),
+            None,
+            &[("x-request-id", "abc-123")],
+        )
+        .await;
+    assert_eq!(
+        page.headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("abc-123")
+    );
+    assert_eq!(upstream.last().header("x-request-id"), Some("abc-123"));
+    let odd = b
+        .request(
+            reqwest::Method::GET,
+            &tollgate.url("/traced"),
+            None,
+            &[("x-request-id", "bad id\twith spaces")],
+        )
+        .await;
+    let replaced = odd
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(!replaced.is_empty() && !replaced.contains(' '));
+    // Error pages name the request id.
+    let err = Browser::new()
+        .get(&tollgate.url("/oauth2/callback?state=bogus"))
+        .await;
+    let id = err
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("id")
+        .to_string();
+    assert!(err.body.contains(&id), "{}", err.body);
+    assert!(tollgate.output.text().contains("request_id=abc-123"));
+
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    for needle in [
+        "tollgate_requests_total{outcome=\"proxied\",class=\"2xx\"}",
+        "tollgate_requests_total{outcome=\"login_redirect\",class=\"3xx\"}",
+        "tollgate_logins_total{stage=\"completed\",reason=\"\"} 1",
+        "tollgate_logins_total{stage=\"failed\",reason=\"login_cookie_missing\"} 1",
+        "tollgate_provider_request_duration_seconds_count{endpoint=\"token\"} 1",
+        "tollgate_upstream_duration_seconds_count",
+        "tollgate_open_connections",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    // Never on the proxied port.
+    assert_eq!(
+        b.get(&tollgate.url("/metrics")).await.status,
+        200,
+        "proxied to the upstream like any path"
+    );
+    assert_eq!(upstream.last().path, "/metrics");
+}

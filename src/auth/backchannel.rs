@@ -29,7 +29,14 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
             "error",
         );
     };
+    let count = |result: &'static str| {
+        crate::telemetry::metrics::metrics()
+            .backchannel_logouts
+            .get_or_create(&crate::telemetry::metrics::ResultLabels { result })
+            .inc();
+    };
     let bad = |reason: &str| {
+        count("refused");
         tracing::warn!(target: "tollgate::audit", event = "backchannel_logout_refused", reason = %reason, "logout token refused");
         // §2.8: 400 with an OAuth error body.
         let mut resp = pages::json(
@@ -106,6 +113,7 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
                 sessions = ended,
                 "provider ended the session"
             );
+            count("ended");
             let mut resp = pages::text(StatusCode::OK, "");
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

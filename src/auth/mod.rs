@@ -58,6 +58,38 @@ impl LoginFailure {
         }
     }
 
+    /// What the person in front of the browser is told. The log line has
+    /// the exact check; this says what happened and what to do.
+    pub fn user_message(&self) -> &'static str {
+        match self {
+            LoginFailure::State(LoginStateError::Expired) => {
+                "The sign-in took too long. Please sign in again."
+            }
+            LoginFailure::State(_) => {
+                "This sign-in could not be matched to your browser: it may have expired, been used already, or been started in another browser or tab that was closed. Please sign in again."
+            }
+            LoginFailure::Provider(_) => "The identity provider did not sign you in.",
+            LoginFailure::DuplicateParameter
+            | LoginFailure::IssuerMismatch
+            | LoginFailure::IssuerMissing
+            | LoginFailure::MissingCode => {
+                "The answer from the identity provider was not valid, so you were not signed in. Please sign in again."
+            }
+            LoginFailure::CodeRefused(_) => {
+                "The identity provider refused to complete this sign-in (it may have been used already). Please sign in again."
+            }
+            LoginFailure::TokenEndpoint | LoginFailure::UserInfo => {
+                "The identity provider could not be reached to complete the sign-in. Please try again in a moment."
+            }
+            LoginFailure::NoIdToken | LoginFailure::IdToken(_) => {
+                "The identity provider's answer could not be verified, so you were not signed in."
+            }
+            LoginFailure::SessionTooLarge => {
+                "Your account carries too much information to keep in a browser session. Please contact the operator."
+            }
+        }
+    }
+
     /// Short name of the failed check, for logs and metrics.
     pub fn check(&self) -> &'static str {
         match self {
@@ -153,6 +185,7 @@ pub fn login_redirect(app: &App, return_to: String) -> Result<Handled, Rejection
         }
     }
     let login = LoginState::new(state, nonce, pkce.map(|p| p.verifier), return_to);
+    crate::telemetry::metrics::metrics().login("started", "");
     let mut resp = pages::redirect(url.as_str());
     append_cookies(
         &mut resp,
@@ -329,6 +362,7 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
     let mut resp = pages::redirect(&target);
     append_cookies(&mut resp, clear);
     append_cookies(&mut resp, cookies);
+    crate::telemetry::metrics::metrics().login("completed", "");
     tracing::info!(
         target: "tollgate::audit",
         event = "login",

@@ -144,6 +144,20 @@ async fn refresh_once(
 
 /// One refresh-token grant at the provider, and the session it yields.
 async fn call_provider(app: &App, session: &Session) -> Result<Session, RefreshFailure> {
+    let result = call_provider_once(app, session).await;
+    let label = match &result {
+        Ok(_) => "refreshed",
+        Err(RefreshFailure::Ended(_)) => "session_ended",
+        Err(RefreshFailure::Unavailable(_)) => "failed",
+    };
+    crate::telemetry::metrics::metrics()
+        .refreshes
+        .get_or_create(&crate::telemetry::metrics::ResultLabels { result: label })
+        .inc();
+    result
+}
+
+async fn call_provider_once(app: &App, session: &Session) -> Result<Session, RefreshFailure> {
     let provider = app
         .provider()
         .ok_or_else(|| RefreshFailure::Unavailable("provider not discovered".into()))?;

@@ -39,6 +39,8 @@ pub struct Config {
     /// Compiled authorization rules, public routes, redirect policy.
     pub rules: std::sync::Arc<Rules>,
     pub bearer: BearerConfig,
+    /// Where Prometheus metrics are served; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Who may go where, compiled from `[authorization]`, `[routes]` and
@@ -998,6 +1000,26 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         );
     }
 
+    let metrics_listen = match &raw.metrics.listen {
+        None => None,
+        Some(l) => {
+            match l.parse::<SocketAddr>() {
+                Ok(a) if a == listen => {
+                    c.fail("metrics.listen", "must differ from server.listen: metrics are never served on the proxied port");
+                    None
+                }
+                Ok(a) => Some(a),
+                Err(_) => {
+                    c.fail(
+                        "metrics.listen",
+                        format!("`{l}` is not an address like \"0.0.0.0:9090\""),
+                    );
+                    None
+                }
+            }
+        }
+    };
+
     if !c.errors.is_empty() {
         return Err(ConfigError::Invalid(c.errors));
     }
@@ -1079,6 +1101,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             redirects,
         }),
         bearer,
+        metrics_listen,
     })
 }
 

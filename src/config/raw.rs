@@ -20,6 +20,15 @@ pub struct RawConfig {
     pub headers: std::collections::BTreeMap<String, String>,
     pub authorization: crate::authz::RawAuthorization,
     pub routes: crate::proxy::path::RawRoutes,
+    pub metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMetrics {
+    /// Where `/metrics` is served; off when unset.
+    #[serde(deserialize_with = "opt_string_like")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -49,7 +49,7 @@ pub fn discovery_url(issuer: &str) -> String {
     )
 }
 
-pub async fn fetch(
+async fn fetch_once(
     http: &reqwest::Client,
     issuer: &str,
 ) -> Result<ProviderMetadata, DiscoveryError> {
@@ -76,6 +76,17 @@ pub async fn fetch(
             source,
         })?;
     parse(issuer, &url, &body)
+}
+
+/// Fetches and checks the provider's metadata.
+pub async fn fetch(
+    http: &reqwest::Client,
+    issuer: &str,
+) -> Result<ProviderMetadata, DiscoveryError> {
+    let started = std::time::Instant::now();
+    let result = fetch_once(http, issuer).await;
+    crate::telemetry::metrics::metrics().observe_provider("discovery", started.elapsed());
+    result
 }
 
 /// Parses and checks metadata: the issuer must match exactly, and every

@@ -151,6 +151,13 @@ impl KeyCache {
 
     async fn fetch_locked(&self, last: &mut Option<Instant>) -> Result<(), JwksError> {
         *last = Some(Instant::now());
+        let result = self.fetch_once().await;
+        crate::telemetry::metrics::metrics()
+            .observe_provider("jwks", last.map(|t| t.elapsed()).unwrap_or_default());
+        result
+    }
+
+    async fn fetch_once(&self) -> Result<(), JwksError> {
         let url = self.uri.to_string();
         let resp = self
             .http

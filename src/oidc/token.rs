@@ -129,7 +129,7 @@ impl TokenClient {
     /// Revokes a refresh token (RFC 7009) at `endpoint`, with the same
     /// client authentication. Success is any 200; providers answer 200 for
     /// unknown tokens too (§2.2).
-    pub async fn revoke(&self, endpoint: &Url, refresh_token: &str) -> Result<(), TokenError> {
+    async fn revoke_once(&self, endpoint: &Url, refresh_token: &str) -> Result<(), TokenError> {
         let form = vec![
             ("token", refresh_token),
             ("token_type_hint", "refresh_token"),
@@ -146,7 +146,7 @@ impl TokenClient {
     }
 
     /// Asks the provider about a token (RFC 7662).
-    pub async fn introspect(
+    async fn introspect_once(
         &self,
         endpoint: &Url,
         token: &str,
@@ -167,6 +167,28 @@ impl TokenClient {
             return Err(TokenError::Status(status));
         }
         serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    /// Revokes a refresh token (RFC 7009) at `endpoint`, with the same
+    /// client authentication. Success is any 200; providers answer 200 for
+    /// unknown tokens too (§2.2).
+    pub async fn revoke(&self, endpoint: &Url, refresh_token: &str) -> Result<(), TokenError> {
+        let started = std::time::Instant::now();
+        let result = self.revoke_once(endpoint, refresh_token).await;
+        crate::telemetry::metrics::metrics().observe_provider("revocation", started.elapsed());
+        result
+    }
+
+    /// Asks the provider about a token (RFC 7662).
+    pub async fn introspect(
+        &self,
+        endpoint: &Url,
+        token: &str,
+    ) -> Result<serde_json::Value, TokenError> {
+        let started = std::time::Instant::now();
+        let result = self.introspect_once(endpoint, token).await;
+        crate::telemetry::metrics::metrics().observe_provider("introspection", started.elapsed());
+        result
     }
 
     /// A POST to a provider endpoint with this client's authentication.
@@ -201,6 +223,13 @@ impl TokenClient {
     }
 
     async fn post(&self, form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
+        let started = std::time::Instant::now();
+        let result = self.post_once(form).await;
+        crate::telemetry::metrics::metrics().observe_provider("token", started.elapsed());
+        result
+    }
+
+    async fn post_once(&self, form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
         let resp = self
             .authenticated(&self.endpoint, form)
             .send()

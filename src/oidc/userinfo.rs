@@ -37,6 +37,18 @@ pub async fn fetch(
     access_token: &str,
     subject: &str,
 ) -> Result<UserInfo, UserInfoError> {
+    let started = std::time::Instant::now();
+    let result = fetch_once(http, endpoint, access_token, subject).await;
+    crate::telemetry::metrics::metrics().observe_provider("userinfo", started.elapsed());
+    result
+}
+
+async fn fetch_once(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    access_token: &str,
+    subject: &str,
+) -> Result<UserInfo, UserInfoError> {
     let resp = http
         .get(endpoint.clone())
         .bearer_auth(access_token)

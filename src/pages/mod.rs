@@ -156,7 +156,10 @@ impl Rejection {
     fn detail(&self) -> String {
         match self {
             Rejection::Unauthenticated => "This request needs a signed-in session.".into(),
-            Rejection::LoginFailed(f) => format!("{f}."),
+            Rejection::LoginFailed(LoginFailure::Provider(code)) => {
+                format!("The identity provider did not sign you in (it answered `{code}`).")
+            }
+            Rejection::LoginFailed(f) => f.user_message().to_string(),
             Rejection::ProviderNotReady => {
                 "The identity provider could not be reached. Try again in a moment.".into()
             }
@@ -189,6 +192,7 @@ impl Rejection {
                 let body = serde_json::json!({
                     "error": self.code(),
                     "message": self.detail(),
+                    "request_id": crate::telemetry::request_id(),
                 });
                 json(status, &body)
             }
@@ -305,11 +309,14 @@ fn html(status: StatusCode, title: &str, detail: &str, login_link: bool) -> Resp
 <title>{title}</title>
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:12vh auto;padding:0 1rem;color:#222}}
 h1{{font-size:1.4rem}}.code{{color:#777;font-size:.85rem}}a{{color:#0a58ca}}</style></head>
-<body><h1>{title}</h1><p>{detail}</p>{link}<p class="code">HTTP {code} &middot; tollgate</p></body></html>
+<body><h1>{title}</h1><p>{detail}</p>{link}<p class="code">HTTP {code} &middot; tollgate{request}</p></body></html>
 "#,
         title = escape(title),
         detail = escape(detail),
         code = status.as_u16(),
+        request = crate::telemetry::request_id()
+            .map(|id| format!(" &middot; request {}", escape(&id)))
+            .unwrap_or_default(),
     );
     base(status, "text/html; charset=utf-8", Bytes::from(page))
 }

@@ -111,7 +111,12 @@ impl Upstream {
         *req.version_mut() = http::Version::HTTP_11;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let mut resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.timeout, self.client.request(req)).await;
+        crate::telemetry::metrics::metrics()
+            .upstream_duration
+            .observe(started.elapsed().as_secs_f64());
+        let mut resp = match answer {
             Err(_) => return Err(Rejection::GatewayTimeout),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, connect = e.is_connect(), "upstream request failed");

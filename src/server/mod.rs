@@ -59,6 +59,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let open = &crate::telemetry::metrics::metrics().open_connections;
+        open.inc();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
@@ -70,6 +72,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            crate::telemetry::metrics::metrics().open_connections.dec();
             drop(permit);
         });
     }
@@ -83,6 +86,42 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+}
+
+/// Serves `GET /metrics` (Prometheus text format) on its own listener.
+pub async fn serve_metrics(listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let resp = if req.uri().path() == "/metrics" {
+                    let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+                        crate::telemetry::metrics::metrics().encode(),
+                    )));
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    r
+                } else {
+                    let mut r = http::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(b"not found\n"),
+                    ));
+                    *r.status_mut() = http::StatusCode::NOT_FOUND;
+                    r
+                };
+                Ok::<_, Infallible>(resp)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
     }
 }
 

@@ -1,0 +1,197 @@
+//! Prometheus metrics, served in the text format on their own listener
+//! (`[metrics] listen`), never on the proxied port.
+//!
+//! One process-wide registry: the request path, the provider client and the
+//! session store all record into it, and threading a handle through every
+//! layer would buy nothing but noise.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// What tollgate did: proxied, login_redirect, unauthorized, forbidden,
+    /// public, error, ... (a fixed set of words).
+    pub outcome: &'static str,
+    /// 2xx, 3xx, 4xx, 5xx.
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoginLabels {
+    /// started, completed, failed.
+    pub stage: &'static str,
+    /// For failures: the failed check; "" otherwise.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// discovery, jwks, token, userinfo, introspection, revocation.
+    pub endpoint: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~13 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Histogram,
+    pub upstream_duration: Histogram,
+    pub logins: Family<LoginLabels, Counter>,
+    pub refreshes: Family<ResultLabels, Counter>,
+    pub provider_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    pub store_errors: Counter,
+    pub open_connections: Gauge,
+    pub backchannel_logouts: Family<ResultLabels, Counter>,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("tollgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by outcome and status class",
+            requests.clone(),
+        );
+        let request_duration = latency_histogram();
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to response head, tollgate and upstream together",
+            request_duration.clone(),
+        );
+        let upstream_duration = latency_histogram();
+        registry.register(
+            "upstream_duration_seconds",
+            "Time the upstream took to send its response head",
+            upstream_duration.clone(),
+        );
+        let logins = Family::<LoginLabels, Counter>::default();
+        registry.register(
+            "logins",
+            "Logins started, completed, and failed by the check that failed",
+            logins.clone(),
+        );
+        let refreshes = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "token_refreshes",
+            "Access-token refreshes at the provider, by result",
+            refreshes.clone(),
+        );
+        let provider_duration =
+            Family::<EndpointLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            );
+        registry.register(
+            "provider_request_duration_seconds",
+            "Calls to the identity provider, by endpoint",
+            provider_duration.clone(),
+        );
+        let store_errors = Counter::default();
+        registry.register(
+            "session_store_errors",
+            "Session store (Redis) operations that failed",
+            store_errors.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "Client connections open now",
+            open_connections.clone(),
+        );
+        let backchannel_logouts = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "backchannel_logouts",
+            "Back-channel logout requests, by result",
+            backchannel_logouts.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            logins,
+            refreshes,
+            provider_duration,
+            store_errors,
+            open_connections,
+            backchannel_logouts,
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    pub fn observe_provider(&self, endpoint: &'static str, took: Duration) {
+        self.provider_duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn login(&self, stage: &'static str, reason: &'static str) {
+        self.logins
+            .get_or_create(&LoginLabels { stage, reason })
+            .inc();
+    }
+
+    pub fn request(&self, outcome: &'static str, status: u16, took: Duration) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels { outcome, class })
+            .inc();
+        self.request_duration.observe(took.as_secs_f64());
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exposition_uses_prometheus_names() {
+        let m = super::metrics();
+        m.request("proxied", 200, std::time::Duration::from_millis(3));
+        m.login("failed", "state_mismatch");
+        let text = m.encode();
+        for name in [
+            "tollgate_requests_total{outcome=\"proxied\",class=\"2xx\"}",
+            "tollgate_request_duration_seconds_bucket",
+            "tollgate_logins_total{stage=\"failed\",reason=\"state_mismatch\"}",
+            "tollgate_open_connections",
+        ] {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+    }
+}
