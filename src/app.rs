@@ -530,6 +530,10 @@ impl App {
         kind: ClientKind,
     ) -> Handled {
         let original = Original::from_headers(&parts.headers, self.trusted.trusts(peer.ip()));
+        if original.invalid {
+            tracing::info!(%peer, "forward-auth request with a malformed or conflicting original URI or method");
+            return Handled::new(Rejection::BadPath.respond(ClientKind::Api), "error");
+        }
         let method = original.method.clone().unwrap_or(Method::GET);
         let uri = original.uri.as_deref().unwrap_or("/");
         let raw_path = uri.split(['?', '#']).next().unwrap_or("/");

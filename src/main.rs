@@ -108,6 +108,15 @@ fn run(config: config::Config) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listen = config.server.listen;
         let app = Arc::new(tollgate::app::App::new(config).context("cannot initialise")?);
+        let tls = match &app.config.server.tls {
+            Some(files) => {
+                let t = tollgate::server::tls::Reloading::new(&files.cert_file, &files.key_file)
+                    .context("cannot load the TLS certificate")?;
+                tokio::spawn(t.clone().watch());
+                Some(t)
+            }
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -132,7 +141,7 @@ fn run(config: config::Config) -> anyhow::Result<()> {
         let discovery = tokio::spawn(tollgate::server::discover(app.clone()));
         let store = tokio::spawn(tollgate::server::connect_store(app.clone()));
         let shutdown_app = app.clone();
-        tollgate::server::serve(app, listener, async move {
+        tollgate::server::serve(app, listener, tls, async move {
             tollgate::server::shutdown_signal().await;
             shutdown_app.begin_shutdown();
         })

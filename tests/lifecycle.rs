@@ -376,3 +376,183 @@ async fn metrics_on_their_own_port_and_request_ids_end_to_end() {
     );
     assert_eq!(upstream.last().path, "/metrics");
 }
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl.
+fn make_cert(
+    dir: &std::path::Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let p = |f: &str| dir.join(format!("{name}-{f}"));
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ext = p("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    let s = |x: std::path::PathBuf| x.display().to_string();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &s(p("ca.key")),
+        "-out",
+        &s(p("ca.crt")),
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name}-ca"),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &s(p("tls.key")),
+        "-out",
+        &s(p("tls.csr")),
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(p("tls.csr")),
+        "-CA",
+        &s(p("ca.crt")),
+        "-CAkey",
+        &s(p("ca.key")),
+        "-CAcreateserial",
+        "-out",
+        &s(p("tls.crt")),
+        "-days",
+        "2",
+        "-extfile",
+        &s(ext),
+    ]);
+    (
+        p("tls.crt"),
+        p("tls.key"),
+        std::fs::read(p("ca.crt")).expect("ca"),
+    )
+}
+
+#[tokio::test]
+async fn https_with_http2_and_certificates_reloaded_without_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (crt1, key1, ca1) = make_cert(dir.path(), "one");
+    let (crt2, key2, ca2) = make_cert(dir.path(), "two");
+    // The served files, replaced by rename as Kubernetes does.
+    let crt = dir.path().join("tls.crt");
+    let key = dir.path().join("tls.key");
+    std::fs::copy(&crt1, &crt).expect("copy");
+    std::fs::copy(&key1, &key).expect("copy");
+
+    let port = free_port();
+    let config = format!(
+        "{}\n[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        valid_toml()
+            .replace(
+                "https://app.example.com",
+                &format!("https://127.0.0.1:{port}")
+            )
+            .replace("https://idp.example.com", "http://127.0.0.1:1")
+            .replace(
+                "[server]",
+                &format!("[server]\nlisten = \"127.0.0.1:{port}\"")
+            ),
+        crt.display(),
+        key.display()
+    );
+    let _tollgate = Tollgate::spawn(&config, port);
+    let client = |ca: &[u8], h2: bool| {
+        let mut b = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca).expect("ca")]);
+        if !h2 {
+            b = b.http1_only();
+        }
+        b.build().expect("client")
+    };
+    let url = format!("https://127.0.0.1:{port}/healthz");
+    let start = Instant::now();
+    let resp = loop {
+        if let Ok(r) = client(&ca1, true).get(&url).send().await {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "https never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2, "ALPN chose h2");
+    let h1 = client(&ca1, false)
+        .get(&url)
+        .send()
+        .await
+        .expect("http/1.1");
+    assert_eq!(h1.version(), reqwest::Version::HTTP_11);
+    assert!(
+        client(&ca2, true).get(&url).send().await.is_err(),
+        "CA two does not trust the first certificate"
+    );
+
+    // Swap in the second certificate; new handshakes get it, no restart.
+    let tmp_crt = dir.path().join("tls.crt.new");
+    let tmp_key = dir.path().join("tls.key.new");
+    std::fs::copy(&key2, &tmp_key).expect("copy");
+    std::fs::copy(&crt2, &tmp_crt).expect("copy");
+    std::fs::rename(&tmp_key, &key).expect("rename");
+    std::fs::rename(&tmp_crt, &crt).expect("rename");
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = client(&ca2, true).get(&url).send().await {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        client(&ca1, true).get(&url).send().await.is_err(),
+        "the old certificate is gone"
+    );
+}
+
+#[test]
+fn unreadable_tls_files_are_a_config_error_naming_the_key() {
+    let (_d, path) = write_config(&format!(
+        "{}\n[server.tls]\ncert_file = \"/nonexistent.crt\"\nkey_file = \"/nonexistent.key\"\n",
+        valid_toml()
+    ));
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.tls.cert_file"));
+}

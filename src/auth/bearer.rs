@@ -150,6 +150,13 @@ async fn jwt(app: &App, token: &str) -> Result<Session, BearerError> {
         Some(exp) if exp + leeway > t => {}
         _ => return Err(BearerError::Invalid("expired".into())),
     }
+    // An ID token is not an access token (RFC 9068 §4): a `nonce` or an
+    // `id+jwt`-style type gives one away.
+    if c.rest.contains_key("nonce") {
+        return Err(BearerError::Invalid(
+            "an ID token, not an access token".into(),
+        ));
+    }
     if c.nbf.is_some_and(|nbf| nbf - leeway > t) || c.iat.is_some_and(|iat| iat - leeway > t) {
         return Err(BearerError::Invalid("not valid yet".into()));
     }

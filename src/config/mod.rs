@@ -85,6 +85,14 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub allowed_redirect_domains: Vec<String>,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -635,6 +643,26 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     if raw.server.max_connections == 0 {
         c.fail("server.max_connections", "must be at least 1");
     }
+    let tls = match &raw.server.tls {
+        None => None,
+        Some(t) => {
+            let files = TlsFiles {
+                cert_file: PathBuf::from(&t.cert_file),
+                key_file: PathBuf::from(&t.key_file),
+            };
+            match crate::server::tls::load(&files.cert_file, &files.key_file) {
+                Ok(_) => Some(files),
+                Err(e @ crate::server::tls::TlsError::Certs { .. }) => {
+                    c.fail("server.tls.cert_file", e.to_string());
+                    None
+                }
+                Err(e) => {
+                    c.fail("server.tls.key_file", e.to_string());
+                    None
+                }
+            }
+        }
+    };
     let mut trusted_proxies = Vec::new();
     for p in &raw.server.trusted_proxies {
         let parsed = p
@@ -681,7 +709,24 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     let upstream_timeout = c.duration("upstream.timeout", &raw.upstream.timeout);
     let mut claim_headers = Vec::new();
     for (name, claim) in &raw.headers {
+        const RESERVED: [&str; 11] = [
+            "host",
+            "cookie",
+            "authorization",
+            "connection",
+            "upgrade",
+            "transfer-encoding",
+            "content-length",
+            "te",
+            "trailer",
+            "keep-alive",
+            "x-request-id",
+        ];
         match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) if RESERVED.contains(&h.as_str()) => c.fail(
+                &format!("headers.{name}"),
+                "is a header tollgate or HTTP itself manages; pick another name",
+            ),
             Ok(h) if !claim.is_empty() => claim_headers.push((h, claim.clone())),
             Ok(_) => c.fail(
                 &format!("headers.{name}"),
@@ -717,14 +762,19 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             }
             None => None,
         };
-        Some(AssertionConfig {
+        let cfg = AssertionConfig {
             key_pkcs8: key,
             audience: raw
                 .upstream
                 .assertion_audience
                 .clone()
                 .unwrap_or_else(|| upstream_text.trim_end_matches('/').to_string()),
-        })
+        };
+        // A key of the wrong kind is a config error, not a failed start.
+        if let Err(e) = crate::proxy::assertion::Assertions::new(&cfg, "check") {
+            c.fail("upstream.assertion_key_file", e.to_string());
+        }
+        Some(cfg)
     } else {
         None
     };
@@ -999,6 +1049,14 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             "entries must not be empty",
         );
     }
+    if let Some(id) = &raw.provider.client_id {
+        if bearer.audiences.iter().any(|a| a == id) {
+            c.fail(
+                "authorization.bearer_audiences",
+                "must not contain provider.client_id: ID tokens carry that audience and must not pass as access tokens",
+            );
+        }
+    }
 
     let metrics_listen = match &raw.metrics.listen {
         None => None,
@@ -1052,6 +1110,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             max_connections: raw.server.max_connections,
             trusted_proxies,
             allowed_redirect_domains: raw.server.allowed_redirect_domains.clone(),
+            tls,
         },
         upstream: UpstreamConfig {
             url: upstream_url,

@@ -43,6 +43,14 @@ pub struct RawServer {
     pub max_connections: usize,
     pub trusted_proxies: Vec<String>,
     pub allowed_redirect_domains: Vec<String>,
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTls {
+    pub cert_file: String,
+    pub key_file: String,
 }
 
 impl Default for RawServer {
@@ -55,6 +63,7 @@ impl Default for RawServer {
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
             allowed_redirect_domains: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct Original {
     /// Path and query.
     pub uri: Option<String>,
     pub method: Option<Method>,
+    /// A trusted proxy sent a URI or method that does not parse, or two
+    /// headers that disagree (a client-sent one passed through beside the
+    /// proxy's own): the request must be refused, not judged as `/`.
+    pub invalid: bool,
 }
 
 fn first(headers: &HeaderMap, names: &[&str]) -> Option<String> {
@@ -59,17 +63,53 @@ impl Original {
             h.parse::<http::uri::Authority>()
                 .is_ok_and(|a| a.as_str() == h && !h.contains('@'))
         });
-        let uri = first(headers, &["x-forwarded-uri", "x-original-uri"]).filter(|u| {
-            // A path, not `//host` or `/\\host` in disguise.
-            u.starts_with('/') && !u.starts_with("//") && !u.starts_with("/\\")
-        });
-        let method = first(headers, &["x-forwarded-method", "x-original-method"])
-            .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+        // Whole values: a path may contain commas.
+        let whole = |n: &str| {
+            headers
+                .get(n)
+                .map(|v| v.to_str().map(|s| s.trim().to_string()))
+        };
+        let mut invalid = false;
+        let mut agree =
+            |a: Option<Result<String, http::header::ToStrError>>,
+             b: Option<Result<String, http::header::ToStrError>>| {
+                match (a, b) {
+                    (Some(Ok(x)), Some(Ok(y))) if x != y => {
+                        invalid = true;
+                        None
+                    }
+                    (Some(Err(_)), _) | (_, Some(Err(_))) => {
+                        invalid = true;
+                        None
+                    }
+                    (Some(Ok(x)), _) | (None, Some(Ok(x))) => Some(x),
+                    (None, None) => None,
+                }
+            };
+        let uri = agree(whole("x-forwarded-uri"), whole("x-original-uri"));
+        let method = agree(whole("x-forwarded-method"), whole("x-original-method"));
+        let uri = match uri {
+            Some(u) if u.starts_with('/') => Some(u),
+            Some(_) => {
+                invalid = true;
+                None
+            }
+            None => None,
+        };
+        let method = match method.map(|m| Method::from_bytes(m.as_bytes())) {
+            Some(Ok(m)) => Some(m),
+            Some(Err(_)) => {
+                invalid = true;
+                None
+            }
+            None => None,
+        };
         Self {
             proto,
             host,
             uri,
             method,
+            invalid,
         }
     }
 
@@ -119,9 +159,21 @@ mod tests {
         let odd = headers(&[
             ("x-forwarded-proto", "javascript"),
             ("x-forwarded-host", "a@evil.test"),
-            ("x-forwarded-uri", "//evil"),
         ]);
         assert_eq!(Original::from_headers(&odd, true), Original::default());
+        // Paths are taken whole (commas included); nonsense is refused, not guessed.
+        let comma = headers(&[("x-forwarded-uri", "/docs,/../admin")]);
+        assert_eq!(
+            Original::from_headers(&comma, true).uri.as_deref(),
+            Some("/docs,/../admin")
+        );
+        for bad in [
+            headers(&[("x-forwarded-uri", "admin")]),
+            headers(&[("x-forwarded-uri", "/"), ("x-original-uri", "/admin")]),
+            headers(&[("x-forwarded-method", "G E T")]),
+        ] {
+            assert!(Original::from_headers(&bad, true).invalid);
+        }
     }
 
     #[test]

@@ -13,15 +13,26 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub mod tls;
+
 use crate::app::App;
 use crate::oidc::Provider;
+
+/// Longest a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest request head accepted (HTTP/1.1 read buffer, HTTP/2 header list).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting, fails
 /// readiness and waits up to `server.shutdown_grace` for open requests.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<Arc<tls::Reloading>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -63,13 +74,37 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         open.inc();
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
             });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            if let Err(e) = watcher.watch(conn).await {
+            let result = match acceptor {
+                None => {
+                    watcher
+                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc))
+                        .await
+                }
+                Some(acceptor) => {
+                    // The handshake is bounded like a request head.
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            watcher
+                                .watch(
+                                    builder.serve_connection_with_upgrades(TokioIo::new(tls), svc),
+                                )
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => Ok(()),
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             crate::telemetry::metrics::metrics().open_connections.dec();
