@@ -220,6 +220,7 @@ impl App {
                 return auth::backchannel::logout(self, &parts, body).await;
             }
             "/oauth2/auth" => return self.forward_auth(&parts, peer, kind).await,
+            "/oauth2/signed_out" if get_like => Ok(Handled::new(pages::signed_out(), "signed_out")),
             "/oauth2/jwks" if get_like => match &self.assertions {
                 Some(a) => Ok(Handled::new(pages::json(StatusCode::OK, &a.jwks()), "jwks")),
                 None => Err(Rejection::NotFound),
@@ -400,8 +401,16 @@ impl App {
             Decision::Allow => None,
             Decision::Deny { reason } => {
                 tracing::info!(target: "tollgate::audit", event = "denied", user = %p.session.sub, %method, path, reason = %reason, "request denied by authorization rules");
+                let who = p
+                    .session
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| p.session.sub.clone());
+                let mut response = Rejection::Forbidden { user: who }.respond(kind);
+                // A refresh that happened on the way still counts.
+                auth::append_cookies(&mut response, p.set_cookies.clone());
                 Some(Handled {
-                    response: Rejection::Forbidden.respond(kind),
+                    response,
                     outcome: "forbidden",
                     user: Some(p.session.sub.clone()),
                 })

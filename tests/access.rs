@@ -175,6 +175,14 @@ allow_any = true
     let denied = bob.get(&tollgate.url("/ops/x")).await;
     assert_eq!(denied.status, 403);
     assert!(denied.body.contains("not allowed"));
+    assert!(
+        denied.body.contains("bob@example.com"),
+        "the page says who you are"
+    );
+    assert!(
+        denied.body.contains("/oauth2/sign_out"),
+        "and offers to sign out"
+    );
     let json = bob
         .request(
             reqwest::Method::GET,

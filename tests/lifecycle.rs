@@ -556,3 +556,68 @@ fn unreadable_tls_files_are_a_config_error_naming_the_key() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.tls.cert_file"));
 }
+
+#[tokio::test]
+async fn sigterm_sends_http2_clients_goaway_and_finishes_their_streams() {
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let mut tollgate = Tollgate::start(&Setup::basic(port, &idp, &upstream.url())).await;
+    let mut b = Browser::new();
+    b.login(&tollgate.url("/"), "alice").await;
+    let cookie = b.cookie_header(&tollgate.url("/"));
+
+    // One HTTP/2 connection (h2c, prior knowledge) with a stream held open.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let warm = h2
+        .get(tollgate.url("/warm"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("h2 request");
+    assert_eq!(warm.version(), reqwest::Version::HTTP_2);
+    let held = tokio::spawn({
+        let (h2, url, cookie) = (h2.clone(), tollgate.url("/gate"), cookie.clone());
+        async move {
+            h2.get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    let start = Instant::now();
+    while !upstream.seen().iter().any(|s| s.path == "/gate") {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let exit = tokio::task::spawn_blocking(move || tollgate.terminate());
+    // After the signal no new stream is served, on this connection or a new one.
+    let start = Instant::now();
+    loop {
+        match h2
+            .get(format!("http://127.0.0.1:{port}/after"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+        {
+            Err(_) => break,
+            Ok(_) => assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "still serving new streams"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    upstream.gate.notify_one();
+    assert_eq!(
+        held.await
+            .expect("join")
+            .expect("the held stream completes"),
+        200
+    );
+    assert_eq!(exit.await.expect("join").code(), Some(0));
+}

@@ -257,6 +257,20 @@ async fn sign_out_ends_the_session_here_and_at_the_provider() {
 }
 
 #[tokio::test]
+async fn signed_out_page_offers_a_new_sign_in() {
+    let w = world().await;
+    let page = Browser::new()
+        .get(&w.tollgate.url("/oauth2/signed_out"))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("signed out") && page.body.contains("/oauth2/start"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
 async fn sign_out_from_another_site_is_refused() {
     let w = world().await;
     let mut b = Browser::new();

@@ -259,16 +259,31 @@ fn redirect_url_must_be_the_callback_path() {
 fn access_keys_are_validated_with_their_names() {
     let cases = [
         ("[headers]\nCookie = \"sub\"\n", "headers.Cookie"),
-        ("[authorization]\nbearer_audiences = [\"my-app\"]\n", "authorization.bearer_audiences"),
+        (
+            "[authorization]\nbearer_audiences = [\"my-app\"]\n",
+            "authorization.bearer_audiences",
+        ),
         ("[metrics]\nlisten = \"0.0.0.0:4180\"\n", "metrics.listen"),
-        ("[[authorization.rules]]\npaths = [\"/admin\"]\n", "authorization.rules[0]"),
-        ("[[routes.public]]\npath = \"(unclosed\"\n", "routes.public[0].path"),
+        (
+            "[[authorization.rules]]\npaths = [\"/admin\"]\n",
+            "authorization.rules[0]",
+        ),
+        (
+            "[[routes.public]]\npath = \"(unclosed\"\n",
+            "routes.public[0].path",
+        ),
     ];
     for (extra, key) in cases {
         let (_d, path) = write(&format!("{}{extra}", minimal()));
         let errs = errors(load(&path, &[]));
-        assert!(errs.iter().any(|e| e.key.starts_with(key)), "{extra}: {errs:?}");
+        assert!(
+            errs.iter().any(|e| e.key.starts_with(key)),
+            "{extra}: {errs:?}"
+        );
     }
-    let (_d, path) = write(&minimal().replace("[server]", "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.1\", \"not-a-net\"]"));
+    let (_d, path) = write(&minimal().replace(
+        "[server]",
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.1\", \"not-a-net\"]",
+    ));
     assert_eq!(errors(load(&path, &[]))[0].key, "server.trusted_proxies");
 }

@@ -81,7 +81,7 @@ pub enum Rejection {
     #[error("this endpoint needs a server-side session store")]
     NeedsServerSideStore,
     #[error("denied by the authorization rules")]
-    Forbidden,
+    Forbidden { user: String },
     #[error("malformed request path")]
     BadPath,
     #[error("invalid bearer token")]
@@ -98,7 +98,7 @@ impl Rejection {
             | Rejection::SessionStoreUnavailable
             | Rejection::RefreshUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::NeedsServerSideStore => StatusCode::NOT_IMPLEMENTED,
-            Rejection::Forbidden => StatusCode::FORBIDDEN,
+            Rejection::Forbidden { .. } => StatusCode::FORBIDDEN,
             Rejection::BadPath => StatusCode::BAD_REQUEST,
             Rejection::InvalidToken => StatusCode::UNAUTHORIZED,
             Rejection::BadGateway => StatusCode::BAD_GATEWAY,
@@ -124,7 +124,7 @@ impl Rejection {
             Rejection::SessionStoreUnavailable => "session_store_unavailable",
             Rejection::RefreshUnavailable => "refresh_unavailable",
             Rejection::NeedsServerSideStore => "not_implemented",
-            Rejection::Forbidden => "forbidden",
+            Rejection::Forbidden { .. } => "forbidden",
             Rejection::BadPath => "bad_path",
             Rejection::InvalidToken => "invalid_token",
         }
@@ -145,7 +145,7 @@ impl Rejection {
                 "Temporarily unavailable"
             }
             Rejection::NeedsServerSideStore => "Not available",
-            Rejection::Forbidden => "Access denied",
+            Rejection::Forbidden { .. } => "Access denied",
             Rejection::BadPath => "Bad request",
             Rejection::InvalidToken => "Invalid token",
         }
@@ -173,16 +173,22 @@ impl Rejection {
             Rejection::ShuttingDown => "This instance is shutting down. Try again.".into(),
             Rejection::SessionStoreUnavailable => "Sessions cannot be read right now. Try again in a moment.".into(),
             Rejection::RefreshUnavailable => "Your session could not be renewed because the identity provider is not answering. Try again in a moment.".into(),
-            Rejection::Forbidden => "You are signed in, but not allowed to see this page.".into(),
+            Rejection::Forbidden { user } => {
+                format!("You are signed in as {user}, but not allowed to see this page. Sign out to sign in as someone else.")
+            }
             Rejection::BadPath => "The request path is malformed (encoded slashes, double encoding or control characters).".into(),
             Rejection::InvalidToken => "The bearer token is invalid, expired, or not meant for this service.".into(),
             Rejection::NeedsServerSideStore => "Back-channel logout needs session.store = \"redis\": with sessions kept only in browser cookies there is no session to end on the server.".into(),
         }
     }
 
-    /// Whether a "sign in again" link helps.
-    fn offers_login(&self) -> bool {
-        matches!(self, Rejection::Unauthenticated | Rejection::LoginFailed(_))
+    /// The way forward the page offers.
+    fn link(&self) -> Link {
+        match self {
+            Rejection::Unauthenticated | Rejection::LoginFailed(_) => Link::SignIn,
+            Rejection::Forbidden { .. } => Link::SignOut,
+            _ => Link::Home,
+        }
     }
 
     pub fn respond(&self, kind: ClientKind) -> Response<Body> {
@@ -196,7 +202,7 @@ impl Rejection {
                 });
                 json(status, &body)
             }
-            ClientKind::Browser => html(status, self.title(), &self.detail(), self.offers_login()),
+            ClientKind::Browser => html(status, self.title(), &self.detail(), self.link()),
         };
         if matches!(
             self,
@@ -297,11 +303,29 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn html(status: StatusCode, title: &str, detail: &str, login_link: bool) -> Response<Body> {
-    let link = if login_link {
-        r#"<p><a href="/oauth2/start?rd=%2F">Sign in again</a></p>"#
-    } else {
-        r#"<p><a href="/">Back to the start page</a></p>"#
+/// The one link a page offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    SignIn,
+    SignOut,
+    Home,
+}
+
+/// The page `/oauth2/signed_out` shows (a `post_logout_redirect_url` target).
+pub fn signed_out() -> Response<Body> {
+    html(
+        StatusCode::OK,
+        "Signed out",
+        "You are signed out. Close the browser to be sure no one else uses this session.",
+        Link::SignIn,
+    )
+}
+
+fn html(status: StatusCode, title: &str, detail: &str, link: Link) -> Response<Body> {
+    let link = match link {
+        Link::SignIn => r#"<p><a href="/oauth2/start?rd=%2F">Sign in</a></p>"#,
+        Link::SignOut => r#"<p><a href="/oauth2/sign_out">Sign out</a></p>"#,
+        Link::Home => r#"<p><a href="/">Back to the start page</a></p>"#,
     };
     let page = format!(
         r#"<!doctype html>
