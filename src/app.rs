@@ -66,7 +66,11 @@ pub enum AppError {
 
 impl App {
     pub fn new(config: Config) -> Result<Self, AppError> {
-        let http = crate::oidc::http_client(config.provider.timeout)?;
+        let roots = match &config.provider.ca_file {
+            Some(pem) => reqwest::Certificate::from_pem_bundle(pem)?,
+            None => Vec::new(),
+        };
+        let http = crate::oidc::http_client(config.provider.timeout, &roots)?;
         let p = &config.provider;
         let validator = IdTokenValidator {
             issuer: p.issuer.clone(),

@@ -382,6 +382,14 @@ fn make_cert(
     dir: &std::path::Path,
     name: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    make_cert_for(dir, name, "serverAuth")
+}
+
+fn make_cert_for(
+    dir: &std::path::Path,
+    name: &str,
+    eku: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
     let p = |f: &str| dir.join(format!("{name}-{f}"));
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
@@ -397,7 +405,7 @@ fn make_cert(
     let ext = p("ext.cnf");
     std::fs::write(
         &ext,
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        format!("subjectAltName=IP:127.0.0.1\nextendedKeyUsage={eku}\nbasicConstraints=CA:FALSE\n"),
     )
     .expect("ext");
     let s = |x: std::path::PathBuf| x.display().to_string();
@@ -620,4 +628,100 @@ async fn sigterm_sends_http2_clients_goaway_and_finishes_their_streams() {
         200
     );
     assert_eq!(exit.await.expect("join").code(), Some(0));
+}
+
+#[tokio::test]
+async fn https_upstream_with_a_private_ca_and_a_client_certificate() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (srv_crt, srv_key, srv_ca) = make_cert(dir.path(), "upstream");
+    let (cli_crt, cli_key, cli_ca) = make_cert_for(dir.path(), "client", "clientAuth");
+
+    // An HTTPS upstream that demands a client certificate from the client CA.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls::pki_types::pem::PemObject;
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&cli_ca) {
+            roots.add(c.expect("ca")).expect("add");
+        }
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("verifier");
+    let server_key = tollgate::server::tls::load(&srv_crt, &srv_key).expect("server cert");
+    let server_cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(server_key)));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let up_port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let user = req
+                            .headers()
+                            .get("x-forwarded-user")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-")
+                            .to_string();
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(format!(
+                                "tls upstream saw {user}"
+                            ))),
+                        ))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+
+    let port = free_port();
+    let idp = Idp::start(port);
+    let up_url = format!("https://127.0.0.1:{up_port}");
+    let ca_path = dir.path().join("upstream-ca.crt");
+    std::fs::write(&ca_path, &srv_ca).expect("ca");
+    let toml = Setup::basic(port, &idp, &up_url).toml().replace(
+        "[upstream]\n",
+        &format!(
+            "[upstream]\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+            ca_path.display(),
+            cli_crt.display(),
+            cli_key.display()
+        ),
+    );
+    let mut tollgate = Tollgate::spawn(&toml, port);
+    tollgate.wait_ready().await;
+    let mut b = Browser::new();
+    let page = b.login(&tollgate.url("/"), "alice").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.body, "tls upstream saw alice");
+
+    // Without the client certificate the upstream refuses: a clean 502.
+    let toml = Setup::basic(port, &idp, &up_url).toml().replace(
+        "[upstream]\n",
+        &format!("[upstream]\nca_file = \"{}\"\n", ca_path.display()),
+    );
+    drop(tollgate);
+    let mut tollgate = Tollgate::spawn(&toml, port);
+    tollgate.wait_ready().await;
+    let mut b = Browser::new();
+    let page = b.login(&tollgate.url("/"), "alice").await;
+    assert_eq!(page.status, 502, "{}", page.body);
 }

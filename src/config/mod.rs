@@ -109,6 +109,10 @@ pub struct UpstreamConfig {
     pub claim_headers: Vec<(http::HeaderName, String)>,
     /// Send a signed identity assertion (`X-Tollgate-Assertion`).
     pub assertion: Option<AssertionConfig>,
+    /// PEM roots for an https upstream; `None`: the system's.
+    pub ca_file: Option<Vec<u8>>,
+    /// PEM client certificate chain and key for mTLS to the upstream.
+    pub client_cert: Option<(Vec<u8>, Secret)>,
 }
 
 /// The signed identity assertion sent upstream.
@@ -164,6 +168,8 @@ pub struct ProviderConfig {
     pub groups_claim: String,
     pub fetch_userinfo: bool,
     pub timeout: Duration,
+    /// PEM bytes of extra trusted roots for the provider (`provider.ca_file`).
+    pub ca_file: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for ProviderConfig {
@@ -526,6 +532,26 @@ impl Check<'_> {
         }
     }
 
+    /// A readable PEM file with at least one certificate.
+    fn pem_certs(&mut self, key: &str, path: &str) -> Option<Vec<u8>> {
+        use rustls::pki_types::pem::PemObject;
+        let pem = match std::fs::read(path) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(key, format!("cannot read `{path}`: {e}"));
+                return None;
+            }
+        };
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+            .filter(|c| c.is_ok())
+            .count();
+        if certs == 0 {
+            self.fail(key, format!("`{path}` holds no PEM CERTIFICATE"));
+            return None;
+        }
+        Some(pem)
+    }
+
     /// A URL that must be https, or http on a loopback host.
     fn url(&mut self, key: &str, value: &str) -> Option<Url> {
         match Url::parse(value) {
@@ -681,10 +707,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     let upstream_text = c.required("upstream.url", &raw.upstream.url).to_string();
     let upstream_url = match Url::parse(&upstream_text) {
         Ok(u) if u.scheme() == "http" && u.host().is_some() => Some(u),
-        Ok(u) if u.scheme() == "https" => {
-            c.fail("upstream.url", "https upstreams are not supported yet; tollgate runs beside the service, use its plain http port");
-            None
-        }
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => Some(u),
         Ok(_) => {
             c.fail(
                 "upstream.url",
@@ -707,6 +730,45 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         }
     }
     let upstream_timeout = c.duration("upstream.timeout", &raw.upstream.timeout);
+    let upstream_ca = raw
+        .upstream
+        .ca_file
+        .as_ref()
+        .and_then(|p| c.pem_certs("upstream.ca_file", p));
+    let client_cert = match (
+        &raw.upstream.client_cert_file,
+        &raw.upstream.client_key_file,
+    ) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let cert_pem = c.pem_certs("upstream.client_cert_file", cert);
+            let key_pem = match std::fs::read(key) {
+                Ok(k) => Some(Secret(k)),
+                Err(e) => {
+                    c.fail(
+                        "upstream.client_key_file",
+                        format!("cannot read `{key}`: {e}"),
+                    );
+                    None
+                }
+            };
+            cert_pem.zip(key_pem)
+        }
+        (Some(_), None) => {
+            c.fail(
+                "upstream.client_key_file",
+                "is required with upstream.client_cert_file",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            c.fail(
+                "upstream.client_cert_file",
+                "is required with upstream.client_key_file",
+            );
+            None
+        }
+    };
     let mut claim_headers = Vec::new();
     for (name, claim) in &raw.headers {
         const RESERVED: [&str; 11] = [
@@ -910,6 +972,10 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         (None, Some(base)) => Some(base.clone()),
         (None, None) => None,
     };
+    let provider_ca = p
+        .ca_file
+        .as_ref()
+        .and_then(|path| c.pem_certs("provider.ca_file", path));
     if p.groups_claim.is_empty() {
         c.fail("provider.groups_claim", "must not be empty");
     }
@@ -1123,6 +1189,8 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             headers,
             claim_headers,
             assertion,
+            ca_file: upstream_ca,
+            client_cert,
         },
         provider: ProviderConfig {
             issuer,
@@ -1138,6 +1206,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             groups_claim: p.groups_claim.clone(),
             fetch_userinfo: p.fetch_userinfo,
             timeout: provider_timeout,
+            ca_file: provider_ca,
         },
         session: SessionConfig {
             secrets,

@@ -82,6 +82,11 @@ pub struct RawUpstream {
     pub headers: RawIdentityHeaders,
     pub assertion: bool,
     pub assertion_key_file: Option<String>,
+    /// PEM roots for an https upstream (instead of the system's).
+    pub ca_file: Option<String>,
+    /// Client certificate and key (PEM) for mTLS to the upstream.
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
     #[serde(deserialize_with = "opt_string_like")]
     pub assertion_audience: Option<String>,
 }
@@ -99,6 +104,9 @@ impl Default for RawUpstream {
             headers: RawIdentityHeaders::default(),
             assertion: false,
             assertion_key_file: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             assertion_audience: None,
         }
     }
@@ -148,6 +156,8 @@ pub struct RawProvider {
     pub groups_claim: String,
     pub fetch_userinfo: bool,
     pub timeout: String,
+    /// PEM bundle of a private CA for the provider's TLS certificate.
+    pub ca_file: Option<String>,
 }
 
 impl Default for RawProvider {
@@ -172,6 +182,7 @@ impl Default for RawProvider {
             groups_claim: "groups".into(),
             fetch_userinfo: true,
             timeout: "10s".into(),
+            ca_file: None,
         }
     }
 }

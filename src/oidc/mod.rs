@@ -56,13 +56,21 @@ impl Provider {
 
 /// The HTTP client used for every provider call: no redirects (a token
 /// endpoint that redirects is misconfigured or hostile), bounded time, rustls.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// `extra_roots`: PEM certificates of a private CA the provider's
+/// certificate chains to, trusted in addition to the system's.
+pub fn http_client(
+    timeout: Duration,
+    extra_roots: &[reqwest::Certificate],
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .timeout(timeout)
-        .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")));
+    for c in extra_roots {
+        b = b.add_root_certificate(c.clone());
+    }
+    b.build()
 }
 
 /// Largest provider response body read (discovery, JWKS, token, userinfo).

@@ -86,7 +86,20 @@ impl Original {
                     (None, None) => None,
                 }
             };
+        // ingress-nginx sends the whole URL in `X-Original-URL`; its path
+        // and query must agree with any other claim of the original URI.
+        let from_url = whole("x-original-url").map(|r| {
+            r.map(|u| match url::Url::parse(&u) {
+                Ok(parsed) => match parsed.query() {
+                    Some(q) => format!("{}?{q}", parsed.path()),
+                    None => parsed.path().to_string(),
+                },
+                // Not a URL: left as is, and refused below.
+                Err(_) => u,
+            })
+        });
         let uri = agree(whole("x-forwarded-uri"), whole("x-original-uri"));
+        let uri = agree(uri.map(Ok), from_url);
         let method = agree(whole("x-forwarded-method"), whole("x-original-method"));
         let uri = match uri {
             Some(u) if u.starts_with('/') => Some(u),
@@ -155,6 +168,11 @@ mod tests {
         ]);
         let o = Original::from_headers(&h, true);
         assert_eq!(o.url().as_deref(), Some("https://app.test/a?b=1"));
+        let ingress = headers(&[("x-original-url", "https://app.test/a/b?c=1")]);
+        assert_eq!(
+            Original::from_headers(&ingress, true).uri.as_deref(),
+            Some("/a/b?c=1")
+        );
         assert_eq!(o.method, Some(Method::POST));
         let odd = headers(&[
             ("x-forwarded-proto", "javascript"),
@@ -171,6 +189,10 @@ mod tests {
             headers(&[("x-forwarded-uri", "admin")]),
             headers(&[("x-forwarded-uri", "/"), ("x-original-uri", "/admin")]),
             headers(&[("x-forwarded-method", "G E T")]),
+            headers(&[
+                ("x-original-url", "https://app.test/admin"),
+                ("x-forwarded-uri", "/"),
+            ]),
         ] {
             assert!(Original::from_headers(&bad, true).invalid);
         }

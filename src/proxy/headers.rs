@@ -339,6 +339,8 @@ mod tests {
             pass_authorization_header: false,
             claim_headers: vec![(HeaderName::from_static("x-tenant"), "org.id".into())],
             assertion: None,
+            ca_file: None,
+            client_cert: None,
             headers: IdentityHeaders {
                 user: HeaderName::from_static("x-forwarded-user"),
                 email: HeaderName::from_static("x-forwarded-email"),

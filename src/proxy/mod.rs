@@ -13,6 +13,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Either;
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -24,7 +25,7 @@ use crate::Body;
 /// The upstream service.
 #[derive(Debug)]
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
     scheme: Scheme,
     authority: Authority,
     /// Path prefix of `upstream.url` without a trailing slash ("" for none).
@@ -39,13 +40,64 @@ pub enum UpstreamError {
     NoHost,
     #[error("invalid upstream URL: {0}")]
     Invalid(#[from] http::uri::InvalidUri),
+    #[error("upstream TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("upstream TLS: {0}")]
+    TlsFiles(String),
+}
+
+/// TLS to the upstream: the system's roots, or `upstream.ca_file` alone;
+/// a client certificate for mTLS when configured. HTTP/1.1 only, so
+/// WebSocket upgrades keep working.
+fn tls_config(config: &UpstreamConfig) -> Result<rustls::ClientConfig, UpstreamError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?;
+    let builder = match &config.ca_file {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| UpstreamError::TlsFiles(e.to_string()))?;
+                roots.add(cert)?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        // A plain-http upstream never handshakes: don't touch the system's
+        // certificate store for it (minimal images may have none).
+        None if config.url.scheme() != "https" => {
+            builder.with_root_certificates(rustls::RootCertStore::empty())
+        }
+        None => builder.with_platform_verifier()?,
+    };
+    // ALPN (http/1.1) is set by the connector builder.
+    let cfg = match &config.client_cert {
+        Some((cert_pem, key_pem)) => {
+            let certs = CertificateDer::pem_slice_iter(cert_pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| UpstreamError::TlsFiles(e.to_string()))?;
+            let key = PrivateKeyDer::from_pem_slice(key_pem.expose())
+                .map_err(|e| UpstreamError::TlsFiles(e.to_string()))?;
+            builder.with_client_auth_cert(certs, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(cfg)
 }
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(config)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
@@ -60,7 +112,11 @@ impl Upstream {
         };
         Ok(Self {
             client,
-            scheme: Scheme::HTTP,
+            scheme: if url.scheme() == "https" {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
             authority,
             prefix: url.path().trim_end_matches('/').to_string(),
             timeout: config.timeout,

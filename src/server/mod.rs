@@ -139,7 +139,10 @@ pub async fn serve_metrics(listener: TcpListener) {
                     )));
                     r.headers_mut().insert(
                         http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                        // prometheus-client writes OpenMetrics text (`# EOF` at the end).
+                        http::HeaderValue::from_static(
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        ),
                     );
                     r
                 } else {
