@@ -150,6 +150,37 @@ impl App {
         self.shutting_down.store(true, Ordering::Relaxed);
     }
 
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Takes over what a running instance already has, so a reload costs
+    /// no rediscovery and no reconnection: the provider (when the issuer and
+    /// its CA are unchanged; client credentials come from the new config)
+    /// and the Redis connection (when `[session.redis]` is unchanged).
+    /// Returns which of the two still need setting up.
+    pub fn take_over(&self, old: &App) -> Pending {
+        let same_provider = old.config.provider.issuer == self.config.provider.issuer
+            && old.config.provider.ca_file == self.config.provider.ca_file
+            && old.config.provider.timeout == self.config.provider.timeout;
+        let provider = match old.provider() {
+            Some(p) if same_provider => {
+                self.set_provider(p.reconfigured(&self.config.provider, &self.http));
+                false
+            }
+            _ => true,
+        };
+        let store = match (&self.sessions.backend, &old.sessions.backend) {
+            (Backend::Redis(new), Backend::Redis(old)) => !new.adopt(old),
+            (Backend::Redis(_), Backend::Cookie) => true,
+            _ => false,
+        };
+        Pending {
+            discovery: provider,
+            store,
+        }
+    }
+
     /// Handles one request: a request id, the route, the access-log line
     /// and the request metrics.
     pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -651,6 +682,13 @@ impl App {
             .filter_map(|p| Some((p.clone(), claims.claim_value(p)?)))
             .collect()
     }
+}
+
+/// What a reloaded instance still has to set up itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub discovery: bool,
+    pub store: bool,
 }
 
 /// An authenticated requester.

@@ -79,14 +79,15 @@ fn main() -> ExitCode {
         }
         None => {
             let env = config::process_env();
-            let config = match config::load(&config_path(&cli, &env), &env) {
-                Ok((c, _)) => c,
+            let path = config_path(&cli, &env);
+            let (config, raw) = match config::load(&path, &env) {
+                Ok(c) => c,
                 Err(e) => {
                     eprintln!("{}", describe(&e));
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match run(config) {
+            match run(config, path, raw) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("tollgate: {e:#}");
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: config::Config) -> anyhow::Result<()> {
+fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyhow::Result<()> {
     tollgate::telemetry::init(&config.log);
     // One crypto provider for every rustls user in the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -140,12 +141,15 @@ fn run(config: config::Config) -> anyhow::Result<()> {
         };
         let discovery = tokio::spawn(tollgate::server::discover(app.clone()));
         let store = tokio::spawn(tollgate::server::connect_store(app.clone()));
-        let shutdown_app = app.clone();
-        tollgate::server::serve(app, listener, tls, async move {
+        let slot = tollgate::server::reload::AppSlot::new(app);
+        let reloads = tokio::spawn(tollgate::server::reload::watch(slot.clone(), path, raw));
+        let shutdown_slot = slot.clone();
+        tollgate::server::serve(slot, listener, tls, async move {
             tollgate::server::shutdown_signal().await;
-            shutdown_app.begin_shutdown();
+            shutdown_slot.get().begin_shutdown();
         })
         .await;
+        reloads.abort();
         discovery.abort();
         if let Some(m) = metrics {
             m.abort();

@@ -725,3 +725,116 @@ async fn https_upstream_with_a_private_ca_and_a_client_certificate() {
     let page = b.login(&tollgate.url("/"), "alice").await;
     assert_eq!(page.status, 502, "{}", page.body);
 }
+
+#[tokio::test]
+async fn config_reloads_on_a_kubernetes_style_symlink_swap_and_on_sighup_keeping_sessions() {
+    use std::os::unix::fs::symlink;
+    let port = free_port();
+    let metrics_port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let up_url = upstream.url();
+    let rule = |group: &str| {
+        let mut s = Setup::basic(port, &idp, &up_url);
+        let extra = format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[authorization.rules]]\npaths = [\"/admin\"]\nallow_groups = [\"{group}\"]\n[[authorization.rules]]\npaths = [\"/\"]\nallow_any = true\n"
+        );
+        s.extra = Box::leak(extra.into_boxed_str());
+        s.toml()
+    };
+    // The layout kubelet makes: tollgate.toml -> ..data/tollgate.toml, ..data -> ..v1
+    let dir = tempfile::tempdir().expect("tempdir");
+    let version = |name: &str, text: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).expect("dir");
+        std::fs::write(d.join("tollgate.toml"), text).expect("write");
+    };
+    let point_data_at = |name: &str| {
+        let tmp = dir.path().join("..data_tmp");
+        let _ = std::fs::remove_file(&tmp);
+        symlink(name, &tmp).expect("symlink");
+        std::fs::rename(&tmp, dir.path().join("..data")).expect("swap");
+    };
+    version("..v1", &rule("nobody"));
+    point_data_at("..v1");
+    symlink("..data/tollgate.toml", dir.path().join("tollgate.toml")).expect("symlink");
+
+    let mut t = Tollgate::spawn_at(&dir.path().join("tollgate.toml"), port);
+    t.wait_ready().await;
+    let mut b = Browser::new();
+    b.login(&t.url("/"), "alice").await;
+    assert_eq!(b.get(&t.url("/admin")).await.status, 403);
+    let cookie = b.cookie("_tollgate").expect("session");
+
+    let reloads = |result: &'static str| {
+        let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+        async move {
+            let text = reqwest::get(url)
+                .await
+                .expect("scrape")
+                .text()
+                .await
+                .expect("text");
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "tollgate_config_reloads_total{{result=\"{result}\"}}"
+                    ))
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        }
+    };
+    let wait_for = |what: &str, cond: bool, start: Instant| {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} never happened"
+        );
+        !cond
+    };
+
+    // New version: /admin is now for admins (alice is one). Same session.
+    version("..v2", &rule("admins"));
+    point_data_at("..v2");
+    let start = Instant::now();
+    while wait_for(
+        "the reload",
+        b.get(&t.url("/admin")).await.status == 200,
+        start,
+    ) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        b.cookie("_tollgate").as_deref(),
+        Some(cookie.as_str()),
+        "no new login was needed"
+    );
+    assert_eq!(reloads("ok").await, 1);
+
+    // A broken version is refused and the running one kept.
+    version("..v3", "[server]\nlisten = 12\n");
+    point_data_at("..v3");
+    let start = Instant::now();
+    while wait_for("the failed reload", reloads("failed").await == 1, start) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(b.get(&t.url("/admin")).await.status, 200);
+
+    // SIGHUP reloads on demand.
+    point_data_at("..v2");
+    let start = Instant::now();
+    while wait_for("the reload back", reloads("ok").await == 2, start) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.signal("HUP");
+    let start = Instant::now();
+    while wait_for(
+        "the SIGHUP reload",
+        t.output.text().contains("cause=\"SIGHUP\""),
+        start,
+    ) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.get(&t.url("/admin")).await.status, 200);
+    assert_eq!(t.terminate().code(), Some(0));
+}

@@ -24,7 +24,8 @@ pub use token::{TokenClient, TokenError, TokenResponse};
 #[derive(Debug)]
 pub struct Provider {
     pub metadata: ProviderMetadata,
-    pub keys: KeyCache,
+    /// Shared with the provider built for a reloaded config.
+    pub keys: Arc<KeyCache>,
     pub tokens: TokenClient,
 }
 
@@ -43,7 +44,7 @@ impl Provider {
         http: &reqwest::Client,
     ) -> Result<Arc<Self>, ProviderError> {
         let metadata = discovery::fetch(http, &config.issuer).await?;
-        let keys = KeyCache::new(http.clone(), metadata.jwks_uri.clone());
+        let keys = Arc::new(KeyCache::new(http.clone(), metadata.jwks_uri.clone()));
         keys.refresh().await?;
         let tokens = TokenClient::new(http.clone(), metadata.token_endpoint.clone(), config);
         Ok(Arc::new(Self {
@@ -51,6 +52,18 @@ impl Provider {
             keys,
             tokens,
         }))
+    }
+}
+
+impl Provider {
+    /// The same provider under a reloaded configuration: metadata and keys
+    /// kept, the client credentials (a rotated secret) taken from `config`.
+    pub fn reconfigured(&self, config: &ProviderConfig, http: &reqwest::Client) -> Arc<Self> {
+        Arc::new(Self {
+            metadata: self.metadata.clone(),
+            keys: self.keys.clone(),
+            tokens: TokenClient::new(http.clone(), self.metadata.token_endpoint.clone(), config),
+        })
     }
 }
 

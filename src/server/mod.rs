@@ -13,6 +13,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub mod reload;
 pub mod tls;
 
 use crate::app::App;
@@ -27,12 +28,14 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Serves `listener` until `shutdown` resolves, then stops accepting, fails
 /// readiness and waits up to `server.shutdown_grace` for open requests.
 pub async fn serve(
-    app: Arc<App>,
+    slot: Arc<reload::AppSlot>,
     listener: TcpListener,
     tls: Option<Arc<tls::Reloading>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config()));
+    // Listener settings come from the configuration at start.
+    let app = slot.get();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -69,15 +72,16 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let slot = slot.clone();
         let open = &crate::telemetry::metrics::metrics().open_connections;
         open.inc();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            // Each request runs on the application current when it arrives.
             let svc = service_fn(move |req| {
-                let app = app.clone();
+                let app = slot.get();
                 async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
             });
             let result = match acceptor {

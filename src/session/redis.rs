@@ -162,6 +162,26 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Takes over another store's connection when both point at the same
+    /// Redis (a config reload that did not touch `[session.redis]`).
+    pub fn adopt(&self, other: &RedisStore) -> bool {
+        let (a, b) = (&self.config, &other.config);
+        let same = a.url == b.url
+            && a.mode == b.mode
+            && a.nodes == b.nodes
+            && a.sentinel_master == b.sentinel_master
+            && a.username == b.username
+            && a.password.as_ref().map(|p| p.expose()) == b.password.as_ref().map(|p| p.expose())
+            && a.key_prefix == b.key_prefix;
+        if !same {
+            return false;
+        }
+        let conn = other.conn.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let adopted = conn.is_some();
+        *self.conn.write().unwrap_or_else(|e| e.into_inner()) = conn;
+        adopted
+    }
+
     pub fn is_connected(&self) -> bool {
         self.conn
             .read()

@@ -59,6 +59,7 @@ pub struct Metrics {
     pub store_errors: Counter,
     pub open_connections: Gauge,
     pub backchannel_logouts: Family<ResultLabels, Counter>,
+    pub config_reloads: Family<ResultLabels, Counter>,
 }
 
 impl Metrics {
@@ -121,7 +122,14 @@ impl Metrics {
             "Back-channel logout requests, by result",
             backchannel_logouts.clone(),
         );
+        let config_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by result (ok, failed)",
+            config_reloads.clone(),
+        );
         Self {
+            config_reloads,
             registry,
             requests,
             request_duration,

@@ -995,10 +995,18 @@ impl Tollgate {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tollgate.toml");
         std::fs::write(&path, config).expect("write config");
+        let mut t = Self::spawn_at(&path, port);
+        t._dir = dir;
+        t
+    }
+
+    /// Starts tollgate with a config file the test manages.
+    pub fn spawn_at(path: &Path, port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
         let output = Output::default();
         let mut child = Command::new(binary())
             .arg("--config")
-            .arg(&path)
+            .arg(path)
             .env_remove("TOLLGATE_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1033,6 +1041,16 @@ impl Tollgate {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) without waiting.
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(c.id().to_string())
+                .status();
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status.
