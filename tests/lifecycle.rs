@@ -838,3 +838,67 @@ async fn config_reloads_on_a_kubernetes_style_symlink_swap_and_on_sighup_keeping
     assert_eq!(b.get(&t.url("/admin")).await.status, 200);
     assert_eq!(t.terminate().code(), Some(0));
 }
+
+#[tokio::test]
+async fn sigterm_gives_open_websockets_the_grace_period() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let mut tollgate = Tollgate::start(&Setup::basic(port, &idp, &upstream.url())).await;
+    let mut b = Browser::new();
+    b.login(&tollgate.url("/"), "alice").await;
+    let mut req = format!("ws://127.0.0.1:{port}/ws")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "cookie",
+        b.cookie_header(&tollgate.url("/ws"))
+            .parse()
+            .expect("cookie"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("handshake");
+    ws.send(Message::text("before")).await.expect("send");
+    assert_eq!(
+        ws.next()
+            .await
+            .expect("msg")
+            .expect("ok")
+            .into_text()
+            .expect("text")
+            .as_str(),
+        "before"
+    );
+
+    let exit = tokio::task::spawn_blocking(move || tollgate.terminate());
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Shutting down, yet the open WebSocket still works…
+    ws.send(Message::text("during shutdown"))
+        .await
+        .expect("send");
+    assert_eq!(
+        ws.next()
+            .await
+            .expect("msg")
+            .expect("ok")
+            .into_text()
+            .expect("text")
+            .as_str(),
+        "during shutdown"
+    );
+    // …and once it closes, tollgate exits cleanly.
+    ws.close(None).await.expect("close");
+    drop(ws);
+    assert_eq!(exit.await.expect("join").code(), Some(0));
+}

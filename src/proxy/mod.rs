@@ -7,7 +7,10 @@ pub mod forwarded;
 pub mod headers;
 pub mod path;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
@@ -21,6 +24,39 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use crate::config::UpstreamConfig;
 use crate::pages::Rejection;
 use crate::Body;
+
+/// Upgraded connections (WebSockets) open now. Once upgraded they leave
+/// hyper's connection tracking, so shutdown waits for them here.
+static TUNNELS: AtomicUsize = AtomicUsize::new(0);
+static TUNNEL_CLOSED: Notify = Notify::const_new();
+
+/// One open tunnel; closing it (drop) wakes a waiting shutdown.
+struct Tunnel;
+
+impl Tunnel {
+    fn open() -> Self {
+        TUNNELS.fetch_add(1, Ordering::SeqCst);
+        Tunnel
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        TUNNELS.fetch_sub(1, Ordering::SeqCst);
+        TUNNEL_CLOSED.notify_waiters();
+    }
+}
+
+/// Resolves once no upgraded connection is open.
+pub async fn tunnels_closed() {
+    loop {
+        let closed = TUNNEL_CLOSED.notified();
+        if TUNNELS.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        closed.await;
+    }
+}
 
 /// The upstream service.
 #[derive(Debug)]
@@ -185,7 +221,9 @@ impl Upstream {
         if switching {
             if let Some(client_upgrade) = client_upgrade {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                let tunnel = Tunnel::open();
                 tokio::spawn(async move {
+                    let _tunnel = tunnel;
                     match tokio::try_join!(client_upgrade, upstream_upgrade) {
                         Ok((client, upstream)) => {
                             let mut client = TokioIo::new(client);

@@ -123,7 +123,11 @@ pub async fn serve(
         "shutting down: draining open connections"
     );
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = async {
+            graceful.shutdown().await;
+            // WebSockets and other upgraded connections get the same grace.
+            crate::proxy::tunnels_closed().await;
+        } => tracing::info!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
     }
 }
