@@ -98,7 +98,7 @@ impl App {
                 config.session.secure,
             ),
             validator,
-            refresher: Refresher::default(),
+            refresher: Refresher,
             upstream: Upstream::new(&config.upstream)?,
             strip: StripList::new(&config.upstream),
             trusted: TrustedProxies::new(config.server.trusted_proxies.clone()),

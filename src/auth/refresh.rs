@@ -42,9 +42,15 @@ pub enum RefreshFailure {
 type Flight = Arc<OnceCell<Result<Session, RefreshFailure>>>;
 
 #[derive(Default)]
-pub struct Refresher {
-    flights: Mutex<HashMap<Vec<u8>, (Instant, Flight)>>,
-}
+pub struct Refresher;
+
+/// Refreshes in flight or recently finished, by refresh-token hash. Process
+/// wide, so a configuration reload does not forget them: with a provider
+/// that rotates refresh tokens, a forgotten result would send the old token
+/// again and end the session.
+static FLIGHTS: std::sync::LazyLock<Flights> = std::sync::LazyLock::new(Mutex::default);
+
+type Flights = Mutex<HashMap<Vec<u8>, (Instant, Flight)>>;
 
 /// Whether the access token expires within `before` and can be refreshed.
 pub fn needs_refresh(session: &Session, before: Duration, now: i64) -> bool {
@@ -70,7 +76,7 @@ impl Refresher {
             .as_ref()
             .to_vec();
         let flight = {
-            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            let mut flights = FLIGHTS.lock().unwrap_or_else(|e| e.into_inner());
             flights.retain(|_, (started, _)| started.elapsed() < REUSE_WINDOW);
             flights
                 .entry(key)
@@ -84,7 +90,7 @@ impl Refresher {
             .clone();
         if matches!(result, Err(RefreshFailure::Unavailable(_))) {
             // A passing failure is not remembered: the next request retries.
-            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            let mut flights = FLIGHTS.lock().unwrap_or_else(|e| e.into_inner());
             flights.retain(|_, (_, f)| !Arc::ptr_eq(f, &flight));
         }
         result

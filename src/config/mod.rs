@@ -711,7 +711,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         Ok(_) => {
             c.fail(
                 "upstream.url",
-                format!("`{upstream_text}` must be an http:// URL with a host"),
+                format!("`{upstream_text}` must be an http:// or https:// URL with a host"),
             );
             None
         }

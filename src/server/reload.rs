@@ -8,7 +8,9 @@
 //! requests get the new one, no connection is dropped, and sessions stay
 //! valid (same secrets, or the old one listed in `previous_secrets`). An
 //! invalid configuration is logged and counted, and the running one kept.
-//! `server.listen`, `server.tls`, `[metrics]` and `[log]` need a restart.
+//! `server.listen`, the `server.tls` paths, the listener limits
+//! (`shutdown_grace`, `header_read_timeout`, `max_connections`), `[metrics]`
+//! and `[log]` need a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -86,9 +88,15 @@ pub async fn reload(slot: &AppSlot, path: &ConfigPath) -> Result<RawConfig, Relo
         && o.server.tls.as_ref().map(|t| (&t.cert_file, &t.key_file))
             == n.server.tls.as_ref().map(|t| (&t.cert_file, &t.key_file))
         && o.log.level == n.log.level
-        && o.log.json == n.log.json;
+        && o.log.json == n.log.json
+        && o.server.shutdown_grace == n.server.shutdown_grace
+        && o.server.header_read_timeout == n.server.header_read_timeout
+        && o.server.max_connections == n.server.max_connections;
     if !unchanged {
-        tracing::warn!("server.listen, server.tls files, [metrics] and [log] changes take effect at the next restart");
+        tracing::warn!(
+            "changes to server.listen, server.tls file paths, server.shutdown_grace, server.header_read_timeout, \
+             server.max_connections, [metrics] and [log] take effect at the next restart"
+        );
     }
     let new = Arc::new(App::new(config)?);
     let pending = new.take_over(&old);
