@@ -1,13 +1,34 @@
 #!/usr/bin/env bash
 # Runs tollgate's whole test suite: unit tests, and end-to-end tests against
-# the real identity provider (oidc-provider under node), a real upstream and
-# the built binary. Installs the provider's npm packages itself.
+# real components the tests start themselves: the identity provider
+# (oidc-provider under node), Redis, nginx, Caddy, headless Chromium, and
+# the built binary. Installs what is missing: Debian packages (when run as
+# root, or with sudo) and the npm packages under tests/.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-for tool in cargo node npm redis-server redis-cli nginx caddy chromium; do
-  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required" >&2; exit 1; }
+for tool in cargo node npm; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required (Rust toolchain, Node.js 18+ with npm)" >&2; exit 1; }
 done
+
+# tool -> Debian package
+declare -A package=([redis-server]=redis-server [redis-cli]=redis-tools [nginx]=nginx-light [caddy]=caddy [chromium]=chromium)
+missing=()
+for tool in "${!package[@]}"; do
+  command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
+    echo "test.sh: please install: apt-get install ${missing[*]}" >&2; exit 1
+  fi
+  echo "test.sh: installing ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Their own services are not needed: the tests start their own servers.
+  for svc in redis-server nginx caddy; do
+    if command -v systemctl >/dev/null; then "${sudo[@]}" systemctl stop "$svc" 2>/dev/null || true; fi
+  done
+fi
 
 for pkg in tests/idp tests/browser; do
   if [ ! -d "$pkg/node_modules" ] || [ "$pkg/package-lock.json" -nt "$pkg/node_modules" ]; then
