@@ -172,7 +172,7 @@ async fn fifty_concurrent_requests_at_expiry_make_one_refresh_cookie_store() {
     assert_eq!(next.get(&tollgate.url("/next")).await.status, 200);
     assert_eq!(idp.token_requests().await, n0 + 2);
     assert_ne!(access_tokens(&upstream, 1)[0], tokens[0]);
-    assert!(tollgate.output.text().contains("access token refreshed"));
+    assert!(tollgate.output.has("access token refreshed"));
 }
 
 #[tokio::test]
@@ -450,10 +450,7 @@ async fn backchannel_logout_ends_the_session_and_forged_or_replayed_tokens_end_n
     assert_eq!(page.status, 302, "alice must log in again");
     assert_eq!(other.get(&tollgate.url("/bob-still-in")).await.status, 200);
     assert_eq!(post(form(&token)).await.status(), 400, "replayed jti");
-    assert!(tollgate
-        .output
-        .text()
-        .contains("provider ended the session"));
+    assert!(tollgate.output.has("provider ended the session"));
 }
 
 #[tokio::test]

@@ -68,6 +68,28 @@ impl Output {
         self.0.lock().expect("lock").join("\n")
     }
 
+    /// Whether a line containing `needle` arrives (within 10 s): output is
+    /// read by another thread, so a line tollgate wrote just before
+    /// answering may not be here yet when the answer is.
+    pub fn has(&self, needle: &str) -> bool {
+        let start = Instant::now();
+        loop {
+            if self
+                .0
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return true;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn wait_for(&self, prefix: &str, limit: Duration) -> Option<String> {
         let start = Instant::now();
         while start.elapsed() < limit {
