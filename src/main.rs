@@ -49,15 +49,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::GenerateSecret) => {
-            let key = tollgate::oidc::random_token(32);
-            // random_token is base64url; print standard base64 as documented.
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(key)
-                .unwrap_or_default();
-            println!(
-                "{}",
-                base64::engine::general_purpose::STANDARD.encode(bytes)
-            );
+            let mut key = [0u8; 32];
+            if aws_lc_rs::rand::fill(&mut key).is_err() {
+                eprintln!("tollgate: the system random number generator failed");
+                return ExitCode::FAILURE;
+            }
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
             ExitCode::SUCCESS
         }
         Some(Command::CheckConfig) => {

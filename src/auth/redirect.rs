@@ -23,20 +23,6 @@ use url::{Host, Position, Url};
 /// Longest return-to URL kept; longer ones are refused, never truncated.
 pub const MAX_LEN: usize = 2048;
 
-/// Returns `target` when it is safe to redirect to from `origin`, else `None`.
-/// Same origin only; see [`RedirectPolicy`] for other hosts.
-pub fn safe_target<'a>(target: &'a str, origin: &Url) -> Option<&'a str> {
-    judge(target, origin, &[])
-}
-
-/// `safe_target` or `/`.
-pub fn or_root(target: Option<&str>, origin: &Url) -> String {
-    target
-        .and_then(|t| safe_target(t, origin))
-        .unwrap_or("/")
-        .to_string()
-}
-
 /// Our origin plus the other hosts a redirect may go to.
 #[derive(Debug, Clone)]
 pub struct RedirectPolicy {
@@ -342,6 +328,11 @@ fn starts_with_scheme(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The policy with no other hosts: our origin only.
+    fn same_origin() -> RedirectPolicy {
+        RedirectPolicy::new(origin(), &[]).expect("policy")
+    }
+
     fn origin() -> Url {
         Url::parse("https://app.test").expect("url")
     }
@@ -398,7 +389,7 @@ mod tests {
         let payloads = lines(include_str!("../../tests/data/open_redirects.txt"));
         assert!(payloads.len() >= 40);
         for p in &payloads {
-            assert_eq!(safe_target(p, &origin()), None, "accepted {p:?}");
+            assert_eq!(same_origin().safe_target(p), None, "accepted {p:?}");
         }
     }
 
@@ -407,17 +398,21 @@ mod tests {
         let targets = lines(include_str!("../../tests/data/safe_redirects.txt"));
         assert!(targets.len() >= 10);
         for t in &targets {
-            assert_eq!(safe_target(t, &origin()), Some(t.as_str()), "refused {t:?}");
+            assert_eq!(
+                same_origin().safe_target(t),
+                Some(t.as_str()),
+                "refused {t:?}"
+            );
         }
     }
 
     #[test]
     fn overlong_target_is_refused_not_truncated() {
         let long = format!("/{}", "a".repeat(8200));
-        assert_eq!(safe_target(&long, &origin()), None);
-        assert_eq!(or_root(Some(&long), &origin()), "/");
-        assert_eq!(or_root(None, &origin()), "/");
-        assert_eq!(or_root(Some(""), &origin()), "/");
+        assert_eq!(same_origin().safe_target(&long), None);
+        assert_eq!(same_origin().or_root(Some(&long)), "/");
+        assert_eq!(same_origin().or_root(None), "/");
+        assert_eq!(same_origin().or_root(Some("")), "/");
     }
 
     // === allow-listed hosts ===
@@ -478,7 +473,7 @@ mod tests {
     fn without_allowed_domains_only_our_origin_is_accepted() {
         let policy = RedirectPolicy::new(origin(), &[]).expect("policy");
         assert_eq!(policy.safe_target("https://sub.example.com/x"), None);
-        assert_eq!(safe_target("https://sub.example.com/x", &origin()), None);
+        assert_eq!(same_origin().safe_target("https://sub.example.com/x"), None);
         assert_eq!(policy.safe_target("/x"), Some("/x"));
         assert_eq!(
             policy.safe_target("https://app.test/x"),

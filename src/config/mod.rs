@@ -9,7 +9,7 @@
 mod raw;
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -1336,11 +1336,6 @@ fn pkcs8_from_pem(pem: &[u8]) -> Option<Vec<u8>> {
     PrivatePkcs8KeyDer::from_pem_slice(pem)
         .ok()
         .map(|k| k.secret_pkcs8_der().to_vec())
-}
-
-/// Listening address helper used by tests and the demo.
-pub fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port)
 }
 
 #[cfg(test)]

@@ -130,6 +130,7 @@ impl KeyCache {
     }
 
     /// A cache holding a fixed key set (tests).
+    #[cfg(test)]
     pub fn fixed(set: KeySet) -> Self {
         let cache = Self::new(
             reqwest::Client::new(),
