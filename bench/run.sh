@@ -1,65 +1,168 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark, one run on one machine:
-#   (a) the upstream (nginx) directly, (c) the same upstream through tollgate
-#   with an authenticated cookie session, the time tollgate spends in a
-#   login callback apart from waiting for the provider, and the latency a
-#   token refresh adds to the request that triggers it.
-# Needs: cargo, node, wrk and nginx (Debian: apt-get install wrk nginx-light).
-# Usage: bench/run.sh [duration_seconds=10] [connections=32]
+# Side-by-side benchmark, one run on one machine (see docs/benchmarks.md):
+#   (a) the upstream (Debian's nginx) directly
+#   (b) nginx as a plain reverse proxy to it (no authentication)
+#   (c) tollgate, authenticated request, cookie session store
+#   (d) tollgate, authenticated request, Redis session store
+#   (j) tollgate, bearer JWT from an API client (RS256)
+#   (e) tollgate's /oauth2/auth answer (202)
+#   (f) tollgate, unauthenticated request (302 to the provider)
+#   (g) a 1 MiB response streamed through tollgate (and (g0) directly)
+#   (h) Apache httpd + mod_auth_openidc, cookie session (optional)
+#   (i) oauth2-proxy, cookie session (optional)
+# each at 32 and 256 connections; tollgate's RSS idle, with 1,000 open
+# connections, over a 60 s soak, and while streaming large bodies; the time
+# tollgate spends in a login callback apart from the provider; the latency a
+# token refresh adds.
+#
+# Needs: cargo, node, python3, curl, wrk, nginx, redis-server (Debian:
+# apt-get install wrk nginx-light redis-server); for the peers apache2 +
+# libapache2-mod-auth-openidc and a Go toolchain (skipped when absent).
+#
+# Usage: bench/run.sh [--smoke] [seconds=10]
+#   --smoke   2 s per target, 32 connections, no peers, no soak, no report
+#             written: proves the benchmark still runs (CI). Uses
+#             $TOLLGATE_BIN when set (CI passes the debug build).
+# Environment: TOLLGATE_BIN (binary to measure; default: a release build),
+#   CONNECTIONS ("32 256"), SOAK_SECONDS (60), LOGINS (50),
+#   BENCH_REPORT (docs/benchmarks.md; empty: print only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SMOKE=0
+if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
 DURATION="${1:-10}"
-CONNS="${2:-32}"
+CONNECTIONS="${CONNECTIONS:-32 256}"
+SOAK_SECONDS="${SOAK_SECONDS:-60}"
 LOGINS="${LOGINS:-50}"
-for tool in cargo node wrk nginx curl python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
+BENCH_REPORT="${BENCH_REPORT-docs/benchmarks.md}"
+if [ "$SMOKE" = 1 ]; then
+  DURATION=2; CONNECTIONS=32; SOAK_SECONDS=0; LOGINS=3; BENCH_REPORT=""
+fi
+
+for tool in node wrk nginx redis-server curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nginx-light redis-server)" >&2; exit 1; }
 done
+# 1,000 connections need as many descriptors, in wrk and in each server.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 tmp=$(mktemp -d)
+chmod 755 "$tmp" # nginx workers (nobody) read the bodies under it
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
+
+# shellcheck source=bench/peers.sh
+. "$ROOT/bench/peers.sh"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_line() { # file prefix
   for _ in $(seq 1 300); do grep -m1 "^$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "bench: timed out waiting for $2 in $1" >&2; cat "$1" >&2; exit 1
 }
+wait_http() { # url what
+  for _ in $(seq 1 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "bench: $2 not ready at $1" >&2; return 1
+}
+rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
+# Resets VmHWM (the peak) to the current RSS, so each phase reports its own peak.
+reset_hwm() { echo 5 > "/proc/$1/clear_refs" 2>/dev/null || true; }
 
+# ---------------------------------------------------------------- build ---
 [ -d tests/idp/node_modules ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
-cargo build --release --locked --quiet
-BIN=target/release/tollgate
+if [ -n "${TOLLGATE_BIN:-}" ]; then
+  BIN=$TOLLGATE_BIN
+else
+  cargo build --release --locked --quiet
+  BIN=target/release/tollgate
+fi
+THREADS=$(nproc) # tokio's default worker count, and (b)'s nginx workers
 
-UP_PORT=$(free_port); TG_PORT=$(free_port)
-mkdir -p "$tmp/nginx"
-cat > "$tmp/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
+UP_PORT=$(free_port); PROXY_PORT=$(free_port); TG_PORT=$(free_port); TGR_PORT=$(free_port)
+REDIS_PORT=$(free_port); APACHE_PORT=$(free_port); O2P_PORT=$(free_port)
+
+# ------------------------------------------------------------- upstream ---
+# (a) returns a small body from memory; /big is a 1 MiB file, /huge 64 MiB
+# (to show that streaming memory does not grow with the body).
+mkdir -p "$tmp/nginx" "$tmp/www"
+head -c 1048576 /dev/zero | tr '\0' 'x' > "$tmp/www/big"
+head -c 67108864 /dev/zero > "$tmp/www/huge"
+nginx_common="
   access_log off;
   client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
   uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP_PORT; location / { default_type text/plain; return 200 "ok\n"; } }
+  keepalive_requests 1000000;"
+cat > "$tmp/nginx/upstream.conf" <<NGINX
+worker_processes 1;
+pid $tmp/nginx/upstream.pid;
+error_log $tmp/nginx/upstream-error.log warn;
+events { worker_connections 8192; }
+http {
+  $nginx_common
+  server {
+    listen 127.0.0.1:$UP_PORT;
+    location / { default_type text/plain; return 200 "ok\n"; }
+    location /big { root $tmp/www; default_type application/octet-stream; }
+    location /huge { root $tmp/www; default_type application/octet-stream; }
+  }
 }
 NGINX
-nginx -c "$tmp/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
+nginx -c "$tmp/nginx/upstream.conf" -g 'daemon off;' & pids+=($!)
 
+# (b) nginx as a plain reverse proxy: as many workers as tollgate has
+# threads, keepalive connections to the upstream.
+cat > "$tmp/nginx/proxy.conf" <<NGINX
+worker_processes $THREADS;
+pid $tmp/nginx/proxy.pid;
+error_log $tmp/nginx/proxy-error.log warn;
+events { worker_connections 8192; }
+http {
+  $nginx_common
+  upstream app { server 127.0.0.1:$UP_PORT; keepalive 512; }
+  server {
+    listen 127.0.0.1:$PROXY_PORT;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+    }
+  }
+}
+NGINX
+nginx -c "$tmp/nginx/proxy.conf" -g 'daemon off;' & pids+=($!)
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$tmp" --loglevel warning >"$tmp/redis.log" 2>&1 & pids+=($!)
+
+# ------------------------------------------------------------- provider ---
 SECRET='bench:s3cr%t+&= x'
 cat > "$tmp/idp.json" <<JSON
-{"port":0,"rotateRefreshToken":true,"ttl":{"AccessToken":600},"clients":[
- {"client_id":"machine","client_secret":"machine-secret","token_endpoint_auth_method":"client_secret_basic","grant_types":["client_credentials"],"response_types":[],"redirect_uris":[]},{"client_id":"bench","client_secret":"$SECRET","token_endpoint_auth_method":"client_secret_basic",
- "redirect_uris":["http://127.0.0.1:$TG_PORT/oauth2/callback"],"grant_types":["authorization_code","refresh_token"],"response_types":["code"]}]}
+{"port":0,"rotateRefreshToken":true,"ttl":{"AccessToken":3600,"ClientCredentials":3600},"clients":[
+ {"client_id":"machine","client_secret":"machine-secret","token_endpoint_auth_method":"client_secret_basic","grant_types":["client_credentials"],"response_types":[],"redirect_uris":[]},
+ {"client_id":"bench","client_secret":"$SECRET","token_endpoint_auth_method":"client_secret_basic",
+  "redirect_uris":["http://127.0.0.1:$TG_PORT/oauth2/callback","http://127.0.0.1:$TGR_PORT/oauth2/callback"],
+  "grant_types":["authorization_code","refresh_token"],"response_types":["code"]},
+ $(peer_clients_json "$APACHE_PORT" "$O2P_PORT")]}
 JSON
 node tests/idp/server.mjs "$tmp/idp.json" >"$tmp/idp.out" 2>"$tmp/idp.err" & pids+=($!)
 ISSUER=$(wait_line "$tmp/idp.out" IDP_READY | awk '{print $2}')
 
-cat > "$tmp/tollgate.toml" <<TOML
+# ------------------------------------------------------------- tollgate ---
+# tollgate as shipped: the default log level (info) writes one access-log
+# line per request; here to a file, as a container runtime would take it.
+tollgate_config() { # port [extra TOML]
+  cat <<TOML
 [server]
-listen = "127.0.0.1:$TG_PORT"
-public_url = "http://127.0.0.1:$TG_PORT"
+listen = "127.0.0.1:$1"
+public_url = "http://127.0.0.1:$1"
 [upstream]
 url = "http://127.0.0.1:$UP_PORT"
 [provider]
@@ -67,38 +170,149 @@ issuer = "$ISSUER"
 client_id = "bench"
 client_secret = "$SECRET"
 [session]
-secret = "$($BIN generate-secret)"
+secret = "$SESSION_SECRET"
 secure = false
+${2:-}
 [authorization]
 bearer_audiences = ["urn:bench:api"]
 [log]
-level = "warn"
+format = "json"
 TOML
-# Callback timings come from the access log, so log at info while logging in.
-sed 's/level = "warn"/level = "info"\nformat = "json"/' "$tmp/tollgate.toml" > "$tmp/tollgate-login.toml"
-TG="http://127.0.0.1:$TG_PORT"
-
-start_tollgate() { # config
-  "$BIN" --config "$1" >"$tmp/tollgate.log" 2>&1 & TG_PID=$!; pids+=($TG_PID)
-  for _ in $(seq 1 300); do curl -fs "$TG/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "bench: tollgate not ready" >&2; cat "$tmp/tollgate.log" >&2; exit 1
 }
+SESSION_SECRET=$("$BIN" generate-secret)
+tollgate_config "$TG_PORT" > "$tmp/tollgate.toml"
+tollgate_config "$TGR_PORT" "[session.redis]
+url = \"redis://127.0.0.1:$REDIS_PORT\"" > "$tmp/tollgate-redis.toml"
 
-# --- logins: the first fills in the provider's form, the rest reuse its session
-start_tollgate "$tmp/tollgate-login.toml"
-jar="$tmp/jar"
-auth=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" "$TG/")
-form_url=$(curl -s -L -c "$jar" -b "$jar" -o "$tmp/form.html" -w '%{url_effective}' "$auth")
-action=$(grep -o 'action="[^"]*"' "$tmp/form.html" | head -1 | cut -d'"' -f2)
-final=$(curl -s -L -c "$jar" -b "$jar" -o /dev/null -w '%{http_code} %{url_effective}' \
-  --data 'login=alice&password=bench' "$(python3 -c 'import sys,urllib.parse as u; print(u.urljoin(sys.argv[1], sys.argv[2]))' "$form_url" "$action")")
-[ "${final%% *}" = 200 ] || { echo "bench: login failed: $final" >&2; exit 1; }
+start_tollgate() { # config port log -> sets TG_PID
+  "$BIN" --config "$1" >"$3" 2>&1 & TG_PID=$!; pids+=("$TG_PID")
+  wait_http "http://127.0.0.1:$2/readyz" tollgate || { cat "$3" >&2; exit 1; }
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+TG="http://127.0.0.1:$TG_PORT"
+start_tollgate "$tmp/tollgate.toml" "$TG_PORT" "$tmp/tollgate.log"
+TG_MAIN=$TG_PID
+RSS_IDLE=$(rss_kib "$TG_MAIN")
+peer_login "$TG" / "$tmp/jar" || { echo "bench: tollgate login failed" >&2; exit 1; }
 for _ in $(seq 2 "$LOGINS"); do
-  curl -s -L -c "$jar" -b "$jar" -o /dev/null "$TG/oauth2/start?rd=/" 
+  curl -s -L -c "$tmp/jar" -b "$tmp/jar" -o /dev/null "$TG/oauth2/start?rd=/"
 done
-COOKIE=$(awk '$6=="_tollgate"{print "_tollgate="$7}' "$jar")
-[ -n "$COOKIE" ] || { echo "bench: no session cookie" >&2; exit 1; }
-callback=$(python3 - "$tmp/tollgate.log" <<'PY'
+COOKIE=$(peer_cookie_header "$tmp/jar")
+start_tollgate "$tmp/tollgate-redis.toml" "$TGR_PORT" "$tmp/tollgate-redis.log"
+TG_REDIS=$TG_PID
+peer_login "http://127.0.0.1:$TGR_PORT" / "$tmp/jar-redis" || { echo "bench: tollgate (redis) login failed" >&2; exit 1; }
+COOKIE_REDIS=$(peer_cookie_header "$tmp/jar-redis")
+
+check() { # expected-status url [header]
+  local got
+  got=$(curl -s -o /dev/null -w '%{http_code}' ${3:+-H "$3"} "$2")
+  [ "$got" = "$1" ] || { echo "bench: $2 answered $got, expected $1" >&2; exit 1; }
+}
+check 200 "$TG/" "$COOKIE"
+check 200 "http://127.0.0.1:$TGR_PORT/" "$COOKIE_REDIS"
+check 302 "$TG/"
+check 200 "http://127.0.0.1:$PROXY_PORT/"
+# A bearer JWT (RS256) from the provider, for API clients' requests.
+JWT=$(curl -s -u machine:machine-secret -d 'grant_type=client_credentials&scope=api&resource=urn:bench:api' \
+  "$ISSUER/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+check 200 "$TG/" "Authorization: Bearer $JWT"
+
+# ---------------------------------------------------------------- peers ---
+PEER_NOTES=()
+APACHE_COOKIE=""; O2P_COOKIE=""
+start_peer() { # label start-function port variable: sets variable to the Cookie header, or notes the skip
+  local err="$tmp/peer-$3.err" cookie
+  # Not in a subshell: the start functions record their pids for cleanup.
+  if "$2" "$ISSUER" "$UP_PORT" "$3" 2>"$err" && peer_login "http://127.0.0.1:$3" / "$tmp/jar-$3" 2>>"$err" \
+     && cookie=$(peer_cookie_header "$tmp/jar-$3"); then
+    check 200 "http://127.0.0.1:$3/" "$cookie"
+    printf -v "$4" '%s' "$cookie"
+  else
+    PEER_NOTES+=("$1 skipped: $(tr '\n' ' ' < "$err")")
+  fi
+}
+if [ "$SMOKE" = 0 ]; then
+  start_peer "(h) Apache + mod_auth_openidc" peer_apache_start "$APACHE_PORT" APACHE_COOKIE
+  start_peer "(i) oauth2-proxy" peer_oauth2_proxy_start "$O2P_PORT" O2P_COOKIE
+fi
+
+# Profiling aid: BENCH_PAUSE=600 keeps everything running for that long
+# after the logins, with the URLs and cookies in $BENCH_PAUSE_ENV.
+if [ -n "${BENCH_PAUSE:-}" ]; then
+  {
+    echo "TG=$TG"; echo "TG_PID=$TG_MAIN"; echo "COOKIE='$COOKIE'"
+    echo "UP=http://127.0.0.1:$UP_PORT"; echo "PROXY=http://127.0.0.1:$PROXY_PORT"
+    echo "TGR=http://127.0.0.1:$TGR_PORT"; echo "COOKIE_REDIS='$COOKIE_REDIS'"
+  } > "${BENCH_PAUSE_ENV:-/tmp/tollgate-bench.env}"
+  echo "bench: paused for ${BENCH_PAUSE}s; see ${BENCH_PAUSE_ENV:-/tmp/tollgate-bench.env}"
+  sleep "$BENCH_PAUSE"
+fi
+
+# ----------------------------------------------------------------- load ---
+RESULTS="$tmp/results.tsv"
+: > "$RESULTS"
+run_wrk() { # key label conns url [header]
+  local out rps p50 p99 non2xx errors
+  out=$(wrk -t2 -c"$3" -d"${DURATION}s" --timeout 10s --latency ${5:+-H "$5"} "$4")
+  rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+  p50=$(awk '$1=="50%"{print $2}' <<<"$out")
+  p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
+  errors=$(awk '/Socket errors/{gsub(",",""); print $4+$6+$8+$10}' <<<"$out")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rps" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}" >> "$RESULTS"
+  printf '  %-4s %-52s c=%-4s %10s req/s  p50 %-8s p99 %-8s non-2xx %s\n' "$1" "$2" "$3" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
+echo "bench: ${DURATION}s per target, connections: $CONNECTIONS"
+for conns in $CONNECTIONS; do
+  run_wrk a "upstream directly" "$conns" "http://127.0.0.1:$UP_PORT/"
+  run_wrk b "nginx plain reverse proxy (no auth)" "$conns" "http://127.0.0.1:$PROXY_PORT/"
+  run_wrk c "tollgate, authenticated, cookie store" "$conns" "$TG/" "$COOKIE"
+  run_wrk d "tollgate, authenticated, Redis store" "$conns" "http://127.0.0.1:$TGR_PORT/" "$COOKIE_REDIS"
+  run_wrk j "tollgate, bearer JWT (RS256, API client)" "$conns" "$TG/" "Authorization: Bearer $JWT"
+  run_wrk e "tollgate /oauth2/auth (202)" "$conns" "$TG/oauth2/auth" "$COOKIE"
+  run_wrk f "tollgate, unauthenticated (302 to login)" "$conns" "$TG/"
+  run_wrk g0 "1 MiB body, upstream directly" "$conns" "http://127.0.0.1:$UP_PORT/big"
+  reset_hwm "$TG_MAIN"
+  run_wrk g "1 MiB body through tollgate" "$conns" "$TG/big" "$COOKIE"
+  eval "HWM_BIG_$conns=\$(hwm_kib \$TG_MAIN)"
+  [ -n "$APACHE_COOKIE" ] && run_wrk h "Apache + mod_auth_openidc" "$conns" "http://127.0.0.1:$APACHE_PORT/" "$APACHE_COOKIE"
+  [ -n "$O2P_COOKIE" ] && run_wrk i "oauth2-proxy" "$conns" "http://127.0.0.1:$O2P_PORT/" "$O2P_COOKIE"
+done
+
+# --------------------------------------------------------------- memory ---
+MEM="$tmp/memory.tsv"
+: > "$MEM"
+echo "rss_idle_kib	$RSS_IDLE" >> "$MEM"
+if [ "$SMOKE" = 0 ]; then
+  # Streaming: the peak while 32 clients fetch a 64 MiB body, against the
+  # peak with a 1 MiB body: a buffering proxy would grow with the body.
+  reset_hwm "$TG_MAIN"
+  wrk -t2 -c32 -d"${DURATION}s" --timeout 30s -H "$COOKIE" "$TG/huge" >/dev/null
+  echo "hwm_huge_32_kib	$(hwm_kib "$TG_MAIN")" >> "$MEM"
+  echo "hwm_big_32_kib	${HWM_BIG_32:-}" >> "$MEM"
+  # 1,000 open connections, all authenticated and busy.
+  reset_hwm "$TG_MAIN"
+  run_wrk c1000 "tollgate, authenticated, cookie store" 1000 "$TG/" "$COOKIE"
+  echo "hwm_1000_kib	$(hwm_kib "$TG_MAIN")" >> "$MEM"
+  # Soak: RSS every 5 s under load; flat means no growth after warm-up.
+  if [ "$SOAK_SECONDS" -gt 0 ]; then
+    wrk -t2 -c256 -d"${SOAK_SECONDS}s" --timeout 10s -H "$COOKIE" "$TG/" > "$tmp/soak.out" &
+    soak=$!
+    samples=()
+    for _ in $(seq 1 $((SOAK_SECONDS / 5))); do sleep 5; samples+=("$(rss_kib "$TG_MAIN")"); done
+    wait "$soak"
+    echo "soak_kib	${samples[*]}" >> "$MEM"
+    echo "soak_rps	$(awk '/Requests\/sec/{print $2}' "$tmp/soak.out")" >> "$MEM"
+  fi
+fi
+echo "rss_after_kib	$(rss_kib "$TG_MAIN")" >> "$MEM"
+stop "$TG_MAIN"; stop "$TG_REDIS"
+
+# ------------------------------------------------------ login, refresh ---
+CALLBACK=""; REFRESH=""
+if [ "$SMOKE" = 0 ]; then
+  CALLBACK=$(python3 - "$tmp/tollgate.log" <<'PY'
 import json, sys, statistics
 total, provider = [], []
 for line in open(sys.argv[1]):
@@ -107,45 +321,18 @@ for line in open(sys.argv[1]):
     if e.get("path") == "/oauth2/callback" and e.get("status") == 302: total.append(e["duration_ms"])
     if e.get("message") == "login succeeded": provider.append(e["provider_ms"])
 own = sorted(t - p for t, p in zip(total, provider))
-print(f"{len(own)} {statistics.median(own):.3f} {own[int(len(own)*0.99)-1]:.3f} {statistics.median(provider):.3f}")
+print(f"{len(own)}\t{statistics.median(own):.3f}\t{own[max(0, int(len(own)*0.99)-1)]:.3f}\t{statistics.median(provider):.3f}")
 PY
 )
-kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
-
-# --- throughput, side by side
-start_tollgate "$tmp/tollgate.toml"
-check=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$TG/")
-[ "$check" = 200 ] || { echo "bench: authenticated request answered $check" >&2; exit 1; }
-
-run_wrk() { # label url [header]
-  local out
-  if [ $# -eq 3 ]; then out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "$3" "$2"); else out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$2"); fi
-  local rps p50 p99 non2xx
-  rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
-  p50=$(awk '$1=="50%"{print $2}' <<<"$out")
-  p99=$(awk '$1=="99%"{print $2}' <<<"$out")
-  non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
-  printf '%s|%s|%s|%s|%s\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
-}
-JWT=$(curl -s -u machine:machine-secret -d 'grant_type=client_credentials&scope=api&resource=urn:bench:api' "$ISSUER/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-check=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $JWT" "$TG/")
-[ "$check" = 200 ] || { echo "bench: bearer request answered $check" >&2; exit 1; }
-a=$(run_wrk "(a) upstream directly" "http://127.0.0.1:$UP_PORT/")
-c=$(run_wrk "(c) through tollgate, authenticated (cookie)" "$TG/" "Cookie: $COOKIE")
-e=$(run_wrk "(e) tollgate /oauth2/auth answer (cookie, 202)" "$TG/oauth2/auth" "Cookie: $COOKIE")
-j=$(run_wrk "(c') through tollgate, bearer JWT (RS256)" "$TG/" "Authorization: Bearer $JWT")
-rss=$(awk '/VmRSS/{print $2}' "/proc/$TG_PID/status")
-kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
-
-# --- refresh: the same 50 sequential requests, each with the cookie the last
-# response set, once with every request due for a refresh, once with none.
-latencies() { # refresh_before
-  sed "s/level = \"info\"/level = \"info\"/; s/^\[session\]/[session]\nrefresh_before = \"$1\"/" "$tmp/tollgate-login.toml" > "$tmp/tollgate-refresh.toml"
-  start_tollgate "$tmp/tollgate-refresh.toml"
-  cp "$jar" "$tmp/jar-r"
-  for i in $(seq 1 50); do curl -s -o /dev/null -c "$tmp/jar-r" -b "$tmp/jar-r" "$TG/r$i"; done
-  kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
-  python3 - "$tmp/tollgate.log" <<'PY'
+  # The same 50 sequential requests, each with the cookie the last response
+  # set: once with every request due for a refresh, once with none.
+  latencies() { # refresh_before
+    sed "s/^\[session\]/[session]\nrefresh_before = \"$1\"/" "$tmp/tollgate.toml" > "$tmp/tollgate-refresh.toml"
+    start_tollgate "$tmp/tollgate-refresh.toml" "$TG_PORT" "$tmp/tollgate-refresh.log"
+    cp "$tmp/jar" "$tmp/jar-r"
+    for i in $(seq 1 50); do curl -s -o /dev/null -c "$tmp/jar-r" -b "$tmp/jar-r" "$TG/r$i"; done
+    stop "$TG_PID"
+    python3 - "$tmp/tollgate-refresh.log" <<'PY'
 import json, sys, statistics
 d, refreshes = [], 0
 for line in open(sys.argv[1]):
@@ -153,22 +340,17 @@ for line in open(sys.argv[1]):
     except ValueError: continue
     if str(e.get("path", "")).startswith("/r") and e.get("status") == 200: d.append(e["duration_ms"])
     if e.get("message") == "access token refreshed": refreshes += 1
-print(f"{statistics.median(d):.3f} {refreshes}")
+print(f"{statistics.median(d):.3f}\t{refreshes}")
 PY
-}
-read -r with_refresh n_refresh <<<"$(latencies 3600s)"
-read -r without_refresh n_plain <<<"$(latencies 0s)"
+  }
+  REFRESH="$(latencies 7200s)	$(latencies 0s)"
+fi
 
-echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t2 -c$CONNS -d${DURATION}s; nginx upstream (1 worker, return 200)"
-echo
-echo "| target | requests/s | p50 | p99 | non-2xx |"
-echo "|---|---|---|---|---|"
-for row in "$a" "$c" "$e" "$j"; do IFS='|' read -r l r p5 p9 n <<<"$row"; echo "| $l | $r | $p5 | $p9 | $n |"; done
-ra=$(cut -d'|' -f2 <<<"$a"); rc=$(cut -d'|' -f2 <<<"$c")
-re=$(cut -d'|' -f2 <<<"$e"); rj=$(cut -d'|' -f2 <<<"$j")
-python3 -c "import sys; a,c,e,j=map(float,sys.argv[1:]); print(f'\nratios: (c)/(a) {c/a:.2f}; (e)/(c) {e/c:.2f}; (c\')/(c) {j/c:.2f}')" "$ra" "$rc" "$re" "$rj"
-echo "tollgate RSS after the run: $((rss / 1024)) MiB"
-read -r n med p99 prov <<<"$callback"
-echo "callback handling in tollgate, excluding the provider ($n logins): median ${med} ms, p99 ${p99} ms (provider's token endpoint: median ${prov} ms)"
-echo "request that refreshes its token: median ${with_refresh} ms ($n_refresh refreshes in 50 requests) vs ${without_refresh} ms without refresh ($n_plain refreshes); added: $(python3 -c "print(f'{$with_refresh-$without_refresh:.3f}')") ms (release build, provider on loopback)"
+# --------------------------------------------------------------- report ---
+MACHINE="$(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+VERSIONS="tollgate $("$BIN" --version 2>/dev/null | awk '{print $2}') ($( [ -n "${TOLLGATE_BIN:-}" ] && echo "$TOLLGATE_BIN" || echo release)), $(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), node $(node --version)$(peer_versions)"
+python3 "$ROOT/bench/report.py" \
+  --results "$RESULTS" --memory "$MEM" --machine "$MACHINE" --versions "$VERSIONS" \
+  --duration "$DURATION" --threads "$THREADS" --callback "$CALLBACK" --refresh "$REFRESH" \
+  --notes "$(printf '%s\n' "${PEER_NOTES[@]+"${PEER_NOTES[@]}"}")" \
+  ${BENCH_REPORT:+--write "$BENCH_REPORT"}
