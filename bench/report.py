@@ -119,6 +119,7 @@ def main():
     targets = [
         ("(c)/(a) tollgate vs upstream directly", "c", "a", None),
         ("(c)/(b) tollgate vs nginx plain proxy", "c", "b", 1.0),
+        ("(c')/(b) tollgate without access log vs nginx plain proxy", "c'", "b", None),
         ("(d)/(c) Redis store vs cookie store", "d", "c", 0.8),
         ("(e)/(c) /oauth2/auth vs proxied request", "e", "c", None),
         ("(j)/(c) bearer JWT vs cookie session", "j", "c", None),
@@ -152,6 +153,9 @@ def main():
     w("tollgate's memory (resident set):")
     w("")
     w(f"- idle, after start: {mib(mem.get('rss_idle_kib'))}")
+    if "rss_1000_open_kib" in mem:
+        kib, _, held = mem["rss_1000_open_kib"].partition("\t")
+        w(f"- with 1,000 connections open, each after one authenticated request ({held} answered 200): {mib(kib)}")
     if "hwm_1000_kib" in mem:
         r = rows.get(("c1000", 1000))
         extra = f" ({r['rps']:,.0f} requests/s, {r['non2xx']} non-2xx, {r['errors']} socket errors)" if r and r["rps"] else ""

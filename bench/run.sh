@@ -3,6 +3,7 @@
 #   (a) the upstream (Debian's nginx) directly
 #   (b) nginx as a plain reverse proxy to it (no authentication)
 #   (c) tollgate, authenticated request, cookie session store
+#   (c') the same without the access log (log.level = "warn")
 #   (d) tollgate, authenticated request, Redis session store
 #   (j) tollgate, bearer JWT from an API client (RS256)
 #   (e) tollgate's /oauth2/auth answer (202)
@@ -84,7 +85,7 @@ else
 fi
 THREADS=$(nproc) # tokio's default worker count, and (b)'s nginx workers
 
-UP_PORT=$(free_port); PROXY_PORT=$(free_port); TG_PORT=$(free_port); TGR_PORT=$(free_port)
+UP_PORT=$(free_port); PROXY_PORT=$(free_port); TG_PORT=$(free_port); TGR_PORT=$(free_port); TGQ_PORT=$(free_port)
 REDIS_PORT=$(free_port); APACHE_PORT=$(free_port); O2P_PORT=$(free_port)
 
 # ------------------------------------------------------------- upstream ---
@@ -199,6 +200,11 @@ for _ in $(seq 2 "$LOGINS"); do
   curl -s -L -c "$tmp/jar" -b "$tmp/jar" -o /dev/null "$TG/oauth2/start?rd=/"
 done
 COOKIE=$(peer_cookie_header "$tmp/jar")
+# (c') the cookie store without the access log (log.level = "warn"), to show
+# what the log costs; the same secret, so the same cookie opens there.
+{ tollgate_config "$TGQ_PORT"; echo 'level = "warn"'; } > "$tmp/tollgate-quiet.toml"
+start_tollgate "$tmp/tollgate-quiet.toml" "$TGQ_PORT" "$tmp/tollgate-quiet.log"
+TG_QUIET=$TG_PID
 start_tollgate "$tmp/tollgate-redis.toml" "$TGR_PORT" "$tmp/tollgate-redis.log"
 TG_REDIS=$TG_PID
 peer_login "http://127.0.0.1:$TGR_PORT" / "$tmp/jar-redis" || { echo "bench: tollgate (redis) login failed" >&2; exit 1; }
@@ -210,6 +216,7 @@ check() { # expected-status url [header]
   [ "$got" = "$1" ] || { echo "bench: $2 answered $got, expected $1" >&2; exit 1; }
 }
 check 200 "$TG/" "$COOKIE"
+check 200 "http://127.0.0.1:$TGQ_PORT/" "$COOKIE"
 check 200 "http://127.0.0.1:$TGR_PORT/" "$COOKIE_REDIS"
 check 302 "$TG/"
 check 200 "http://127.0.0.1:$PROXY_PORT/"
@@ -268,6 +275,7 @@ for conns in $CONNECTIONS; do
   run_wrk a "upstream directly" "$conns" "http://127.0.0.1:$UP_PORT/"
   run_wrk b "nginx plain reverse proxy (no auth)" "$conns" "http://127.0.0.1:$PROXY_PORT/"
   run_wrk c "tollgate, authenticated, cookie store" "$conns" "$TG/" "$COOKIE"
+  run_wrk "c'" "tollgate, cookie store, no access log" "$conns" "http://127.0.0.1:$TGQ_PORT/" "$COOKIE"
   run_wrk d "tollgate, authenticated, Redis store" "$conns" "http://127.0.0.1:$TGR_PORT/" "$COOKIE_REDIS"
   run_wrk j "tollgate, bearer JWT (RS256, API client)" "$conns" "$TG/" "Authorization: Bearer $JWT"
   run_wrk e "tollgate /oauth2/auth (202)" "$conns" "$TG/oauth2/auth" "$COOKIE"
@@ -291,7 +299,13 @@ if [ "$SMOKE" = 0 ]; then
   wrk -t2 -c32 -d"${DURATION}s" --timeout 30s -H "$COOKIE" "$TG/huge" >/dev/null
   echo "hwm_huge_32_kib	$(hwm_kib "$TG_MAIN")" >> "$MEM"
   echo "hwm_big_32_kib	${HWM_BIG_32:-}" >> "$MEM"
-  # 1,000 open connections, all authenticated and busy.
+  # 1,000 open connections, each having made one authenticated request.
+  reset_hwm "$TG_MAIN"
+  coproc HOLD { python3 "$ROOT/bench/hold.py" 127.0.0.1 "$TG_PORT" 1000 / "$COOKIE"; }
+  read -r _ held <&"${HOLD[0]}"
+  echo "rss_1000_open_kib	$(rss_kib "$TG_MAIN")	$held" >> "$MEM"
+  echo done >&"${HOLD[1]}"; wait "$HOLD_PID" 2>/dev/null || true
+  # 1,000 connections, all authenticated and busy.
   reset_hwm "$TG_MAIN"
   run_wrk c1000 "tollgate, authenticated, cookie store" 1000 "$TG/" "$COOKIE"
   echo "hwm_1000_kib	$(hwm_kib "$TG_MAIN")" >> "$MEM"
@@ -307,7 +321,7 @@ if [ "$SMOKE" = 0 ]; then
   fi
 fi
 echo "rss_after_kib	$(rss_kib "$TG_MAIN")" >> "$MEM"
-stop "$TG_MAIN"; stop "$TG_REDIS"
+stop "$TG_MAIN"; stop "$TG_REDIS"; stop "$TG_QUIET"
 
 # ------------------------------------------------------ login, refresh ---
 CALLBACK=""; REFRESH=""

@@ -96,13 +96,13 @@ fn main() -> ExitCode {
 }
 
 fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyhow::Result<()> {
-    tollgate::telemetry::init(&config.log);
+    let _log = tollgate::telemetry::init(&config.log);
     // One crypto provider for every rustls user in the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // The main thread is worker 0 and also runs the background tasks
+    // (discovery, keys, reload, metrics, Redis); see `server` for why each
+    // worker has a runtime of its own.
+    let runtime = tollgate::server::worker_runtime().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listen = config.server.listen;
         let app = Arc::new(tollgate::app::App::new(config).context("cannot initialise")?);
@@ -118,8 +118,10 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let workers = tollgate::server::worker_count();
         tracing::info!(
             listen = %listener.local_addr().unwrap_or(listen),
+            workers,
             upstream = %app.config.upstream.url,
             issuer = %app.config.provider.issuer,
             version = env!("CARGO_PKG_VERSION"),
@@ -138,14 +140,56 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
         };
         let discovery = tokio::spawn(tollgate::server::discover(app.clone()));
         let store = tokio::spawn(tollgate::server::connect_store(app.clone()));
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            app.config.server.max_connections,
+        ));
         let slot = tollgate::server::reload::AppSlot::new(app);
         let reloads = tokio::spawn(tollgate::server::reload::watch(slot.clone(), path, raw));
+
+        // Workers 1.. on threads of their own, each with a handle on the
+        // same listening socket; they stop when worker 0 sees the signal.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let listener = listener.into_std().context("cannot share the listener")?;
+        let mut threads = Vec::new();
+        for i in 1..workers {
+            let handle = listener.try_clone().context("cannot share the listener")?;
+            let (slot, limit, tls, mut stopped) =
+                (slot.clone(), limit.clone(), tls.clone(), stopped.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("tollgate-worker-{i}"))
+                .spawn(move || -> std::io::Result<()> {
+                    tollgate::server::worker_runtime()?.block_on(async move {
+                        let listener = tokio::net::TcpListener::from_std(handle)?;
+                        tollgate::server::serve(slot, listener, limit, tls, async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await;
+                        Ok(())
+                    })
+                })
+                .context("cannot start a worker thread")?;
+            threads.push(thread);
+        }
+        let listener = tokio::net::TcpListener::from_std(listener).context("cannot listen")?;
         let shutdown_slot = slot.clone();
-        tollgate::server::serve(slot, listener, tls, async move {
+        tollgate::server::serve(slot, listener, limit, tls, async move {
             tollgate::server::shutdown_signal().await;
             shutdown_slot.get().begin_shutdown();
+            let _ = stop.send(true);
         })
         .await;
+        // The other workers drain on their own; this thread keeps running
+        // the background tasks (Redis, keys) they may still need meanwhile.
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                match t.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "a worker failed"),
+                    Err(_) => tracing::error!("a worker panicked"),
+                }
+            }
+        });
+        let _ = joined.await;
         reloads.abort();
         discovery.abort();
         if let Some(m) = metrics {

@@ -18,6 +18,13 @@ pub enum ClientKind {
     Api,
 }
 
+/// Whether `haystack` contains `needle` (lower-case ASCII), ignoring ASCII case.
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 impl ClientKind {
     /// Requests that are clearly not page navigations: `Accept` naming JSON
     /// but not HTML, `X-Requested-With: XMLHttpRequest`, `Sec-Fetch-Mode:
@@ -35,16 +42,13 @@ impl ClientKind {
         let cors = has(header::HeaderName::from_static("sec-fetch-mode"), &|v| {
             v.eq_ignore_ascii_case("cors")
         });
-        let accept: Vec<String> = headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_ascii_lowercase)
-            .collect();
-        let json = accept
-            .iter()
-            .any(|a| a.contains("application/json") || a.contains("+json"));
-        let html = accept.iter().any(|a| a.contains("text/html"));
+        // Media types are case-insensitive (RFC 9110 §8.3.1); compared
+        // in place, since this runs on every request.
+        let accept = || headers.get_all(header::ACCEPT).iter().map(|v| v.as_bytes());
+        let json = accept().any(|a| {
+            contains_ignore_case(a, b"application/json") || contains_ignore_case(a, b"+json")
+        });
+        let html = accept().any(|a| contains_ignore_case(a, b"text/html"));
         if xhr || cors || (json && !html) {
             ClientKind::Api
         } else {

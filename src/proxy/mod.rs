@@ -58,10 +58,19 @@ pub async fn tunnels_closed() {
     }
 }
 
+/// Most a pooled upstream connection buffers while reading a response.
+pub const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
+
+type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+
 /// The upstream service.
 #[derive(Debug)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    /// One pooled client per worker thread: a connection's task runs on the
+    /// worker that opened it, and only that worker's requests use it, so
+    /// proxying never hands a request or a response across threads.
+    clients: thread_local::ThreadLocal<UpstreamClient>,
+    connector: HttpsConnector<HttpConnector>,
     scheme: Scheme,
     authority: Authority,
     /// Path prefix of `upstream.url` without a trailing slash ("" for none).
@@ -134,12 +143,6 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
         let url = &config.url;
         let host = url.host_str().ok_or(UpstreamError::NoHost)?;
         let authority: Authority = match url.port() {
@@ -147,7 +150,8 @@ impl Upstream {
             None => host.parse()?,
         };
         Ok(Self {
-            client,
+            clients: thread_local::ThreadLocal::new(),
+            connector,
             scheme: if url.scheme() == "https" {
                 Scheme::HTTPS
             } else {
@@ -157,6 +161,23 @@ impl Upstream {
             prefix: url.path().trim_end_matches('/').to_string(),
             timeout: config.timeout,
             pass_host_header: config.pass_host_header,
+        })
+    }
+
+    /// This worker's pooled client.
+    fn client(&self) -> &UpstreamClient {
+        self.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(1024)
+                // Each pooled connection's read buffer grows with the bodies
+                // it carries (hyper's default cap is ~400 KiB); capped,
+                // streaming large bodies through many connections keeps
+                // memory flat.
+                .http1_max_buf_size(UPSTREAM_READ_BUFFER)
+                .build(self.connector.clone())
         })
     }
 
@@ -204,7 +225,7 @@ impl Upstream {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
         let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(self.timeout, self.client.request(req)).await;
+        let answer = tokio::time::timeout(self.timeout, self.client().request(req)).await;
         crate::telemetry::metrics::metrics()
             .upstream_duration
             .observe(started.elapsed().as_secs_f64());

@@ -4,6 +4,9 @@
 //! Names: `<name>` when the session fits one cookie, `<name>_0`, `<name>_1`,
 //! … when it does not (the convention oauth2-proxy users know).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
@@ -73,6 +76,91 @@ pub struct SessionCookies {
     domain: Option<String>,
     path: String,
     lifetime: Duration,
+    opened: OpenedCache,
+}
+
+/// Sessions recently opened, by the SHA-256 of their sealed value, so a
+/// browser's every click does not pay for base64, AES-GCM and JSON again.
+/// Only values that opened and parsed are kept: the key is a collision-
+/// resistant digest of the exact bytes that authenticated, so a hit is the
+/// same decision the cipher made. Expiry is checked on every hit; a reload
+/// (new secrets) builds a new, empty cache.
+#[derive(Default)]
+struct OpenedCache {
+    inner: std::sync::Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    entries: HashMap<[u8; 32], Arc<Cached>>,
+    /// Sum of the entries' plaintext sizes.
+    bytes: usize,
+}
+
+struct Cached {
+    session: Session,
+    stale_key: bool,
+    /// Plaintext size: what the entry costs in memory, roughly.
+    bytes: usize,
+}
+
+/// Memory the cache may hold (plaintext bytes; a few MiB in all, whatever the
+/// number of users or the size of their sessions).
+const OPENED_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+impl OpenedCache {
+    fn key(sealed: &str) -> [u8; 32] {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sealed.as_bytes());
+        let mut k = [0u8; 32];
+        k.copy_from_slice(d.as_ref());
+        k
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Arc<Cached>> {
+        self.lock().entries.get(key).cloned()
+    }
+
+    fn put(&self, key: [u8; 32], entry: Arc<Cached>) {
+        let mut c = self.lock();
+        if c.entries.contains_key(&key) {
+            return;
+        }
+        // Any entry will do as a victim: a miss only costs one decryption.
+        while c.bytes + entry.bytes > OPENED_CACHE_BYTES {
+            let Some(victim) = c.entries.keys().next().copied() else {
+                return; // larger than the whole budget: not cached
+            };
+            c.remove(&victim);
+        }
+        c.bytes += entry.bytes;
+        c.entries.insert(key, entry);
+    }
+
+    fn forget(&self, key: &[u8; 32]) {
+        self.lock().remove(key);
+    }
+}
+
+impl CacheInner {
+    fn remove(&mut self, key: &[u8; 32]) {
+        if let Some(e) = self.entries.remove(key) {
+            self.bytes -= e.bytes;
+        }
+    }
+}
+
+impl std::fmt::Debug for OpenedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = self.lock();
+        f.debug_struct("OpenedCache")
+            .field("entries", &c.entries.len())
+            .field("bytes", &c.bytes)
+            .finish()
+    }
 }
 
 impl SessionCookies {
@@ -84,6 +172,7 @@ impl SessionCookies {
             domain: config.domain.clone(),
             path: config.path.clone(),
             lifetime: config.lifetime,
+            opened: OpenedCache::default(),
         }
     }
 
@@ -124,6 +213,22 @@ impl SessionCookies {
             .collect()
     }
 
+    /// The sealed value as sent: one cookie, or the chunks reassembled in
+    /// order (at most [`MAX_CHUNKS`]).
+    fn sealed_value<'a>(&self, cookies: &RequestCookies<'a>) -> Option<Cow<'a, str>> {
+        if let Some(v) = cookies.get(&self.name) {
+            return Some(Cow::Borrowed(v));
+        }
+        let mut joined = String::new();
+        for i in 0..MAX_CHUNKS {
+            match cookies.get(&format!("{}_{i}", self.name)) {
+                Some(v) => joined.push_str(v),
+                None => break,
+            }
+        }
+        (!joined.is_empty()).then_some(Cow::Owned(joined))
+    }
+
     /// Reassembles and opens the sealed value (one cookie or chunks).
     fn open_sealed(
         &self,
@@ -134,31 +239,45 @@ impl SessionCookies {
         if present.is_empty() {
             return (None, present);
         }
-        let sealed = match cookies.get(&self.name) {
-            Some(v) => Some(v.to_string()),
-            None => {
-                let mut joined = String::new();
-                for i in 0..MAX_CHUNKS {
-                    match cookies.get(&format!("{}_{i}", self.name)) {
-                        Some(v) => joined.push_str(v),
-                        None => break,
-                    }
-                }
-                (!joined.is_empty()).then_some(joined)
-            }
-        };
-        (sealed.and_then(|s| codec.open(&self.name, &s)), present)
+        let opened = self
+            .sealed_value(cookies)
+            .and_then(|s| codec.open(&self.name, &s));
+        (opened, present)
     }
 
     /// Reassembles, opens and checks the session. Anything that does not
     /// open, does not parse or has expired is "no session", never an error.
     pub fn read(&self, codec: &Codec, cookies: &RequestCookies<'_>) -> Found {
-        let (opened, present) = self.open_sealed(codec, cookies);
-        let (session, reseal) = match opened {
-            Some(o) => match serde_json::from_str::<Session>(&o.plaintext) {
-                Ok(s) if !s.is_expired(now()) => (Some(s), o.stale_key),
-                _ => (None, false),
-            },
+        let present = self.present(cookies);
+        let Some(sealed) = (!present.is_empty())
+            .then(|| self.sealed_value(cookies))
+            .flatten()
+        else {
+            return Found {
+                present,
+                ..Found::default()
+            };
+        };
+        let key = OpenedCache::key(&sealed);
+        let entry = match self.opened.get(&key) {
+            Some(hit) => Some(hit),
+            None => codec
+                .open(&self.name, &sealed)
+                .and_then(|o| {
+                    Some(Arc::new(Cached {
+                        session: serde_json::from_str::<Session>(&o.plaintext).ok()?,
+                        stale_key: o.stale_key,
+                        bytes: o.plaintext.len(),
+                    }))
+                })
+                .inspect(|e| self.opened.put(key, e.clone())),
+        };
+        let (session, reseal) = match entry {
+            Some(e) if !e.session.is_expired(now()) => (Some(e.session.clone()), e.stale_key),
+            Some(_) => {
+                self.opened.forget(&key);
+                (None, false)
+            }
             None => (None, false),
         };
         Found {
@@ -280,8 +399,12 @@ mod tests {
     use crate::config::Secret;
 
     fn store() -> (SessionCookies, Codec) {
+        store_keyed(7)
+    }
+
+    fn store_keyed(key: u8) -> (SessionCookies, Codec) {
         let cfg = SessionConfig::cookie_store(
-            vec![Secret::new(vec![7; 32])],
+            vec![Secret::new(vec![key; 32])],
             "_tollgate",
             Duration::from_secs(3600),
             true,
@@ -409,10 +532,67 @@ mod tests {
         s.expires_at = now() - 1;
         let set = store.write(&codec, &s, &[]).expect("fits");
         let header = browser(&mut Vec::new(), &set);
+        for _ in 0..2 {
+            assert!(store
+                .read(&codec, &RequestCookies::parse([header.as_str()]))
+                .session
+                .is_none());
+        }
+        assert_eq!(
+            store.opened.lock().entries.len(),
+            0,
+            "expired entries are dropped"
+        );
+    }
+
+    #[test]
+    fn opened_sessions_are_cached_by_exact_value_only() {
+        let (store, codec) = store();
+        let set = store.write(&codec, &session(1), &[]).expect("fits");
+        let header = browser(&mut Vec::new(), &set);
+        let first = store.read(&codec, &RequestCookies::parse([header.as_str()]));
+        let again = store.read(&codec, &RequestCookies::parse([header.as_str()]));
+        assert!(first.session.is_some());
+        assert_eq!(first.session, again.session);
+        assert_eq!(store.opened.lock().entries.len(), 1);
+        // A value one byte off is not a hit, and does not open.
+        let value = header.strip_prefix("_tollgate=").expect("one cookie");
+        let last = value.chars().last().expect("non-empty");
+        let flipped = format!(
+            "_tollgate={}{}",
+            &value[..value.len() - 1],
+            if last == 'A' { 'B' } else { 'A' }
+        );
         assert!(store
-            .read(&codec, &RequestCookies::parse([header.as_str()]))
+            .read(&codec, &RequestCookies::parse([flipped.as_str()]))
             .session
             .is_none());
+        // Another key ring (a reload with new secrets) does not see it.
+        let (other, other_codec) = store_keyed(8);
+        assert!(other
+            .read(&other_codec, &RequestCookies::parse([header.as_str()]))
+            .session
+            .is_none());
+    }
+
+    #[test]
+    fn opened_cache_holds_a_bounded_number_of_bytes() {
+        let (store, codec) = store();
+        // About 6 KiB each: 1,000 of them overflow the budget.
+        for i in 0..1000 {
+            let mut s = session(200);
+            s.sub = format!("user-{i}");
+            let set = store.write(&codec, &s, &[]).expect("fits");
+            let header = browser(&mut Vec::new(), &set);
+            assert!(store
+                .read(&codec, &RequestCookies::parse([header.as_str()]))
+                .session
+                .is_some());
+        }
+        let c = store.opened.lock();
+        assert!(c.bytes <= OPENED_CACHE_BYTES, "{} bytes cached", c.bytes);
+        assert!(c.entries.len() < 1000);
+        assert_eq!(c.bytes, c.entries.values().map(|e| e.bytes).sum::<usize>());
     }
 
     #[test]

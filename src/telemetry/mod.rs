@@ -20,7 +20,7 @@ pub fn request_id() -> Option<String> {
 }
 
 /// The client's `X-Request-Id` when it is a sane token (1–128 of
-/// `A-Za-z0-9._:-`), or a fresh random one.
+/// `A-Za-z0-9._:-`), or a fresh one.
 pub fn choose_request_id(headers: &http::HeaderMap) -> String {
     headers
         .get("x-request-id")
@@ -31,14 +31,49 @@ pub fn choose_request_id(headers: &http::HeaderMap) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
         })
         .map(str::to_string)
-        .unwrap_or_else(|| crate::oidc::random_token(12))
+        .unwrap_or_else(new_request_id)
 }
 
-pub fn init(config: &LogConfig) {
+/// A request id unique across processes and restarts: a random prefix drawn
+/// once per process, then a counter. Ids correlate log lines; they are not
+/// secrets, so they need no randomness per request (which cost a CSPRNG
+/// call on every request).
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| crate::oidc::random_token(9));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{n:x}")
+}
+
+/// Keeps the log writer thread alive; dropping it flushes what is queued.
+pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
+
+/// Lines queued for the writer thread before a logging request waits.
+const LOG_QUEUE_LINES: usize = 8 * 1024;
+
+/// Installs the subscriber. Lines are formatted where the event happens and
+/// written by a thread of their own, in batches: a request never waits for
+/// stdout (a slow pipe, a full disk buffer), and a busy proxy makes one
+/// `write` per batch rather than one per access-log line. Nothing is dropped:
+/// when the queue is full, logging waits. Keep the guard until exit.
+pub fn init(config: &LogConfig) -> LogGuard {
     let filter = EnvFilter::new(format!("warn,tollgate={}", config.level));
+    // BufWriter: the writer thread flushes whenever its queue runs empty, so
+    // lines leave at once when idle and in large writes under load.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("tollgate-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout)
+        .with_writer(writer)
         .with_target(true);
     let result = if config.json {
         builder
@@ -52,4 +87,5 @@ pub fn init(config: &LogConfig) {
     if result.is_err() {
         // Already initialised (tests): keep the existing subscriber.
     }
+    guard
 }
