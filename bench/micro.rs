@@ -120,13 +120,28 @@ fn cookie_open(c: &mut Criterion) {
             chunks, expected,
             "{label}: the session should take {expected} cookies"
         );
-        group.bench_function(label, |b| {
+        // Every request after the first: the opened-session cache answers.
+        group.bench_function(format!("{label}/cached"), |b| {
             b.iter(|| {
                 let parsed = RequestCookies::parse([black_box(header.as_str())]);
                 let found = cookies.read(&codec, &parsed);
                 assert!(found.session.is_some());
                 found
             })
+        });
+        // The first request with a cookie (or one the cache has evicted):
+        // base64, AES-GCM and JSON.
+        group.bench_function(format!("{label}/first"), |b| {
+            b.iter_batched(
+                || SessionCookies::new(&config.session),
+                |fresh| {
+                    let parsed = RequestCookies::parse([black_box(header.as_str())]);
+                    let found = fresh.read(&codec, &parsed);
+                    assert!(found.session.is_some());
+                    (found, fresh)
+                },
+                BatchSize::SmallInput,
+            )
         });
     }
     group.finish();
