@@ -158,14 +158,21 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
             let thread = std::thread::Builder::new()
                 .name(format!("tollgate-worker-{i}"))
                 .spawn(move || -> std::io::Result<()> {
-                    tollgate::server::worker_runtime()?.block_on(async move {
-                        let listener = tokio::net::TcpListener::from_std(handle)?;
-                        tollgate::server::serve(slot, listener, limit, tls, async move {
-                            let _ = stopped.wait_for(|s| *s).await;
+                    let result = tollgate::server::worker_runtime().and_then(|rt| {
+                        rt.block_on(async move {
+                            let listener = tokio::net::TcpListener::from_std(handle)?;
+                            tollgate::server::serve(slot, listener, limit, tls, async move {
+                                let _ = stopped.wait_for(|s| *s).await;
+                            })
+                            .await;
+                            Ok(())
                         })
-                        .await;
-                        Ok(())
-                    })
+                    });
+                    if let Err(e) = &result {
+                        // Said now, not at exit: the others serve on.
+                        tracing::error!(worker = i, error = %e, "a worker could not start");
+                    }
+                    result
                 })
                 .context("cannot start a worker thread")?;
             threads.push(thread);
@@ -184,7 +191,7 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
             for t in threads {
                 match t.join() {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "a worker failed"),
+                    Ok(Err(_)) => {} // logged by the worker
                     Err(_) => tracing::error!("a worker panicked"),
                 }
             }
