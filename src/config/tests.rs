@@ -287,3 +287,16 @@ fn access_keys_are_validated_with_their_names() {
     ));
     assert_eq!(errors(load(&path, &[]))[0].key, "server.trusted_proxies");
 }
+
+#[test]
+fn empty_client_secret_is_refused_naming_the_key() {
+    // CA-18: client_secret_basic with an empty secret would send `id:`.
+    let text = minimal().replace(r#"client_secret = "s3:cr%t+&= x""#, r#"client_secret = """#);
+    let (_dir, path) = write(&text);
+    let errs = errors(load(&path, &[]));
+    assert!(
+        errs.iter()
+            .any(|e| e.key == "provider.client_secret" && e.message.contains("empty")),
+        "{errs:?}"
+    );
+}

@@ -298,6 +298,66 @@ mod tests {
         );
     }
 
+    /// The client-authentication vectors CA-01..CA-17 (RFC 6749 §2.3.1 and
+    /// Appendix B): id, secret, the exact header, and the header a client
+    /// that forgot to encode would send (which must differ wherever
+    /// encoding changes anything).
+    const VECTORS: &[(&str, &str, &str, &str, &str)] = &[
+        ("CA-01", "s6BhdRkqt3", "gX1fBat3bV", "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW", "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW"),
+        ("CA-02", "1PpG/Q 1", "z/tZ9VwFZqApmIQ+ZH1I5pLk/uB4ud:X2/8bL+wfFTt1rFw=",
+            "Basic MVBwRyUyRlErMTp6JTJGdFo5VndGWnFBcG1JUSUyQlpIMUk1cExrJTJGdUI0dWQlM0FYMiUyRjhiTCUyQndmRlR0MXJGdyUzRA==",
+            "Basic MVBwRy9RIDE6ei90WjlWd0ZacUFwbUlRK1pIMUk1cExrL3VCNHVkOlgyLzhiTCt3ZkZUdDFyRnc9"),
+        ("CA-03", "tollgate", " %&+\u{a3}\u{20ac}", "Basic dG9sbGdhdGU6KyUyNSUyNiUyQiVDMiVBMyVFMiU4MiVBQw==", "Basic dG9sbGdhdGU6ICUmK8Kj4oKs"),
+        ("CA-04", "tollgate", "a:b", "Basic dG9sbGdhdGU6YSUzQWI=", "Basic dG9sbGdhdGU6YTpi"),
+        ("CA-05", "tollgate:1", "secret", "Basic dG9sbGdhdGUlM0ExOnNlY3JldA==", "Basic dG9sbGdhdGU6MTpzZWNyZXQ="),
+        ("CA-06", "tollgate", "100%", "Basic dG9sbGdhdGU6MTAwJTI1", "Basic dG9sbGdhdGU6MTAwJQ=="),
+        ("CA-07", "tollgate", "%41", "Basic dG9sbGdhdGU6JTI1NDE=", "Basic dG9sbGdhdGU6JTQx"),
+        ("CA-08", "tollgate", "a+b", "Basic dG9sbGdhdGU6YSUyQmI=", "Basic dG9sbGdhdGU6YSti"),
+        ("CA-09", "tollgate", "a b", "Basic dG9sbGdhdGU6YSti", "Basic dG9sbGdhdGU6YSBi"),
+        ("CA-10", "tollgate", "p\u{e4}ssw\u{f6}rd", "Basic dG9sbGdhdGU6cCVDMyVBNHNzdyVDMyVCNnJk", "Basic dG9sbGdhdGU6cMOkc3N3w7ZyZA=="),
+        ("CA-11", "tollgate", "s\u{e9}cr\u{e9}t\u{20ac}", "Basic dG9sbGdhdGU6cyVDMyVBOWNyJUMzJUE5dCVFMiU4MiVBQw==", "Basic dG9sbGdhdGU6c8OpY3LDqXTigqw="),
+        ("CA-12", "tollgate", "\u{1f511}key", "Basic dG9sbGdhdGU6JUYwJTlGJTk0JTkxa2V5", "Basic dG9sbGdhdGU68J+UkWtleQ=="),
+        ("CA-13", "tollgate", "e\u{301}", "Basic dG9sbGdhdGU6ZSVDQyU4MQ==", "Basic dG9sbGdhdGU6ZcyB"),
+        ("CA-14", "tollgate", "p@ss/w=rd?&#", "Basic dG9sbGdhdGU6cCU0MHNzJTJGdyUzRHJkJTNGJTI2JTIz", "Basic dG9sbGdhdGU6cEBzcy93PXJkPyYj"),
+        ("CA-15", "tollgate", "!'()*~", "Basic dG9sbGdhdGU6JTIxJTI3JTI4JTI5KiU3RQ==", "Basic dG9sbGdhdGU6IScoKSp+"),
+        ("CA-16", "tollgate", "a\"b'c<d>", "Basic dG9sbGdhdGU6YSUyMmIlMjdjJTNDZCUzRQ==", "Basic dG9sbGdhdGU6YSJiJ2M8ZD4="),
+        ("CA-17", "my client", "p@ss:w0rd!", "Basic bXkrY2xpZW50OnAlNDBzcyUzQXcwcmQlMjE=", "Basic bXkgY2xpZW50OnBAc3M6dzByZCE="),
+    ];
+
+    #[test]
+    fn client_authentication_vectors_give_exactly_the_expected_header() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        for (case, id, secret, exact, unencoded) in VECTORS {
+            let header = basic_authorization(id, secret);
+            assert_eq!(&header, exact, "{case}: id {id:?}, secret {secret:?}");
+            // The vector's own "forgot to encode" header is what a naive
+            // client sends; ours differs wherever encoding changes a byte.
+            let naive = format!("Basic {}", b64.encode(format!("{id}:{secret}")));
+            assert_eq!(&naive, unencoded, "{case}: the table's un-encoded header");
+            if *case != "CA-01" {
+                assert_ne!(&header, unencoded, "{case}: sent without encoding");
+            }
+            // A conforming server splits at the one raw ':' and decodes both
+            // halves back to exactly what was configured.
+            let decoded = b64
+                .decode(header.trim_start_matches("Basic "))
+                .expect("base64");
+            let decoded = String::from_utf8(decoded).expect("utf8");
+            let (user, pass) = decoded.split_once(':').expect("one separator");
+            let undo = |s: &str| -> String {
+                form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            assert_eq!(
+                (undo(user), undo(pass)),
+                (id.to_string(), secret.to_string()),
+                "{case}"
+            );
+        }
+    }
+
     #[test]
     fn oauth_error_codes_are_sanitized() {
         assert_eq!(sanitize("invalid_grant"), "invalid_grant");
