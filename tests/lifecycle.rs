@@ -898,3 +898,50 @@ async fn sigterm_gives_open_websockets_the_grace_period() {
     drop(ws);
     assert_eq!(exit.await.expect("join").code(), Some(0));
 }
+
+/// One `GET /healthz` on a connection that stays open; `None` if tollgate
+/// closed it instead of answering.
+async fn healthz_on(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: tollgate\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    (n > 0).then(|| String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[tokio::test]
+async fn max_connections_holds_across_all_worker_threads() {
+    // Each worker thread accepts on its own; the limit must count them all
+    // together, not per worker.
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let upstream_url = upstream.url();
+    let mut setup = Setup::basic(port, &idp, &upstream_url);
+    setup.server = "max_connections = 3";
+    let tollgate = Tollgate::start(&setup).await;
+
+    let mut held = Vec::new();
+    let mut answered = 0;
+    for _ in 0..8 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        if let Some(head) = healthz_on(&mut s).await {
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            answered += 1;
+        }
+        held.push(s); // kept open, so each answered one keeps its slot
+    }
+    assert!(
+        (1..=3).contains(&answered),
+        "{answered} connections served at once with max_connections = 3"
+    );
+    assert!(tollgate.output.has("connection limit reached"));
+}

@@ -5,10 +5,11 @@
 //! accepting from its own handle on the one listening socket and serving its
 //! connections start to finish, with its own upstream connection pool (see
 //! [`crate::proxy::Upstream`]). Nothing on the request path crosses threads,
-//! so no task is stolen, woken or locked across cores; measured against one
-//! work-stealing runtime with as many threads, this served about 1.5 times the
-//! requests on two cores (docs/benchmarks.md). A busy worker is not in
-//! `accept`, so new connections go to the idle ones.
+//! so no task is stolen, woken or locked across cores. On two cores, two
+//! single-threaded processes served about 1.5 times what one two-thread
+//! work-stealing process did (docs/benchmarks.md). Every worker is woken
+//! for a new connection and the first to reach `accept` takes it, so a
+//! worker busy with requests tends to leave new connections to the others.
 
 use std::convert::Infallible;
 use std::future::Future;
