@@ -93,6 +93,8 @@ fn session(groups: usize) -> Session {
         claims,
         issued_at: tollgate::session::now(),
         expires_at: tollgate::session::now() + 86400,
+        nonce: None,
+        auth_time: None,
     }
 }
 
@@ -220,6 +222,9 @@ fn id_token_verify(c: &mut Criterion) {
         client_id: CLIENT_ID.into(),
         algorithms: vec![Algorithm::RS256, Algorithm::ES256],
         leeway: std::time::Duration::from_secs(60),
+        max_age: Some(std::time::Duration::from_secs(600)),
+        trusted_audiences: Vec::new(),
+        strict_audience: false,
         hmac_secret: None,
     };
 
@@ -267,7 +272,7 @@ fn id_token_verify(c: &mut Criterion) {
                     &keys,
                     Expect {
                         nonce: Some("n-0S6_WzA2Mj"),
-                        subject: None,
+                        ..Expect::default()
                     },
                 ))
                 .expect("valid token")

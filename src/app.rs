@@ -77,6 +77,9 @@ impl App {
             client_id: p.client_id.clone(),
             algorithms: p.id_token_algorithms.clone(),
             leeway: p.clock_skew,
+            max_age: p.id_token_max_age,
+            trusted_audiences: p.trusted_audiences.clone(),
+            strict_audience: p.strict_audience,
             hmac_secret: p.client_secret.as_ref().map(|s| s.expose().to_vec()),
         };
         let backend = match &config.session.redis {

@@ -517,6 +517,8 @@ async fn tampered_truncated_foreign_and_expired_session_cookies_mean_login() {
             claims: Default::default(),
             issued_at: 0,
             expires_at,
+            nonce: None,
+            auth_time: None,
         };
         let set = SessionCookies::new(&cfg)
             .write(&Codec::new(&[Secret::new(secret)]), &session, &[])

@@ -232,6 +232,7 @@ fn principal(
         iat: None,
         nbf: None,
         nonce: None,
+        auth_time: None,
         sid: None,
         email: get("email"),
         email_verified: claims.get("email_verified").and_then(Value::as_bool),
@@ -251,6 +252,8 @@ fn principal(
         claims: app.stored_claims(&view),
         issued_at: now(),
         expires_at: exp.unwrap_or_else(|| now() + 60),
+        nonce: None,
+        auth_time: None,
         ..Session::default()
     })
 }

@@ -39,12 +39,18 @@ pub enum LoginFailure {
     CodeRefused(String),
     #[error("the identity provider's token endpoint could not be used")]
     TokenEndpoint,
+    #[error("the token response is not acceptable: {0}")]
+    TokenResponse(String),
+    #[error("the identity provider refused tollgate's client credentials (`invalid_client`): check `provider.client_id`, `provider.client_secret` and `provider.client_auth` (RFC 6749 §2.3.1 form-encodes the id and secret inside HTTP Basic; a provider that does not decode them needs `client_auth = \"client_secret_post\"`)")]
+    ClientAuth,
     #[error("the token response has no ID token")]
     NoIdToken,
     #[error("{0}")]
     IdToken(#[from] IdTokenError),
-    #[error("the identity provider's userinfo answer was not acceptable")]
+    #[error("the identity provider's userinfo endpoint could not be used")]
     UserInfo,
+    #[error("the identity provider's userinfo answer was not acceptable: {0}")]
+    UserInfoRefused(crate::oidc::userinfo::UserInfoError),
     #[error("the session is too large for cookies (too many groups?); ask the operator to use fewer claims")]
     SessionTooLarge,
 }
@@ -52,7 +58,7 @@ pub enum LoginFailure {
 impl LoginFailure {
     pub fn status(&self) -> StatusCode {
         match self {
-            LoginFailure::TokenEndpoint => StatusCode::BAD_GATEWAY,
+            LoginFailure::TokenEndpoint | LoginFailure::ClientAuth => StatusCode::BAD_GATEWAY,
             LoginFailure::UserInfo => StatusCode::BAD_GATEWAY,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -81,7 +87,13 @@ impl LoginFailure {
             LoginFailure::TokenEndpoint | LoginFailure::UserInfo => {
                 "The identity provider could not be reached to complete the sign-in. Please try again in a moment."
             }
-            LoginFailure::NoIdToken | LoginFailure::IdToken(_) => {
+            LoginFailure::ClientAuth => {
+                "tollgate is not configured correctly for the identity provider. Please tell the operator."
+            }
+            LoginFailure::NoIdToken
+            | LoginFailure::IdToken(_)
+            | LoginFailure::TokenResponse(_)
+            | LoginFailure::UserInfoRefused(_) => {
                 "The identity provider's answer could not be verified, so you were not signed in."
             }
             LoginFailure::SessionTooLarge => {
@@ -105,9 +117,15 @@ impl LoginFailure {
             LoginFailure::MissingCode => "code_missing",
             LoginFailure::CodeRefused(_) => "code_refused",
             LoginFailure::TokenEndpoint => "token_endpoint",
+            LoginFailure::TokenResponse(_) => "token_response_invalid",
+            LoginFailure::ClientAuth => "client_auth",
             LoginFailure::NoIdToken => "id_token_missing",
-            LoginFailure::IdToken(_) => "id_token_invalid",
+            LoginFailure::IdToken(e) => e.check(),
             LoginFailure::UserInfo => "userinfo",
+            LoginFailure::UserInfoRefused(
+                crate::oidc::userinfo::UserInfoError::SubjectMismatch,
+            ) => "userinfo_sub",
+            LoginFailure::UserInfoRefused(_) => "userinfo_invalid",
             LoginFailure::SessionTooLarge => "session_too_large",
         }
     }
@@ -199,10 +217,16 @@ pub fn login_redirect(app: &App, return_to: String) -> Result<Handled, Rejection
 pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, Vec<String>)> {
     let pairs = query_pairs(parts);
     let state = param(&pairs, "state");
-    // Whatever happens next, the login cookie for this state is spent.
+    let cookies = request_cookies(&parts.headers);
+    // Whatever happens next, the login cookie for this state is spent, and
+    // abandoned logins beyond the bound go too.
     let clear: Vec<String> = state
         .and_then(|s| app.login_cookies.removal(s))
         .into_iter()
+        .chain(
+            app.login_cookies
+                .stale(&app.sessions.codec, cookies.pairs(), state),
+        )
         .collect();
     let fail = |f: LoginFailure| (Rejection::LoginFailed(f), clear.clone());
 
@@ -211,7 +235,6 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
             return Err(fail(LoginFailure::DuplicateParameter));
         }
     }
-    let cookies = request_cookies(&parts.headers);
     let login = app
         .login_cookies
         .finish(&app.sessions.codec, state, |name| {
@@ -254,14 +277,16 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
             login.verifier.as_deref(),
         )
         .await
-        .map_err(|e| {
-            match &e {
-                TokenError::Refused { error, .. } => {
-                    return fail(LoginFailure::CodeRefused(error.clone()))
-                }
-                other => tracing::warn!(error = %other, "token endpoint failed during login"),
+        .map_err(|e| match e {
+            TokenError::Refused { error, .. } if error == "invalid_client" => {
+                fail(LoginFailure::ClientAuth)
             }
-            fail(LoginFailure::TokenEndpoint)
+            TokenError::Refused { error, .. } => fail(LoginFailure::CodeRefused(error)),
+            TokenError::Invalid(why) => fail(LoginFailure::TokenResponse(why)),
+            other => {
+                tracing::warn!(error = %other, "token endpoint failed during login");
+                fail(LoginFailure::TokenEndpoint)
+            }
         })?;
     provider_time += waited.elapsed();
     let id_token = tokens
@@ -275,7 +300,8 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
             &provider.keys,
             Expect {
                 nonce: Some(&login.nonce),
-                subject: None,
+                access_token: Some(&tokens.access_token),
+                ..Expect::default()
             },
         )
         .await
@@ -296,9 +322,15 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
                 claims.subject(),
             )
             .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "userinfo failed during login");
-                fail(LoginFailure::UserInfo)
+            .map_err(|e| match e {
+                e @ (crate::oidc::userinfo::UserInfoError::SubjectMismatch
+                | crate::oidc::userinfo::UserInfoError::Invalid) => {
+                    fail(LoginFailure::UserInfoRefused(e))
+                }
+                other => {
+                    tracing::warn!(error = %other, "userinfo failed during login");
+                    fail(LoginFailure::UserInfo)
+                }
             })?;
             provider_time += waited.elapsed();
             email = info.email;
@@ -333,6 +365,8 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
         claims: app.stored_claims(&claims),
         issued_at,
         expires_at: issued_at.saturating_add(app.config.session.lifetime.as_secs() as i64),
+        nonce: claims.nonce.clone(),
+        auth_time: claims.auth_time.map(|t| t as i64),
     };
     // A new login gets a new session (and, server-side, a new ticket).
     let handle = Handle {

@@ -180,8 +180,8 @@ async fn call_provider_once(app: &App, session: &Session) -> Result<Session, Ref
     })?;
     let mut new = session.clone();
     if let Some(id_token) = &tokens.id_token {
-        // OIDC Core §12.2: validated like the first, without the nonce, and
-        // for the same subject.
+        // OIDC Core §12.2: validated like the first, for the same subject,
+        // `auth_time` and (if repeated) `nonce`.
         let claims = app
             .validator
             .validate(
@@ -190,6 +190,9 @@ async fn call_provider_once(app: &App, session: &Session) -> Result<Session, Ref
                 Expect {
                     nonce: None,
                     subject: Some(&session.sub),
+                    auth_time: session.auth_time,
+                    original_nonce: session.nonce.as_deref(),
+                    access_token: Some(&tokens.access_token),
                 },
             )
             .await
@@ -247,6 +250,8 @@ mod tests {
             claims: Default::default(),
             issued_at: 0,
             expires_at: i64::MAX,
+            nonce: None,
+            auth_time: None,
         }
     }
 

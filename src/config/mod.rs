@@ -165,6 +165,10 @@ pub struct ProviderConfig {
     pub pkce: bool,
     pub id_token_algorithms: Vec<Algorithm>,
     pub clock_skew: Duration,
+    /// Oldest acceptable ID-token `iat`; `None` when set to zero.
+    pub id_token_max_age: Option<Duration>,
+    pub trusted_audiences: Vec<String>,
+    pub strict_audience: bool,
     pub groups_claim: String,
     pub fetch_userinfo: bool,
     pub timeout: Duration,
@@ -290,7 +294,7 @@ impl Secret {
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
-    /// The secret as UTF-8 text (client secrets are printable ASCII).
+    /// The secret as UTF-8 text (client secrets are checked to be UTF-8).
     pub fn expose_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
@@ -357,6 +361,15 @@ pub fn load(
     Ok((config, raw))
 }
 
+/// Loads and validates a config from TOML text (fuzzing, tests): the same
+/// rules as [`load`], with no file involved.
+pub fn load_str(text: &str, env: &[(String, String)]) -> Result<(Config, RawConfig), ConfigError> {
+    let figment = with_env(Figment::new().merge(Toml::string(text)), env);
+    let raw: RawConfig = figment.extract().map_err(|e| from_figment(e, &figment))?;
+    let config = validate(&raw, &figment)?;
+    Ok((config, raw))
+}
+
 fn figment(path: &ConfigPath, env: &[(String, String)]) -> Result<Figment, ConfigError> {
     let mut figment = Figment::new();
     let file: Option<&Path> = match path {
@@ -377,6 +390,11 @@ fn figment(path: &ConfigPath, env: &[(String, String)]) -> Result<Figment, Confi
     if let Some(p) = file {
         figment = figment.merge(Toml::file_exact(p));
     }
+    Ok(with_env(figment, env))
+}
+
+/// Merges the `TOLLGATE_<SECTION>__<KEY>` variables of `env` over `figment`.
+fn with_env(mut figment: Figment, env: &[(String, String)]) -> Figment {
     // figment's own `Env` provider reads the process environment; tests must
     // not mutate that, so the environment is passed in and each variable
     // becomes a provider of its own, named after the variable for errors.
@@ -397,7 +415,7 @@ fn figment(path: &ConfigPath, env: &[(String, String)]) -> Result<Figment, Confi
             .unwrap_or_else(|_| figment::value::Value::from(v.clone()));
         figment = figment.merge(figment::providers::Serialized::global(&key, value).with_origin(k));
     }
-    Ok(figment)
+    figment
 }
 
 /// Marks a serialized value as coming from an environment variable.
@@ -900,9 +918,16 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             ),
         ),
         (Some(s), _) if s.is_empty() => c.fail("provider.client_secret", "is empty"),
-        (Some(s), _) if s.iter().any(|b| !(0x20..=0x7e).contains(b)) => c.fail(
+        // RFC 6749 Appendix A says VSCHAR, yet Appendix B's own example
+        // encodes `£` and `€`: non-ASCII secrets exist, and the Basic
+        // encoding carries them. Control characters never belong in one
+        // (a trailing newline from a secret file is the usual culprit).
+        (Some(s), _) if std::str::from_utf8(s).is_err() => {
+            c.fail("provider.client_secret", "is not valid UTF-8")
+        }
+        (Some(s), _) if String::from_utf8_lossy(s).chars().any(char::is_control) => c.fail(
             "provider.client_secret",
-            "must be printable ASCII (RFC 6749 Appendix A: VSCHAR)",
+            "contains a control character (a trailing newline in the secret file?)",
         ),
         _ => {}
     }
@@ -938,6 +963,16 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
                 if matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) && client_secret.is_none() {
                     c.fail("provider.id_token_algorithms", format!("{name} needs a client secret (HMAC ID tokens are keyed with it)"));
                 }
+                // RFC 7518 §3.2: an HMAC key at least as long as the hash.
+                let min = match a {
+                    Algorithm::HS256 => 32,
+                    Algorithm::HS384 => 48,
+                    Algorithm::HS512 => 64,
+                    _ => 0,
+                };
+                if let Some(secret) = client_secret.as_ref().filter(|s| s.len() < min) {
+                    c.fail("provider.client_secret", format!("is {} bytes, but {name} ID tokens need a key of at least {min} bytes (RFC 7518 §3.2)", secret.len()));
+                }
                 id_token_algorithms.push(a);
             }
             Err(_) => c.fail(
@@ -949,6 +984,16 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     let clock_skew = c.duration("provider.clock_skew", &p.clock_skew);
     if clock_skew > Duration::from_secs(300) {
         c.fail("provider.clock_skew", "must be at most 300s");
+    }
+    let id_token_max_age = c.duration("provider.id_token_max_age", &p.id_token_max_age);
+    let id_token_max_age = (!id_token_max_age.is_zero()).then_some(id_token_max_age);
+    for (i, a) in p.trusted_audiences.iter().enumerate() {
+        if a.is_empty() {
+            c.fail(
+                &format!("provider.trusted_audiences[{i}]"),
+                "must not be empty",
+            );
+        }
     }
     let provider_timeout = c.duration("provider.timeout", &p.timeout);
     if provider_timeout.is_zero() {
@@ -1203,6 +1248,9 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             pkce: p.pkce,
             id_token_algorithms,
             clock_skew,
+            id_token_max_age,
+            trusted_audiences: p.trusted_audiences.clone(),
+            strict_audience: p.strict_audience,
             groups_claim: p.groups_claim.clone(),
             fetch_userinfo: p.fetch_userinfo,
             timeout: provider_timeout,

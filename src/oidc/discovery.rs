@@ -19,6 +19,8 @@ pub struct ProviderMetadata {
     pub introspection_endpoint: Option<Url>,
     #[serde(default)]
     pub code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 9207 §3: when true, every authorization response must carry `iss`.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
@@ -39,6 +41,38 @@ pub enum DiscoveryError {
     IssuerMismatch { expected: String, found: String },
     #[error("provider endpoint `{0}` must use https (http only on loopback)")]
     InsecureEndpoint(String),
+    #[error("the provider signs ID tokens only with {offered:?}, none of which `provider.id_token_algorithms` allows ({allowed:?})")]
+    NoCommonAlgorithm {
+        offered: Vec<String>,
+        allowed: Vec<String>,
+    },
+}
+
+/// Refuses a provider that says it signs ID tokens only with algorithms
+/// the allow-list does not hold (`none`, or HS256 while RS256 is expected):
+/// every login would fail, so readiness says why instead.
+pub fn check_algorithms(
+    md: &ProviderMetadata,
+    allowed: &[jsonwebtoken::Algorithm],
+) -> Result<(), DiscoveryError> {
+    let Some(offered) = &md.id_token_signing_alg_values_supported else {
+        return Ok(());
+    };
+    let usable = offered.iter().any(|name| {
+        name.parse::<jsonwebtoken::Algorithm>()
+            .is_ok_and(|a| allowed.contains(&a))
+    });
+    if usable {
+        return Ok(());
+    }
+    Err(DiscoveryError::NoCommonAlgorithm {
+        offered: offered
+            .iter()
+            .take(8)
+            .map(|s| super::token::sanitize(s))
+            .collect(),
+        allowed: allowed.iter().map(|a| format!("{a:?}")).collect(),
+    })
 }
 
 /// `issuer` + `/.well-known/openid-configuration`, without a doubled slash.

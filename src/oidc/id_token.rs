@@ -7,12 +7,19 @@
 //!    endpoint;
 //! 3. `iss` equals the issuer exactly; `aud` contains the client id; with
 //!    several audiences `azp` must be present; `azp`, when present, must be
-//!    the client id;
-//! 4. `exp`, `iat` (required, not in the future), `nbf` (when present) are
-//!    checked with the configured clock skew;
-//! 5. `sub` is present and non-empty;
+//!    the client id; in strict mode every other audience must be one the
+//!    operator trusts (`provider.trusted_audiences`);
+//! 4. `exp`, `iat` (required, not in the future, not older than
+//!    `provider.id_token_max_age`), `nbf` (when present) are checked with the
+//!    configured clock skew;
+//! 5. `sub` is a non-empty string of at most 255 characters (OIDC Core §2);
 //! 6. `nonce` equals the one sent in the authorization request (constant
-//!    time) when one was sent.
+//!    time) when one was sent;
+//! 7. the header's `typ`, when present, says `JWT`: an access token
+//!    (`at+jwt`) or a logout token (`logout+jwt`) is not an ID token
+//!    (RFC 8725 §3.11);
+//! 8. the token is at most [`MAX_TOKEN_BYTES`] long, checked before any
+//!    decoding.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +29,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::jwks::KeyCache;
+
+/// Longest ID or logout token accepted, checked before base64 or JSON work.
+pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
 /// Why an ID token was refused. Each variant names one failed check, so the
 /// log line says exactly which.
@@ -59,6 +69,49 @@ pub enum IdTokenError {
     NonceMismatch,
     #[error("ID token `sub` differs from the session's")]
     SubjectChanged,
+    #[error("ID token `sub` is longer than 255 characters")]
+    SubjectTooLong,
+    #[error("ID token `iat` is older than `provider.id_token_max_age`")]
+    TooOld,
+    #[error("ID token has an audience tollgate does not trust (strict audience mode)")]
+    UntrustedAudience,
+    #[error("JWT `typ` header `{0}` is not an ID token's")]
+    WrongType(String),
+    #[error("ID token is larger than 64 KiB")]
+    TooLarge,
+    #[error("ID token `at_hash` does not match the access token")]
+    AccessTokenHash,
+    #[error(
+        "refreshed ID token `{0}` differs from the original authentication's (OIDC Core §12.2)"
+    )]
+    RefreshMismatch(&'static str),
+}
+
+impl IdTokenError {
+    /// Short name of the failed check, for logs and metrics.
+    pub fn check(&self) -> &'static str {
+        match self {
+            IdTokenError::Malformed(_) | IdTokenError::TooLarge => "id_token_malformed",
+            IdTokenError::AlgorithmNotAllowed(_) => "id_token_alg",
+            IdTokenError::UnknownKey(_) => "id_token_key",
+            IdTokenError::BadSignature => "id_token_signature",
+            IdTokenError::Issuer => "id_token_iss",
+            IdTokenError::Audience | IdTokenError::UntrustedAudience => "id_token_aud",
+            IdTokenError::MissingAzp | IdTokenError::Azp => "id_token_azp",
+            IdTokenError::Expired => "id_token_exp",
+            IdTokenError::NotYetValid => "id_token_nbf",
+            IdTokenError::MissingIat | IdTokenError::IssuedInFuture | IdTokenError::TooOld => {
+                "id_token_iat"
+            }
+            IdTokenError::MissingSub
+            | IdTokenError::SubjectChanged
+            | IdTokenError::SubjectTooLong => "id_token_sub",
+            IdTokenError::MissingNonce | IdTokenError::NonceMismatch => "id_token_nonce",
+            IdTokenError::WrongType(_) => "id_token_typ",
+            IdTokenError::AccessTokenHash => "id_token_at_hash",
+            IdTokenError::RefreshMismatch(_) => "id_token_refresh",
+        }
+    }
 }
 
 /// The claims tollgate uses; everything else stays in `other` for claim
@@ -85,8 +138,12 @@ pub struct IdTokenClaims {
     pub sid: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
+    /// A boolean (OIDC Core §5.1); anything else, such as the string
+    /// `"true"`, counts as not verified rather than failing the login.
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub email_verified: Option<bool>,
+    #[serde(default)]
+    pub auth_time: Option<f64>,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
@@ -149,6 +206,14 @@ impl IdTokenClaims {
     }
 }
 
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Bool(b)) => Some(b),
+        Some(_) => Some(false),
+        None => None,
+    })
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum Audience {
@@ -172,6 +237,13 @@ pub struct IdTokenValidator {
     pub client_id: String,
     pub algorithms: Vec<Algorithm>,
     pub leeway: Duration,
+    /// Oldest acceptable `iat` (plus the leeway); `None`: no limit.
+    pub max_age: Option<Duration>,
+    /// Audiences besides the client id that may appear in `aud`.
+    pub trusted_audiences: Vec<String>,
+    /// Refuse any audience that is neither the client id nor trusted,
+    /// even with `azp` = client id (OIDC Core §3.1.3.7 step 3, read strictly).
+    pub strict_audience: bool,
     /// Key for HS* algorithms: the client secret (OIDC Core §10.1).
     pub hmac_secret: Option<Vec<u8>>,
 }
@@ -183,6 +255,13 @@ pub struct Expect<'a> {
     pub nonce: Option<&'a str>,
     /// For a refreshed ID token: the subject must not change (OIDC Core §12.2).
     pub subject: Option<&'a str>,
+    /// For a refreshed ID token: the original authentication's `auth_time`
+    /// and `nonce`, which a refreshed token may repeat but never change.
+    pub auth_time: Option<i64>,
+    pub original_nonce: Option<&'a str>,
+    /// The access token issued with this ID token: its `at_hash`, when
+    /// present, must match (OIDC Core §3.1.3.8).
+    pub access_token: Option<&'a str>,
 }
 
 fn now() -> f64 {
@@ -200,8 +279,34 @@ impl IdTokenValidator {
         keys: &KeyCache,
         expect: Expect<'_>,
     ) -> Result<IdTokenClaims, IdTokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(IdTokenError::TooLarge);
+        }
         let claims: IdTokenClaims = self.verified(token, keys).await?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| IdTokenError::Malformed(e.to_string()))?;
+        if let Some(t) = header.typ {
+            if !(t.eq_ignore_ascii_case("JWT") || t.eq_ignore_ascii_case("application/jwt")) {
+                return Err(IdTokenError::WrongType(crate::oidc::token::sanitize(&t)));
+            }
+        }
         self.check_claims(&claims, expect, now())?;
+        // OIDC Core §3.1.3.7 step 8: with a MAC, several audiences would all
+        // hold the key; accept only the client itself.
+        if is_hmac(header.alg) && claims.aud.as_ref().map_or(0, |a| a.values().len()) != 1 {
+            return Err(IdTokenError::UntrustedAudience);
+        }
+        if let (Some(at), Some(hash)) = (
+            expect.access_token,
+            claims
+                .other
+                .get("at_hash")
+                .map(|v| v.as_str().unwrap_or_default()),
+        ) {
+            if !super::ct_eq(hash, &token_hash(header.alg, at)) {
+                return Err(IdTokenError::AccessTokenHash);
+            }
+        }
         Ok(claims)
     }
 
@@ -212,6 +317,9 @@ impl IdTokenValidator {
         token: &str,
         keys: &KeyCache,
     ) -> Result<C, IdTokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(IdTokenError::TooLarge);
+        }
         let (alg, kid) = self.header(token)?;
         let candidates = if is_hmac(alg) {
             match &self.hmac_secret {
@@ -273,6 +381,13 @@ impl IdTokenValidator {
             None if aud.len() > 1 => return Err(IdTokenError::MissingAzp),
             _ => {}
         }
+        if self.strict_audience
+            && aud
+                .iter()
+                .any(|a| a != &self.client_id && !self.trusted_audiences.contains(a))
+        {
+            return Err(IdTokenError::UntrustedAudience);
+        }
         match c.exp {
             Some(exp) if exp + leeway > now => {}
             _ => return Err(IdTokenError::Expired),
@@ -280,6 +395,13 @@ impl IdTokenValidator {
         match c.iat {
             None => return Err(IdTokenError::MissingIat),
             Some(iat) if iat - leeway > now => return Err(IdTokenError::IssuedInFuture),
+            Some(iat)
+                if self
+                    .max_age
+                    .is_some_and(|m| iat + m.as_secs_f64() + leeway < now) =>
+            {
+                return Err(IdTokenError::TooOld)
+            }
             Some(_) => {}
         }
         if let Some(nbf) = c.nbf {
@@ -287,8 +409,10 @@ impl IdTokenValidator {
                 return Err(IdTokenError::NotYetValid);
             }
         }
-        if c.sub.as_deref().is_none_or(str::is_empty) {
-            return Err(IdTokenError::MissingSub);
+        match c.sub.as_deref() {
+            None | Some("") => return Err(IdTokenError::MissingSub),
+            Some(s) if s.chars().count() > 255 => return Err(IdTokenError::SubjectTooLong),
+            Some(_) => {}
         }
         if let Some(sent) = expect.nonce {
             match &c.nonce {
@@ -300,6 +424,21 @@ impl IdTokenValidator {
         if let Some(sub) = expect.subject {
             if c.sub.as_deref() != Some(sub) {
                 return Err(IdTokenError::SubjectChanged);
+            }
+            // OIDC Core §12.2 (errata 2): `auth_time` is the original
+            // authentication's; a `nonce`, if present, the original's.
+            if let (Some(before), Some(now)) = (expect.auth_time, c.auth_time) {
+                if before != now as i64 {
+                    return Err(IdTokenError::RefreshMismatch("auth_time"));
+                }
+            }
+            if let Some(got) = &c.nonce {
+                if !expect
+                    .original_nonce
+                    .is_some_and(|sent| super::ct_eq(got, sent))
+                {
+                    return Err(IdTokenError::RefreshMismatch("nonce"));
+                }
             }
         }
         Ok(())
@@ -336,6 +475,26 @@ fn verify_with<C: serde::de::DeserializeOwned>(
         }
     }
     Err(last_err)
+}
+
+/// `at_hash` / `c_hash` (OIDC Core §3.1.3.8, §3.3.2.11): the left half of
+/// the hash the signing algorithm uses, base64url. EdDSA (Ed25519) uses
+/// SHA-512.
+pub fn token_hash(alg: Algorithm, token: &str) -> String {
+    use aws_lc_rs::digest;
+    use base64::Engine as _;
+    let which = match alg {
+        Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 | Algorithm::HS384 => {
+            &digest::SHA384
+        }
+        Algorithm::RS512 | Algorithm::PS512 | Algorithm::HS512 | Algorithm::EdDSA => {
+            &digest::SHA512
+        }
+        _ => &digest::SHA256,
+    };
+    let d = digest::digest(which, token.as_bytes());
+    let bytes = d.as_ref();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() / 2])
 }
 
 fn is_hmac(alg: Algorithm) -> bool {

@@ -1,6 +1,8 @@
 //! The provider's signing keys (RFC 7517), cached, refetched once when a token
 //! names a `kid` we do not know, at most once per [`MIN_REFETCH_INTERVAL`] so a
-//! flood of forged tokens cannot hammer the provider.
+//! flood of forged tokens cannot hammer the provider. Scheduled fetches do
+//! not count against that interval: a key rotated just after start-up is
+//! still picked up by the first token that uses it.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -11,6 +13,10 @@ use url::Url;
 
 /// Shortest time between two JWKS fetches triggered by unknown keys.
 pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Most keys tried for one token without a `kid` (OIDC Core §10.1 wants a
+/// `kid` whenever there are several keys; a set of many keys without one is
+/// not searched exhaustively).
+pub const MAX_CANDIDATES: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
@@ -47,7 +53,16 @@ impl KeySet {
                 !matches!(
                     k.common.public_key_use,
                     Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+                        | Some(jsonwebtoken::jwk::PublicKeyUse::Other(_))
                 )
+            })
+            // RFC 7517 §4.3: a key whose operations are listed must list
+            // `verify` to verify.
+            .filter(|k| {
+                k.common.key_operations.as_ref().is_none_or(|ops| {
+                    ops.iter()
+                        .any(|o| matches!(o, jsonwebtoken::jwk::KeyOperations::Verify))
+                })
             })
             .collect();
         Ok(Self { keys })
@@ -65,6 +80,7 @@ impl KeySet {
             })
             .filter(|k| compatible(k, alg))
             .filter_map(|k| DecodingKey::from_jwk(k).ok())
+            .take(MAX_CANDIDATES)
             .collect()
     }
 
@@ -115,8 +131,11 @@ pub struct KeyCache {
     http: reqwest::Client,
     uri: Url,
     set: RwLock<Arc<KeySet>>,
-    /// Serialises refetches and remembers when the last one happened.
+    /// Serialises fetches and remembers when the last refetch for an
+    /// unknown key happened.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Built by [`KeyCache::fixed`]: never fetches.
+    fixed: bool,
 }
 
 impl KeyCache {
@@ -126,17 +145,19 @@ impl KeyCache {
             uri,
             set: RwLock::new(Arc::new(KeySet::default())),
             last_fetch: tokio::sync::Mutex::new(None),
+            fixed: false,
         }
     }
 
     /// A cache holding a fixed key set (tests and benchmarks); it never
     /// fetches.
     pub fn fixed(set: KeySet) -> Self {
-        let cache = Self::new(
+        let mut cache = Self::new(
             reqwest::Client::new(),
             Url::parse("http://127.0.0.1:9/jwks").unwrap_or_else(|_| unreachable!()),
         );
         *cache.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        cache.fixed = true;
         cache
     }
 
@@ -146,15 +167,14 @@ impl KeyCache {
 
     /// Fetches the key set now.
     pub async fn refresh(&self) -> Result<(), JwksError> {
-        let mut last = self.last_fetch.lock().await;
-        self.fetch_locked(&mut last).await
+        let _serialised = self.last_fetch.lock().await;
+        self.fetch_timed().await
     }
 
-    async fn fetch_locked(&self, last: &mut Option<Instant>) -> Result<(), JwksError> {
-        *last = Some(Instant::now());
+    async fn fetch_timed(&self) -> Result<(), JwksError> {
+        let started = Instant::now();
         let result = self.fetch_once().await;
-        crate::telemetry::metrics::metrics()
-            .observe_provider("jwks", last.map(|t| t.elapsed()).unwrap_or_default());
+        crate::telemetry::metrics::metrics().observe_provider("jwks", started.elapsed());
         result
     }
 
@@ -192,7 +212,7 @@ impl KeyCache {
     /// the last fetch is older than [`MIN_REFETCH_INTERVAL`].
     pub async fn keys_for(&self, alg: Algorithm, kid: Option<&str>) -> Vec<DecodingKey> {
         let found = self.current().candidates(alg, kid);
-        if !found.is_empty() {
+        if !found.is_empty() || self.fixed {
             return found;
         }
         let mut last = self.last_fetch.lock().await;
@@ -204,7 +224,8 @@ impl KeyCache {
         if last.is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL) {
             return Vec::new();
         }
-        if let Err(e) = self.fetch_locked(&mut last).await {
+        *last = Some(Instant::now());
+        if let Err(e) = self.fetch_timed().await {
             tracing::warn!(error = %e, "refetching provider keys for an unknown key id failed");
         }
         self.current().candidates(alg, kid)

@@ -55,6 +55,17 @@ pub async fn validate(
     keys: &KeyCache,
 ) -> Result<LogoutClaims, LogoutTokenError> {
     let claims: LogoutClaims = validator.verified(token, keys).await?;
+    // §2.4 recommends explicit typing (`logout+jwt`); an ID token or an
+    // access token must never pass as a logout token (§4.1).
+    if let Some(t) = jsonwebtoken::decode_header(token)
+        .map_err(|e| IdTokenError::Malformed(e.to_string()))?
+        .typ
+    {
+        let t = t.to_ascii_lowercase();
+        if !matches!(t.as_str(), "logout+jwt" | "application/logout+jwt" | "jwt") {
+            return Err(IdTokenError::WrongType(crate::oidc::token::sanitize(&t)).into());
+        }
+    }
     check(validator, &claims, now())?;
     Ok(claims)
 }
@@ -85,10 +96,10 @@ pub(crate) fn check(
         Some(iat) if iat - leeway > now => return Err(IdTokenError::IssuedInFuture.into()),
         Some(_) => {}
     }
-    if let Some(exp) = c.exp {
-        if exp + leeway <= now {
-            return Err(IdTokenError::Expired.into());
-        }
+    // `exp` is REQUIRED in the final specification (§2.4).
+    match c.exp {
+        Some(exp) if exp + leeway > now => {}
+        _ => return Err(IdTokenError::Expired.into()),
     }
     let has_event = c
         .events
@@ -122,6 +133,9 @@ mod tests {
             client_id: "tollgate".into(),
             algorithms: vec![jsonwebtoken::Algorithm::RS256],
             leeway: Duration::from_secs(60),
+            max_age: Some(Duration::from_secs(600)),
+            trusted_audiences: Vec::new(),
+            strict_audience: false,
             hmac_secret: None,
         }
     }

@@ -44,6 +44,7 @@ impl Provider {
         http: &reqwest::Client,
     ) -> Result<Arc<Self>, ProviderError> {
         let metadata = discovery::fetch(http, &config.issuer).await?;
+        discovery::check_algorithms(&metadata, &config.id_token_algorithms)?;
         let keys = Arc::new(KeyCache::new(http.clone(), metadata.jwks_uri.clone()));
         keys.refresh().await?;
         let tokens = TokenClient::new(http.clone(), metadata.token_endpoint.clone(), config);

@@ -260,6 +260,13 @@ impl TokenClient {
         if tokens.access_token.is_empty() {
             return Err(TokenError::Invalid("empty access_token".into()));
         }
+        // It is forwarded in a header: only visible ASCII (RFC 6750 §2.1's
+        // b64token is narrower still, but providers differ).
+        if !tokens.access_token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(TokenError::Invalid(
+                "access_token holds bytes a header cannot carry".into(),
+            ));
+        }
         Ok(tokens)
     }
 }

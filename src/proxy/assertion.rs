@@ -105,6 +105,8 @@ mod tests {
             email: Some("a@example.com".into()),
             groups: vec!["dev".into()],
             expires_at: i64::MAX,
+            nonce: None,
+            auth_time: None,
             ..Session::default()
         };
         let token = a.sign(&s).expect("signed");

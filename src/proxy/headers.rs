@@ -376,6 +376,8 @@ mod tests {
             claims: Default::default(),
             issued_at: 0,
             expires_at: i64::MAX,
+            nonce: None,
+            auth_time: None,
         }
     }
 

@@ -50,6 +50,11 @@ impl<'a> RequestCookies<'a> {
     pub fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.pairs.iter().map(|(n, _)| *n)
     }
+
+    /// Every `(name, value)`, in request order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.pairs.iter().copied()
+    }
 }
 
 /// The sealed session needs more than [`MAX_CHUNKS`] cookies.
@@ -430,6 +435,8 @@ mod tests {
             claims: Default::default(),
             issued_at: now(),
             expires_at: now() + 3600,
+            nonce: None,
+            auth_time: None,
         }
     }
 

@@ -10,6 +10,11 @@ use super::now;
 /// How long a login may take at the provider.
 pub const LOGIN_TTL_SECS: i64 = 600;
 
+/// Most login cookies a browser keeps at once (one per tab that started a
+/// login). Each is ~400 bytes on every callback request; without a bound,
+/// many abandoned logins would outgrow header limits (oauth2-proxy #2615).
+pub const MAX_PENDING_LOGINS: usize = 10;
+
 #[derive(Clone, Serialize, Deserialize)]
 pub struct LoginState {
     #[serde(rename = "s")]
@@ -112,6 +117,49 @@ impl LoginCookies {
             return Err(LoginStateError::Expired);
         }
         Ok(login)
+    }
+
+    /// Deletions for the login cookies of other logins that are expired,
+    /// unreadable, or beyond the newest [`MAX_PENDING_LOGINS`] − 1 (the
+    /// callback's own login is the other one). Run at the callback, the
+    /// only request the cookies' path lets the browser send them on.
+    pub fn stale<'a>(
+        &self,
+        codec: &Codec,
+        cookies: impl Iterator<Item = (&'a str, &'a str)>,
+        current: Option<&str>,
+    ) -> Vec<String> {
+        let own = current.and_then(|s| self.name(s));
+        let mut alive: Vec<(i64, &str)> = Vec::new();
+        let mut remove: Vec<&str> = Vec::new();
+        // Header limits bound the count already; this bounds the work.
+        for (name, value) in cookies.take(8 * MAX_PENDING_LOGINS) {
+            if !name.starts_with(&self.prefix) || Some(name) == own.as_deref() {
+                continue;
+            }
+            let expires = codec
+                .open(name, value)
+                .and_then(|o| serde_json::from_str::<LoginState>(&o.plaintext).ok())
+                .map(|l| l.expires_at)
+                .filter(|&x| x > now());
+            match expires {
+                Some(x) => alive.push((x, name)),
+                None => remove.push(name),
+            }
+        }
+        if alive.len() >= MAX_PENDING_LOGINS {
+            alive.sort_unstable();
+            let extra = alive.len() + 1 - MAX_PENDING_LOGINS;
+            remove.extend(alive.iter().take(extra).map(|(_, n)| *n));
+        }
+        remove
+            .into_iter()
+            .map(|name| {
+                let mut c = self.base(name.to_string(), String::new());
+                c.make_removal();
+                c.to_string()
+            })
+            .collect()
     }
 
     /// The `Set-Cookie` value that deletes the login cookie for `state`.

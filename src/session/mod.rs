@@ -64,6 +64,12 @@ pub struct Session {
     /// client cannot extend it by keeping the cookie.
     #[serde(rename = "x")]
     pub expires_at: i64,
+    /// The login's `nonce` and `auth_time`: a refreshed ID token may repeat
+    /// them but never change them (OIDC Core §12.2).
+    #[serde(rename = "no", default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(rename = "au", default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl Session {

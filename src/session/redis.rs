@@ -284,12 +284,36 @@ impl RedisStore {
     /// Deletes every session of a provider session (`sid`) or, with no
     /// `sid`, of a subject. Returns how many records were deleted.
     pub async fn end(&self, sid: Option<&str>, sub: Option<&str>) -> Result<usize, RedisError> {
-        let index = match (sid, sub) {
-            (Some(sid), _) => self.index_key("sid", sid),
-            (None, Some(sub)) => self.index_key("sub", sub),
+        // With both, only sessions of that provider session *and* that
+        // subject end: a token naming alice's `sid` with `sub: bob` must not
+        // end alice's session (Back-Channel Logout §2.6).
+        let (index, members): (String, Vec<String>) = match (sid, sub) {
+            (Some(sid), Some(sub)) => {
+                let index = self.index_key("sid", sid);
+                let members = self
+                    .query(
+                        redis::cmd("SINTER")
+                            .arg(&index)
+                            .arg(self.index_key("sub", sub)),
+                    )
+                    .await?;
+                (index, members)
+            }
+            (Some(sid), None) => {
+                let index = self.index_key("sid", sid);
+                let members = self.query(redis::cmd("SMEMBERS").arg(&index)).await?;
+                (index, members)
+            }
+            (None, Some(sub)) => {
+                let index = self.index_key("sub", sub);
+                let members = self.query(redis::cmd("SMEMBERS").arg(&index)).await?;
+                (index, members)
+            }
             (None, None) => return Ok(0),
         };
-        let members: Vec<String> = self.query(redis::cmd("SMEMBERS").arg(&index)).await?;
+        if members.is_empty() {
+            return Ok(0);
+        }
         let mut ended = 0;
         for m in &members {
             ended += self.query::<usize>(redis::cmd("DEL").arg(m)).await?;

@@ -4,6 +4,8 @@
 //! small browser with a cookie jar that fills in the provider's login form.
 #![allow(dead_code)]
 
+pub mod evil;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,26 @@ pub const BASIC_SECRET: &str = "s3:cr%t+&= x";
 pub const POST_SECRET: &str = "post-secret";
 pub const MACHINE_SECRET: &str = "machine-secret";
 pub const SESSION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// Header names and values as text, in order, for recording requests.
+pub fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// 64 random bits as hex, for unique test values.
+pub fn random_hex() -> String {
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut b).expect("random");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -85,6 +107,30 @@ impl Output {
             }
             if start.elapsed() > Duration::from_secs(10) {
                 return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The lines containing `needle` so far.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits (within 10 s) until more than `seen` lines contain `needle`,
+    /// then returns the new ones.
+    pub fn new_lines(&self, needle: &str, seen: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let lines = self.lines_with(needle);
+            if lines.len() > seen || start.elapsed() > Duration::from_secs(10) {
+                return lines.into_iter().skip(seen).collect();
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -366,16 +412,7 @@ async fn handle(
             .path_and_query()
             .map(|p| p.to_string())
             .unwrap_or_default(),
-        headers: req
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers: header_pairs(req.headers()),
         body: String::new(),
     };
     if req.uri().path() == "/ws" {
