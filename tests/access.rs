@@ -74,7 +74,7 @@ async fn nginx_auth_request_logs_in_enforces_rules_and_logs_out() {
         404
     );
 
-    let out = alice.get(&nginx.url("/oauth2/sign_out")).await;
+    let out = alice.sign_out(&nginx.url("/oauth2/sign_out")).await;
     assert_eq!(out.status, 302);
     let again = alice.get(&nginx.url("/reports")).await;
     assert_eq!(again.status, 302);

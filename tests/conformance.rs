@@ -2710,7 +2710,7 @@ const BC_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 fn logout_claims(w: &World, f: impl FnOnce(&mut M)) -> M {
     let t = now();
     let mut m = json!({
-        "iss": w.op.issuer, "sub": "alice", "aud": CID, "jti": random_hex(), "sid": "sid-1",
+        "iss": w.op.issuer, "sub": "alice", "aud": CID, "jti": random_hex(), "sid": w.op.last_sid(),
         "events": {BC_EVENT: {}}, "iat": t, "exp": t + 120, "ignored_claim": "ignored",
     })
     .as_object()
@@ -2755,59 +2755,19 @@ async fn still_signed_in(w: &World, b: &mut Browser) -> bool {
     b.get(&w.tollgate.url(APP)).await.status == 200
 }
 
-pub(crate) async fn backchannel_group(report: &mut Report, w: &World) {
+type Body = Box<dyn Fn(&World) -> String>;
+
+fn body(f: impl Fn(&World) -> String + 'static) -> Body {
+    Box::new(f)
+}
+
+/// A logout token for the session that logged in last, changed by `f`.
+fn token_for(f: impl Fn(&mut M) + 'static, sign: Sign) -> Body {
+    body(move |w| form(&logout_token(w, &f, sign.clone())))
+}
+
+async fn backchannel_group(report: &mut Report, w: &World) {
     const FORM: &str = "application/x-www-form-urlencoded";
-    let iss_bad = format!("{}INVALID", w.op.issuer);
-    // (id, what, body, expected status, session ends)
-    let id_token_as_logout = w.op.jwt(
-        |_| {},
-        &logout_claims(w, |m| {
-            m.remove("events");
-            set(m, "nonce", json!("n"));
-        }),
-        &Sign::K1,
-    );
-    let cases: Vec<(&str, &str, String, u16, bool)> = vec![
-        ("BCL-02", "alg none", form(&logout_token(w, |_| {}, Sign::None)), 400, false),
-        ("BCL-03", "ES256 while only RS256 is allowed", form(&logout_token(w, |_| {}, Sign::Key("e1"))), 400, false),
-        ("BCL-04", "no events", form(&logout_token(w, |m| { m.remove("events"); }, Sign::K1)), 400, false),
-        ("BCL-05", "the wrong event", form(&logout_token(w, |m| set(m, "events", json!({"http://schemas.openid.net/event/foobar": {}})), Sign::K1)), 400, false),
-        ("BCL-06", "a nonce", form(&logout_token(w, |m| set(m, "nonce", json!("logout_tokens_must_not_contain_a_nonce")), Sign::K1)), 400, false),
-        ("BCL-07", "aud + INVALID", form(&logout_token(w, |m| set(m, "aud", json!(format!("{CID}INVALID"))), Sign::K1)), 400, false),
-        ("BCL-08", "iss + INVALID", form(&logout_token(w, move |m| set(m, "iss", json!(iss_bad)), Sign::K1)), 400, false),
-        ("BCL-09", "signature XOR 0x5A", form(&logout_token(w, |_| {}, Sign::Corrupt)), 400, false),
-        ("BCL-10a", "no iat", form(&logout_token(w, |m| { m.remove("iat"); }, Sign::K1)), 400, false),
-        ("BCL-10b", "no jti", form(&logout_token(w, |m| { m.remove("jti"); }, Sign::K1)), 400, false),
-        ("BCL-11a", "no exp", form(&logout_token(w, |m| { m.remove("exp"); }, Sign::K1)), 400, false),
-        ("BCL-11b", "exp six minutes ago", form(&logout_token(w, |m| set(m, "exp", json!(now() - 360)), Sign::K1)), 400, false),
-        ("BCL-12", "neither sub nor sid", form(&logout_token(w, |m| { m.remove("sub"); m.remove("sid"); }, Sign::K1)), 400, false),
-        ("BCL-14", "an ID token posted as a logout token", form(&id_token_as_logout), 400, false),
-        ("BCL-15a", "logout_token twice", format!("{}&{}", form(&logout_token(w, |_| {}, Sign::K1)), form(&logout_token(w, |_| {}, Sign::K1))), 400, false),
-        ("BCL-15b", "no logout_token", "ignored_parameter=x".to_string(), 400, false),
-        ("BCL-16", "a valid token for an unknown sid (D-5)", form(&logout_token(w, |m| set(m, "sid", json!("sid-unknown")), Sign::K1)), 200, false),
-        ("BCL-18", "alice's sid with sub bob", form(&logout_token(w, |m| set(m, "sub", json!("bob")), Sign::K1)), 200, false),
-        ("BCL-20", "a 1 MiB body", form(&"a".repeat(1 << 20)), 400, false),
-        ("BCL-17", "sub only, no sid: every session of the subject ends", form(&logout_token(w, |m| { m.remove("sid"); }, Sign::K1)), 200, true),
-        ("BCL-01", "a valid logout token with an unknown claim and parameter (OIDF -rp-backchannel-rpinitlogout)", form(&logout_token(w, |_| {}, Sign::K1)), 200, true),
-    ];
-    for (id, what, body, status, ends) in cases {
-        let (mut b, _) = logged_in(w, 300).await;
-        let (got, cc) = post_logout(w, &body, FORM).await;
-        let signed_in = still_signed_in(w, &mut b).await;
-        let r = if got != status {
-            Err(format!("status {got}, expected {status}"))
-        } else if cc.as_deref() != Some("no-store") {
-            Err(format!("Cache-Control {cc:?}"))
-        } else if signed_in == ends {
-            Err(format!(
-                "session {}",
-                if signed_in { "still valid" } else { "ended" }
-            ))
-        } else {
-            Ok(())
-        };
-        report.record(id, what, r);
-    }
 
     // BCL-13: replay.
     let (mut b, _) = logged_in(w, 300).await;
@@ -2851,6 +2811,50 @@ pub(crate) async fn backchannel_group(report: &mut Report, w: &World) {
             Err(format!("{get:?} {json_body}"))
         },
     );
+
+    // (id, what, body, expected status, session ends). The sub-only case
+    // comes last: it ends every session of alice issued up to that second.
+    let cases: Vec<(&str, &str, Body, u16, bool)> = vec![
+        ("BCL-02", "alg none", token_for(|_| {}, Sign::None), 400, false),
+        ("BCL-03", "ES256 while only RS256 is allowed", token_for(|_| {}, Sign::Key("e1")), 400, false),
+        ("BCL-04", "no events", token_for(|m| { m.remove("events"); }, Sign::K1), 400, false),
+        ("BCL-05", "the wrong event", token_for(|m| set(m, "events", json!({"http://schemas.openid.net/event/foobar": {}})), Sign::K1), 400, false),
+        ("BCL-06", "a nonce", token_for(|m| set(m, "nonce", json!("logout_tokens_must_not_contain_a_nonce")), Sign::K1), 400, false),
+        ("BCL-07", "aud + INVALID", token_for(|m| set(m, "aud", json!(format!("{CID}INVALID"))), Sign::K1), 400, false),
+        ("BCL-08", "iss + INVALID", token_for(|m| { let i = m["iss"].as_str().unwrap_or_default().to_string(); set(m, "iss", json!(format!("{i}INVALID"))); }, Sign::K1), 400, false),
+        ("BCL-09", "signature XOR 0x5A", token_for(|_| {}, Sign::Corrupt), 400, false),
+        ("BCL-10a", "no iat", token_for(|m| { m.remove("iat"); }, Sign::K1), 400, false),
+        ("BCL-10b", "no jti", token_for(|m| { m.remove("jti"); }, Sign::K1), 400, false),
+        ("BCL-11a", "no exp", token_for(|m| { m.remove("exp"); }, Sign::K1), 400, false),
+        ("BCL-11b", "exp six minutes ago", token_for(|m| set(m, "exp", json!(now() - 360)), Sign::K1), 400, false),
+        ("BCL-12", "neither sub nor sid", token_for(|m| { m.remove("sub"); m.remove("sid"); }, Sign::K1), 400, false),
+        ("BCL-14", "an ID token posted as a logout token", body(|w| form(&w.op.jwt(|_| {}, &logout_claims(w, |m| { m.remove("events"); set(m, "nonce", json!("n")); }), &Sign::K1))), 400, false),
+        ("BCL-15a", "logout_token twice", body(|w| format!("{}&{}", form(&logout_token(w, |_| {}, Sign::K1)), form(&logout_token(w, |_| {}, Sign::K1)))), 400, false),
+        ("BCL-15b", "no logout_token", body(|_| "ignored_parameter=x".to_string()), 400, false),
+        ("BCL-16", "a valid token for an unknown sid (D-5)", token_for(|m| set(m, "sid", json!("sid-unknown")), Sign::K1), 200, false),
+        ("BCL-18", "alice's sid with sub bob", token_for(|m| set(m, "sub", json!("bob")), Sign::K1), 200, false),
+        ("BCL-20", "a 1 MiB body", body(|_| form(&"a".repeat(1 << 20))), 400, false),
+        ("BCL-01", "a valid logout token with an unknown claim and parameter (OIDF -rp-backchannel-rpinitlogout)", token_for(|_| {}, Sign::K1), 200, true),
+        ("BCL-17", "sub only, no sid: every session of the subject ends", token_for(|m| { m.remove("sid"); }, Sign::K1), 200, true),
+    ];
+    for (id, what, make, status, ends) in cases {
+        let (mut b, _) = logged_in(w, 300).await;
+        let (got, cc) = post_logout(w, &make(w), FORM).await;
+        let signed_in = still_signed_in(w, &mut b).await;
+        let r = if got != status {
+            Err(format!("status {got}, expected {status}"))
+        } else if cc.as_deref() != Some("no-store") {
+            Err(format!("Cache-Control {cc:?}"))
+        } else if signed_in == ends {
+            Err(format!(
+                "session {}",
+                if signed_in { "still valid" } else { "ended" }
+            ))
+        } else {
+            Ok(())
+        };
+        report.record(id, what, r);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2871,4 +2875,39 @@ async fn backchannel_logout_cases_redis_store() {
     let mut report = Report::new("backchannel_redis");
     backchannel_group(&mut report, &w).await;
     report.finish();
+}
+
+/// The same back-channel cases with sessions in cookies only: the ended
+/// sessions are remembered in the process (D-6, one replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backchannel_logout_cases_cookie_store() {
+    let w = world("id_token_algorithms = [\"RS256\"]", Behaviour::default()).await;
+    let mut report = Report::new("backchannel_cookie");
+    backchannel_group(&mut report, &w).await;
+    report.finish();
+}
+
+/// CK-07 / LO-10 in cookie mode: a cookie copied before sign-out no longer
+/// authenticates, even while its refresh token would still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_copied_before_sign_out_is_refused_after_it() {
+    let w = world("", Behaviour::default()).await;
+    let (mut b, _) = logged_in(&w, 300).await;
+    let copy = b.cookie("_tollgate").expect("session cookie");
+    let out = b.sign_out(&w.tollgate.url("/oauth2/sign_out")).await;
+    assert_eq!(out.status, 302);
+    let before = w.upstream.count();
+    let mut thief = Browser::new();
+    thief.set_cookie("_tollgate", &copy);
+    let page = thief.get(&w.tollgate.url(APP)).await;
+    assert_eq!(
+        page.status, 302,
+        "the copy must lead to a login: {}",
+        page.body
+    );
+    assert!(page.location().is_some_and(|l| l.starts_with(&w.op.issuer)));
+    assert_eq!(w.upstream.count(), before, "the upstream was called");
+    // A new login of the same user is a new session.
+    let (mut again, _) = logged_in(&w, 300).await;
+    assert_eq!(again.get(&w.tollgate.url(APP)).await.status, 200);
 }

@@ -229,7 +229,9 @@ async fn sign_out_ends_the_session_here_and_at_the_provider() {
     let w = world().await;
     let mut b = Browser::new();
     b.login(&w.tollgate.url("/"), "alice").await;
-    let out = b.get(&w.tollgate.url("/oauth2/sign_out?rd=/bye")).await;
+    let out = b
+        .sign_out(&w.tollgate.url("/oauth2/sign_out?rd=/bye"))
+        .await;
     assert_eq!(out.status, 302);
     let loc = out.location().expect("location");
     assert!(
@@ -270,21 +272,67 @@ async fn signed_out_page_offers_a_new_sign_in() {
     );
 }
 
+/// security-cases LO-06 / D-8: another site cannot sign the user out.
 #[tokio::test]
-async fn sign_out_from_another_site_is_refused() {
+async fn sign_out_needs_proof_it_comes_from_this_site() {
     let w = world().await;
     let mut b = Browser::new();
     b.login(&w.tollgate.url("/"), "alice").await;
+    let url = w.tollgate.url("/oauth2/sign_out?rd=/bye");
+    let signed_in = |p: &Page| !p.set_cookies().iter().any(|c| c.starts_with("_tollgate"));
+    for (what, method, headers) in [
+        (
+            "an <img> on another site",
+            reqwest::Method::GET,
+            vec![("sec-fetch-site", "cross-site")],
+        ),
+        (
+            "a same-site sibling",
+            reqwest::Method::GET,
+            vec![("sec-fetch-site", "same-site")],
+        ),
+        (
+            "a client without fetch metadata",
+            reqwest::Method::GET,
+            vec![],
+        ),
+    ] {
+        let page = b.request(method, &url, None, &headers).await;
+        assert_eq!(page.status, 200, "{what}");
+        assert!(
+            page.body
+                .contains(r#"<form method="post" action="/oauth2/sign_out?rd=%2Fbye">"#),
+            "{what}: {}",
+            page.body
+        );
+        assert!(signed_in(&page), "{what}: cookies cleared");
+    }
+    for (what, headers) in [
+        ("a cross-site form", vec![("sec-fetch-site", "cross-site")]),
+        ("a foreign Origin", vec![("origin", "https://evil.test")]),
+    ] {
+        let page = b
+            .request(reqwest::Method::POST, &url, Some(&[]), &headers)
+            .await;
+        assert_eq!(page.status, 403, "{what}");
+        assert!(signed_in(&page), "{what}: cookies cleared");
+    }
+    assert_eq!(b.get(&w.tollgate.url("/still-in")).await.status, 200);
+    // The confirmation page's button: a same-origin POST.
     let page = b
         .request(
-            reqwest::Method::GET,
-            &w.tollgate.url("/oauth2/sign_out"),
-            None,
-            &[("sec-fetch-site", "cross-site")],
+            reqwest::Method::POST,
+            &url,
+            Some(&[]),
+            &[("sec-fetch-site", "same-origin")],
         )
         .await;
-    assert_eq!(page.status, 403);
-    assert!(b.cookie("_tollgate").is_some(), "session kept");
+    assert_eq!(page.status, 302);
+    assert_eq!(
+        b.get(&w.tollgate.url("/after")).await.status,
+        302,
+        "signed out"
+    );
 }
 
 #[tokio::test]
@@ -734,7 +782,7 @@ async fn logs_never_contain_tokens_secrets_codes_or_cookies() {
         .expect("token")
         .to_string();
     let session_cookie = b.cookie("_tollgate").expect("cookie");
-    b.get(&w.tollgate.url("/oauth2/sign_out")).await;
+    b.sign_out(&w.tollgate.url("/oauth2/sign_out")).await;
 
     // The sign-out's access line is the last one written: once it is
     // here, everything before it is too.

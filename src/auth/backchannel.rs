@@ -1,8 +1,9 @@
 //! `POST /oauth2/backchannel_logout`: OpenID Connect Back-Channel Logout 1.0.
 //! The provider tells us a session ended; every tollgate session of that
 //! provider session (`sid`), or of the subject when only `sub` is given,
-//! ends too. Needs a server-side store: with cookie-only sessions there is
-//! nothing on the server to end, and the endpoint says so (501).
+//! ends too. With the Redis store the records are deleted; with the cookie
+//! store the ended sessions are remembered in this process
+//! ([`crate::session::revoked`]), which covers one replica only.
 
 use std::time::Duration;
 
@@ -23,12 +24,6 @@ const MAX_BODY: usize = 64 * 1024;
 const JTI_TTL: Duration = Duration::from_secs(3600);
 
 pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
-    let Backend::Redis(redis) = &app.sessions.backend else {
-        return Handled::new(
-            Rejection::NeedsServerSideStore.respond(ClientKind::Api),
-            "error",
-        );
-    };
     let count = |result: &'static str| {
         crate::telemetry::metrics::metrics()
             .backchannel_logouts
@@ -87,24 +82,33 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
         return bad("logout token is too old (`iat` more than an hour ago)");
     }
     let jti = claims.jti.as_deref().unwrap_or_default();
-    match redis
-        .claim_jti(&app.config.provider.issuer, jti, JTI_TTL)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return bad(&logout_token::LogoutTokenError::Replay.to_string()),
-        Err(e) => {
-            tracing::warn!(error = %e, "session store failed during back-channel logout");
-            return Handled::new(
-                Rejection::SessionStoreUnavailable.respond(ClientKind::Api),
-                "error",
+    let issuer = &app.config.provider.issuer;
+    let now = crate::session::now();
+    let ended = match &app.sessions.backend {
+        Backend::Redis(redis) => match redis.claim_jti(issuer, jti, JTI_TTL).await {
+            Ok(true) => {
+                redis
+                    .end(claims.sid.as_deref(), claims.sub.as_deref())
+                    .await
+            }
+            Ok(false) => return bad(&logout_token::LogoutTokenError::Replay.to_string()),
+            Err(e) => Err(e),
+        },
+        Backend::Cookie => {
+            let revoked = &crate::session::revoked::REVOKED;
+            if !revoked.claim_jti(issuer, jti, now, JTI_TTL.as_secs() as i64) {
+                return bad(&logout_token::LogoutTokenError::Replay.to_string());
+            }
+            revoked.end_provider_session(
+                claims.sid.as_deref(),
+                claims.sub.as_deref(),
+                now,
+                app.config.session.lifetime.as_secs() as i64,
             );
+            Ok(0)
         }
-    }
-    match redis
-        .end(claims.sid.as_deref(), claims.sub.as_deref())
-        .await
-    {
+    };
+    match ended {
         Ok(ended) => {
             tracing::info!(
                 target: "tollgate::audit",

@@ -148,6 +148,33 @@ impl Handled {
     }
 }
 
+/// Where a browser says a request comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Site {
+    /// This origin, or the user's own navigation (`Sec-Fetch-Site: none`).
+    Same,
+    /// Another site (or a same-site sibling, which is another origin).
+    Cross,
+    /// No fetch metadata and no `Origin`: an old browser or not a browser.
+    Unknown,
+}
+
+/// `Sec-Fetch-Site` when the browser sends it (all current ones do), else
+/// `Origin` compared with tollgate's own.
+fn request_site(headers: &http::HeaderMap, own: &url::Url) -> Site {
+    if let Some(v) = headers.get("sec-fetch-site") {
+        return match v.as_bytes() {
+            b"same-origin" | b"none" => Site::Same,
+            _ => Site::Cross,
+        };
+    }
+    match headers.get(header::ORIGIN).map(|v| v.as_bytes()) {
+        None => Site::Unknown,
+        Some(o) if o == own.origin().ascii_serialization().as_bytes() => Site::Same,
+        Some(_) => Site::Cross,
+    }
+}
+
 /// The query parameters of a request, decoded once.
 fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
     parts
@@ -417,16 +444,25 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
 /// (RFC 7009), then end the provider session when it publishes an
 /// `end_session_endpoint`.
 pub async fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
-    // A cross-site page must not be able to log the user out (CSRF).
-    if parts
-        .headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
-    {
-        return Err(Rejection::CrossSite);
-    }
     let pairs = query_pairs(parts);
     let rd = app.config.rules.redirects.or_root(param(&pairs, "rd"));
+    // A page on another site must not be able to sign the user out (CSRF,
+    // security-cases D-8): a cross-site POST is refused; a GET that is not
+    // shown to be same-origin asks first, with a button that POSTs from here.
+    match (
+        parts.method == http::Method::POST,
+        request_site(&parts.headers, app.config.rules.redirects.origin()),
+    ) {
+        (_, Site::Same) | (true, Site::Unknown) => {}
+        (false, Site::Unknown) if !app.config.session.confirm_sign_out => {}
+        (true, Site::Cross) => return Err(Rejection::CrossSite),
+        (false, _) => {
+            return Ok(Handled::new(
+                pages::confirm_sign_out(&rd),
+                "sign_out_confirm",
+            ))
+        }
+    }
     // With the store down the browser's cookies are still cleared: the
     // user asked to leave, and the record expires by itself.
     let (session, cleared) = match app.load_session(&parts.headers).await {

@@ -201,6 +201,9 @@ pub struct SessionConfig {
     pub path: String,
     /// Refresh the access token when it expires within this long.
     pub refresh_before: Duration,
+    /// A GET sign-out without proof that it comes from this site gets a
+    /// confirmation page instead (`session.confirm_sign_out`).
+    pub confirm_sign_out: bool,
     /// `None`: sessions live in the cookie.
     pub redis: Option<RedisConfig>,
 }
@@ -222,6 +225,7 @@ impl SessionConfig {
             domain: None,
             path: "/".into(),
             refresh_before: Duration::from_secs(60),
+            confirm_sign_out: true,
             redis: None,
         }
     }
@@ -1265,6 +1269,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             domain: s.domain.clone(),
             path: s.path.clone(),
             refresh_before,
+            confirm_sign_out: s.confirm_sign_out,
             redis,
         },
         log: LogConfig {

@@ -209,6 +209,7 @@ pub struct RawSession {
     pub path: String,
     pub store: String,
     pub refresh_before: String,
+    pub confirm_sign_out: bool,
     pub redis: RawRedis,
 }
 
@@ -260,6 +261,7 @@ impl Default for RawSession {
             path: "/".into(),
             store: "cookie".into(),
             refresh_before: "60s".into(),
+            confirm_sign_out: true,
             redis: RawRedis::default(),
         }
     }

@@ -82,8 +82,6 @@ pub enum Rejection {
     SessionStoreUnavailable,
     #[error("the session could not be renewed")]
     RefreshUnavailable,
-    #[error("this endpoint needs a server-side session store")]
-    NeedsServerSideStore,
     #[error("denied by the authorization rules")]
     Forbidden { user: String },
     #[error("malformed request path")]
@@ -101,7 +99,6 @@ impl Rejection {
             | Rejection::ShuttingDown
             | Rejection::SessionStoreUnavailable
             | Rejection::RefreshUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Rejection::NeedsServerSideStore => StatusCode::NOT_IMPLEMENTED,
             Rejection::Forbidden { .. } => StatusCode::FORBIDDEN,
             Rejection::BadPath => StatusCode::BAD_REQUEST,
             Rejection::InvalidToken => StatusCode::UNAUTHORIZED,
@@ -127,7 +124,6 @@ impl Rejection {
             Rejection::ShuttingDown => "shutting_down",
             Rejection::SessionStoreUnavailable => "session_store_unavailable",
             Rejection::RefreshUnavailable => "refresh_unavailable",
-            Rejection::NeedsServerSideStore => "not_implemented",
             Rejection::Forbidden { .. } => "forbidden",
             Rejection::BadPath => "bad_path",
             Rejection::InvalidToken => "invalid_token",
@@ -148,7 +144,6 @@ impl Rejection {
             Rejection::SessionStoreUnavailable | Rejection::RefreshUnavailable => {
                 "Temporarily unavailable"
             }
-            Rejection::NeedsServerSideStore => "Not available",
             Rejection::Forbidden { .. } => "Access denied",
             Rejection::BadPath => "Bad request",
             Rejection::InvalidToken => "Invalid token",
@@ -182,7 +177,6 @@ impl Rejection {
             }
             Rejection::BadPath => "The request path is malformed (encoded slashes, double encoding or control characters).".into(),
             Rejection::InvalidToken => "The bearer token is invalid, expired, or not meant for this service.".into(),
-            Rejection::NeedsServerSideStore => "Back-channel logout needs session.store = \"redis\": with sessions kept only in browser cookies there is no session to end on the server.".into(),
         }
     }
 
@@ -308,11 +302,25 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The one link a page offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {
     SignIn,
     SignOut,
     Home,
+    /// A sign-out button (a POST form) that returns to this target.
+    ConfirmSignOut(String),
+}
+
+/// Asks before signing out: a GET to `/oauth2/sign_out` that cannot be
+/// shown to come from this site (an `<img>` on another site, an old
+/// browser) gets this page, whose button POSTs from our own origin.
+pub fn confirm_sign_out(rd: &str) -> Response<Body> {
+    html(
+        StatusCode::OK,
+        "Sign out?",
+        "Do you want to sign out?",
+        Link::ConfirmSignOut(rd.to_string()),
+    )
 }
 
 /// The page `/oauth2/signed_out` shows (a `post_logout_redirect_url` target).
@@ -327,9 +335,13 @@ pub fn signed_out() -> Response<Body> {
 
 fn html(status: StatusCode, title: &str, detail: &str, link: Link) -> Response<Body> {
     let link = match link {
-        Link::SignIn => r#"<p><a href="/oauth2/start?rd=%2F">Sign in</a></p>"#,
-        Link::SignOut => r#"<p><a href="/oauth2/sign_out">Sign out</a></p>"#,
-        Link::Home => r#"<p><a href="/">Back to the start page</a></p>"#,
+        Link::SignIn => r#"<p><a href="/oauth2/start?rd=%2F">Sign in</a></p>"#.to_string(),
+        Link::SignOut => r#"<p><a href="/oauth2/sign_out">Sign out</a></p>"#.to_string(),
+        Link::Home => r#"<p><a href="/">Back to the start page</a></p>"#.to_string(),
+        Link::ConfirmSignOut(rd) => format!(
+            r#"<form method="post" action="/oauth2/sign_out?rd={}"><button type="submit">Sign out</button></form>"#,
+            escape(&form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>())
+        ),
     };
     let page = format!(
         r#"<!doctype html>

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod cookies;
 pub mod login;
 pub mod redis;
+pub mod revoked;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

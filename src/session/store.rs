@@ -61,6 +61,9 @@ impl SessionStore {
                     reseal,
                     present,
                 } = self.cookies.read(&self.codec, cookies);
+                // A signed-out or back-channel-ended session stays sealed
+                // and valid-looking until it expires: the server remembers.
+                let session = session.filter(|s| !super::revoked::REVOKED.is_revoked(s));
                 Ok(Loaded {
                     session,
                     handle: Handle {
@@ -130,8 +133,10 @@ impl SessionStore {
         handle: &Handle,
         session: Option<&Session>,
     ) -> Result<Vec<String>, StoreError> {
-        if let (Backend::Redis(redis), Some(ticket)) = (&self.backend, &handle.ticket) {
-            redis.delete(ticket, session).await?;
+        match (&self.backend, &handle.ticket, session) {
+            (Backend::Redis(redis), Some(ticket), _) => redis.delete(ticket, session).await?,
+            (Backend::Cookie, _, Some(s)) => super::revoked::REVOKED.end_session(s),
+            _ => {}
         }
         Ok(self.cookies.clear(&handle.present))
     }

@@ -284,6 +284,8 @@ struct Grant {
     /// When the user "authenticated": the same in every ID token of the
     /// grant, refreshes included (OIDC Core §12.2).
     auth_time: i64,
+    /// The provider session (`sid`), one per login.
+    sid: String,
     challenge: Option<String>,
     redirect_uri: String,
 }
@@ -297,6 +299,7 @@ struct State {
     refresh_tokens: HashMap<String, Grant>,
     access_tokens: Vec<String>,
     counter: u64,
+    last_sid: String,
 }
 
 struct Inner {
@@ -332,6 +335,7 @@ impl EvilOp {
                 refresh_tokens: HashMap::new(),
                 access_tokens: Vec::new(),
                 counter: 0,
+                last_sid: String::new(),
             }),
         });
         let serving = inner.clone();
@@ -357,6 +361,11 @@ impl EvilOp {
             issuer,
             inner,
         }
+    }
+
+    /// The `sid` of the latest login.
+    pub fn last_sid(&self) -> String {
+        self.inner.lock().last_sid.clone()
     }
 
     pub fn keys(&self) -> &Keys {
@@ -484,9 +493,11 @@ impl Inner {
             let grant = Grant {
                 nonce: call.param("nonce"),
                 auth_time: now() - 5,
+                sid: format!("sid-{}", st.counter),
                 challenge: call.param("code_challenge"),
                 redirect_uri: call.param("redirect_uri").unwrap_or_default(),
             };
+            st.last_sid = grant.sid.clone();
             st.codes.insert(code.clone(), grant);
             (code, st.behaviour.clone())
         };
@@ -592,7 +603,7 @@ impl Inner {
         let t = now();
         let mut claims = json!({
             "iss": self.issuer, "sub": "alice", "aud": client_id, "exp": t + 300, "iat": t,
-            "auth_time": grant.auth_time, "sid": "sid-1",
+            "auth_time": grant.auth_time, "sid": grant.sid,
         });
         let claims = claims.as_object_mut().expect("object");
         if !refresh {

@@ -1308,6 +1308,18 @@ impl Browser {
         self.request(reqwest::Method::GET, url, None, &[]).await
     }
 
+    /// Follows a sign-out link on the site itself, as a browser does
+    /// (`Sec-Fetch-Site: same-origin`).
+    pub async fn sign_out(&mut self, url: &str) -> Page {
+        self.request(
+            reqwest::Method::GET,
+            url,
+            None,
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await
+    }
+
     /// Submits the first form on `page` with its inputs (hidden ones
     /// included), as a browser would; returns the response, not followed.
     pub async fn submit_form(&mut self, page: &Page) -> Page {
