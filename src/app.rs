@@ -64,6 +64,22 @@ pub enum AppError {
     Assertion(#[from] crate::proxy::assertion::AssertionError),
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`, and a `Host`
+/// is an authority (`host[:port]`), never `a b` or `app:443@evil`. HTTP/1.0
+/// may omit it; HTTP/2 carries `:authority` instead.
+fn host_is_valid<B>(req: &Request<B>) -> bool {
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => false,
+        (None, _) => req.version() != http::Version::HTTP_11,
+        (Some(h), None) => h.to_str().is_ok_and(|h| {
+            !h.contains('@')
+                && h.parse::<http::uri::Authority>()
+                    .is_ok_and(|a| a.as_str() == h)
+        }),
+    }
+}
+
 impl App {
     pub fn new(config: Config) -> Result<Self, AppError> {
         let roots = match &config.provider.ca_file {
@@ -221,6 +237,9 @@ impl App {
 
     async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> Handled {
         let kind = ClientKind::of(req.headers());
+        if !host_is_valid(&req) {
+            return Handled::new(Rejection::BadHost.respond(kind), "error");
+        }
         match req.uri().path() {
             "/healthz" => Handled::new(pages::text(StatusCode::OK, "ok\n"), "probe"),
             "/readyz" => {

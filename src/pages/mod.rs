@@ -86,6 +86,8 @@ pub enum Rejection {
     Forbidden { user: String },
     #[error("malformed request path")]
     BadPath,
+    #[error("malformed Host header")]
+    BadHost,
     #[error("invalid bearer token")]
     InvalidToken,
 }
@@ -100,7 +102,7 @@ impl Rejection {
             | Rejection::SessionStoreUnavailable
             | Rejection::RefreshUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Rejection::BadPath => StatusCode::BAD_REQUEST,
+            Rejection::BadPath | Rejection::BadHost => StatusCode::BAD_REQUEST,
             Rejection::InvalidToken => StatusCode::UNAUTHORIZED,
             Rejection::BadGateway => StatusCode::BAD_GATEWAY,
             Rejection::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -126,6 +128,7 @@ impl Rejection {
             Rejection::RefreshUnavailable => "refresh_unavailable",
             Rejection::Forbidden { .. } => "forbidden",
             Rejection::BadPath => "bad_path",
+            Rejection::BadHost => "bad_host",
             Rejection::InvalidToken => "invalid_token",
         }
     }
@@ -145,7 +148,7 @@ impl Rejection {
                 "Temporarily unavailable"
             }
             Rejection::Forbidden { .. } => "Access denied",
-            Rejection::BadPath => "Bad request",
+            Rejection::BadPath | Rejection::BadHost => "Bad request",
             Rejection::InvalidToken => "Invalid token",
         }
     }
@@ -176,6 +179,7 @@ impl Rejection {
                 format!("You are signed in as {user}, but not allowed to see this page. Sign out to sign in as someone else.")
             }
             Rejection::BadPath => "The request path is malformed (encoded slashes, double encoding or control characters).".into(),
+            Rejection::BadHost => "The Host header is missing, repeated or malformed.".into(),
             Rejection::InvalidToken => "The bearer token is invalid, expired, or not meant for this service.".into(),
         }
     }
