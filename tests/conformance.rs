@@ -2911,3 +2911,113 @@ async fn a_cookie_copied_before_sign_out_is_refused_after_it() {
     let (mut again, _) = logged_in(&w, 300).await;
     assert_eq!(again.get(&w.tollgate.url(APP)).await.status, 200);
 }
+
+// === §9.2: RP-initiated logout ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp_initiated_logout_cases() {
+    let mut report = Report::new("logout");
+    let w = world("", Behaviour::default()).await;
+
+    // LO-01: local session ended first, then the provider's end-session
+    // endpoint with the exact parameters; the refresh token revoked.
+    let (mut b, _) = logged_in(&w, 300).await;
+    let out = b
+        .sign_out(&w.tollgate.url("/oauth2/sign_out?rd=/bye"))
+        .await;
+    let loc = out.location().unwrap_or_default().to_string();
+    let q: Vec<(String, String)> = url::Url::parse(&loc)
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let has = |k: &str| q.iter().any(|(n, _)| n == k);
+    let cleared = out
+        .set_cookies()
+        .iter()
+        .any(|c| c.starts_with("_tollgate=") && c.contains("Max-Age=0"));
+    let revoke = w.op.last("revoke");
+    let r = if out.status == 302
+        && loc.starts_with(&format!("{}/end_session?", w.op.issuer))
+        && has("id_token_hint")
+        && q.iter().any(|(k, v)| k == "client_id" && v == CID)
+        && q.iter().any(|(k, v)| {
+            k == "post_logout_redirect_uri" && v == &format!("{}/", w.tollgate.url(""))
+        })
+        && cleared
+        && revoke.as_ref().is_some_and(|c| {
+            c.header("authorization") == Some(BASIC)
+                && c.param("token_type_hint").as_deref() == Some("refresh_token")
+        }) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {loc} cleared={cleared} revoke={:?}",
+            out.status,
+            revoke.map(|c| c.body)
+        ))
+    };
+    report.record("LO-01", "sign-out: cookie cleared, refresh token revoked (RFC 7009), end_session with id_token_hint, client_id, post_logout_redirect_uri", r);
+    let again = b.get(&w.tollgate.url(APP)).await;
+    report.record(
+        "LO-10",
+        "after sign-out the browser must log in again",
+        if again.status == 302 {
+            Ok(())
+        } else {
+            Err(format!("{}", again.status))
+        },
+    );
+
+    // LO-04/05: the provider returns to the post-logout URL with a foreign
+    // state, or none: a page, no redirect loop, no session.
+    for (id, url) in [("LO-04", "/?state=S_INVALID"), ("LO-05", "/")] {
+        let page = Browser::new().get(&w.tollgate.url(url)).await;
+        let r =
+            if page.status == 302 && page.location().is_some_and(|l| l.starts_with(&w.op.issuer)) {
+                Ok(())
+            } else {
+                Err(format!("{}", page.status))
+            };
+        report.record(id, "return from the provider with a wrong or no state: an ordinary unauthenticated request", r);
+    }
+    drop(w);
+
+    // LO-02/03: no end_session_endpoint, and a hostile rd.
+    let w = world(
+        "",
+        Behaviour {
+            metadata: hook(|m: &mut M| {
+                m.remove("end_session_endpoint");
+                m.remove("revocation_endpoint");
+            }),
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let mut r = Ok(());
+    for (rd, expected) in [
+        ("/bye", "/bye"),
+        ("//evil.test", "/"),
+        ("/%5Cevil.test", "/"),
+        ("https://evil.test/", "/"),
+    ] {
+        let (mut b, _) = logged_in(&w, 300).await;
+        let out = b
+            .sign_out(&w.tollgate.url(&format!(
+                "/oauth2/sign_out?rd={}",
+                form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+            )))
+            .await;
+        if out.status != 302 || out.location() != Some(expected) {
+            r = Err(format!("rd {rd}: {} {:?}", out.status, out.location()));
+        }
+        if b.get(&w.tollgate.url(APP)).await.status != 302 {
+            r = Err(format!("rd {rd}: still signed in"));
+        }
+    }
+    report.record(
+        "LO-02/03",
+        "no end-session endpoint: local sign-out, then only a safe rd (else /)",
+        r,
+    );
+    report.finish();
+}
