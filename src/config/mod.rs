@@ -459,6 +459,23 @@ pub fn process_env() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Largest file the configuration reads (secrets, keys, CA bundles).
+const MAX_CONFIG_FILE_BYTES: u64 = 4 << 20;
+
+/// Reads a file named by the configuration, refusing anything larger than
+/// [`MAX_CONFIG_FILE_BYTES`] (a path to `/dev/zero` must not hang start-up).
+fn read_file(path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        return Err(std::io::Error::other("larger than 4 MiB"));
+    }
+    Ok(bytes)
+}
+
 /// Where a key's value came from, for error messages.
 fn origin(figment: &Figment, key: &str) -> String {
     match figment.find_metadata(key) {
@@ -557,7 +574,7 @@ impl Check<'_> {
     /// A readable PEM file with at least one certificate.
     fn pem_certs(&mut self, key: &str, path: &str) -> Option<Vec<u8>> {
         use rustls::pki_types::pem::PemObject;
-        let pem = match std::fs::read(path) {
+        let pem = match read_file(path) {
             Ok(p) => p,
             Err(e) => {
                 self.fail(key, format!("cannot read `{path}`: {e}"));
@@ -611,7 +628,7 @@ impl Check<'_> {
                 None
             }
             (Some(s), None) => Some(s.as_bytes().to_vec()),
-            (None, Some(path)) => match std::fs::read(path) {
+            (None, Some(path)) => match read_file(path) {
                 Ok(mut bytes) => {
                     // Kubernetes secrets and `echo` often leave a trailing newline.
                     while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
@@ -764,7 +781,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         (None, None) => None,
         (Some(cert), Some(key)) => {
             let cert_pem = c.pem_certs("upstream.client_cert_file", cert);
-            let key_pem = match std::fs::read(key) {
+            let key_pem = match read_file(key) {
                 Ok(k) => Some(Secret(k)),
                 Err(e) => {
                     c.fail(
@@ -825,7 +842,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     let assertion = if raw.upstream.assertion {
         let key = match &raw.upstream.assertion_key_file {
             Some(path) => {
-                match std::fs::read(path) {
+                match read_file(path) {
                     Ok(pem) => {
                         match pkcs8_from_pem(&pem) {
                             Some(der) => Some(Secret(der)),

@@ -300,3 +300,57 @@ fn empty_client_secret_is_refused_naming_the_key() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn a_secret_file_that_never_ends_is_refused_not_read_forever() {
+    let text = minimal().replace(
+        r#"client_secret = "s3:cr%t+&= x""#,
+        r#"client_secret_file = "/dev/zero""#,
+    );
+    let (_dir, path) = write(&text);
+    let errs = errors(load(&path, &[]));
+    assert!(
+        errs.iter()
+            .any(|e| e.key == "provider.client_secret_file"
+                && e.message.contains("larger than 4 MiB")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn non_ascii_client_secrets_are_accepted_control_characters_are_not() {
+    // RFC 6749 Appendix B's own example encodes `£` and `€`.
+    let ok = minimal().replace(
+        r#"client_secret = "s3:cr%t+&= x""#,
+        r#"client_secret = " %&+£€""#,
+    );
+    let (_dir, path) = write(&ok);
+    assert!(load(&path, &[]).is_ok());
+    let bad = minimal().replace(
+        r#"client_secret = "s3:cr%t+&= x""#,
+        r#"client_secret = "abc\u0007""#,
+    );
+    let (_dir, path) = write(&bad);
+    let errs = errors(load(&path, &[]));
+    assert!(
+        errs.iter()
+            .any(|e| e.key == "provider.client_secret" && e.message.contains("control")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn hmac_id_tokens_need_a_long_enough_client_secret() {
+    // IDT-39, RFC 7518 §3.2: HS256 needs a key of at least 32 bytes.
+    let text = minimal().replace(
+        "[session]",
+        "id_token_algorithms = [\"RS256\", \"HS256\"]\n\n[session]",
+    );
+    let (_dir, path) = write(&text);
+    let errs = errors(load(&path, &[]));
+    assert!(
+        errs.iter()
+            .any(|e| e.key == "provider.client_secret" && e.message.contains("at least 32")),
+        "{errs:?}"
+    );
+}
