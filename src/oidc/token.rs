@@ -166,7 +166,7 @@ impl TokenClient {
         if status != 200 {
             return Err(TokenError::Status(status));
         }
-        serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(e.to_string()))
+        serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(json_error(&e)))
     }
 
     /// Revokes a refresh token (RFC 7009) at `endpoint`, with the same
@@ -249,7 +249,7 @@ impl TokenClient {
             });
         }
         let tokens: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(e.to_string()))?;
+            serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(json_error(&e)))?;
         // RFC 6749 §5.1: token_type is case-insensitive.
         if !tokens.token_type.eq_ignore_ascii_case("bearer") {
             return Err(TokenError::Invalid(format!(
@@ -269,6 +269,34 @@ impl TokenClient {
         }
         Ok(tokens)
     }
+}
+
+/// A JSON error without the text serde_json quotes from the input (an
+/// "invalid type: string \"…\"" message could carry a token into a log).
+fn json_error(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Eof => "truncated JSON",
+        serde_json::error::Category::Data => "JSON of the wrong shape",
+    };
+    let msg = e.to_string();
+    // Keep serde's own words up to the first quote: "missing field
+    // `access_token`", "duplicate field `access_token`", "invalid type:
+    // integer" are useful and carry no input.
+    let head: String = msg
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(80)
+        .collect();
+    format!(
+        "{what}: {} (line {}, column {})",
+        head.trim_end_matches([',', ' ']),
+        e.line(),
+        e.column()
+    )
 }
 
 /// OAuth error codes are `%x20-21 / %x23-5B / %x5D-7E` (RFC 6749 §5.2);
@@ -294,6 +322,31 @@ mod tests {
         assert_eq!(
             String::from_utf8(decoded).expect("utf8"),
             "my-app:s3%3Acr%25t%2B%26%3D+x"
+        );
+    }
+
+    #[test]
+    fn json_errors_never_quote_the_input() {
+        let e = serde_json::from_str::<TokenResponse>(
+            r#"{"access_token":"SECRET-TOKEN","token_type":7}"#,
+        )
+        .err()
+        .expect("error");
+        let text = json_error(&e);
+        assert!(!text.contains("SECRET"), "{text}");
+        let e = serde_json::from_str::<TokenResponse>(
+            r#"{"token_type":"Bearer","access_token":["SECRET"]}"#,
+        )
+        .err()
+        .expect("error");
+        assert!(!json_error(&e).contains("SECRET"));
+        let e = serde_json::from_str::<TokenResponse>(r#"{"token_type":"Bearer"}"#)
+            .err()
+            .expect("error");
+        assert!(
+            json_error(&e).contains("missing field `access_token`"),
+            "{}",
+            json_error(&e)
         );
     }
 
