@@ -330,19 +330,16 @@ mod tests {
         let e = serde_json::from_str::<TokenResponse>(
             r#"{"access_token":"SECRET-TOKEN","token_type":7}"#,
         )
-        .err()
-        .expect("error");
+        .expect_err("error");
         let text = json_error(&e);
         assert!(!text.contains("SECRET"), "{text}");
         let e = serde_json::from_str::<TokenResponse>(
             r#"{"token_type":"Bearer","access_token":["SECRET"]}"#,
         )
-        .err()
-        .expect("error");
+        .expect_err("error");
         assert!(!json_error(&e).contains("SECRET"));
-        let e = serde_json::from_str::<TokenResponse>(r#"{"token_type":"Bearer"}"#)
-            .err()
-            .expect("error");
+        let e =
+            serde_json::from_str::<TokenResponse>(r#"{"token_type":"Bearer"}"#).expect_err("error");
         assert!(
             json_error(&e).contains("missing field `access_token`"),
             "{}",
