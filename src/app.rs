@@ -72,11 +72,7 @@ fn host_is_valid<B>(req: &Request<B>) -> bool {
     match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => false,
         (None, _) => req.version() != http::Version::HTTP_11,
-        (Some(h), None) => h.to_str().is_ok_and(|h| {
-            !h.contains('@')
-                && h.parse::<http::uri::Authority>()
-                    .is_ok_and(|a| a.as_str() == h)
-        }),
+        (Some(h), None) => h.to_str().is_ok_and(crate::proxy::forwarded::is_authority),
     }
 }
 

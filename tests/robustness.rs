@@ -197,6 +197,8 @@ async fn http1_smuggling_and_malformed_requests_are_refused() {
             "GET /public/x HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n".into(), &[400], none),
         ("HDR-22", "Host: app.test:443@evil.test",
             "GET /public/x HTTP/1.1\r\nHost: app.test:443@evil.test\r\nConnection: close\r\n\r\n".into(), &[400], none),
+        ("HDR-22b", "Host: :pp.e)ample.com (an empty host, found by fuzzing)",
+            "GET /public/x HTTP/1.1\r\nHost: :pp.e)ample.com\r\nConnection: close\r\n\r\n".into(), &[400], none),
         ("HTTP-12", "pipelined: a public request, then /admin/ without a session",
             "GET /public/x HTTP/1.1\r\nHost: app.test\r\n\r\nGET /admin/ HTTP/1.1\r\nHost: app.test\r\nAccept: text/html\r\nConnection: close\r\n\r\n".into(), &[200], public),
         ("HTTP-13", "h2c upgrade on a public path (no tunnel past the auth layer)",

@@ -27,6 +27,47 @@ impl TrustedProxies {
     }
 }
 
+/// Whether `s` is `host[:port]` as a `Host` header may carry it (RFC 9110
+/// §7.2, RFC 3986 §3.2.2): a DNS name of letters, digits, `-`, `_` and `.`,
+/// an IPv4 address, or a bracketed IPv6 address, then optionally `:` and a
+/// port of 1–5 digits up to 65535. Stricter than `http::uri::Authority`,
+/// which accepts `:pp.e)ample.com` (found by fuzzing: an empty host with a
+/// port that is not a number).
+pub fn is_authority(s: &str) -> bool {
+    let (host, port) = match s.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, after)) if v6.parse::<std::net::Ipv6Addr>().is_ok() => ("v6", after),
+            _ => return false,
+        },
+        None => match s.rsplit_once(':') {
+            Some((h, _)) => (h, &s[h.len()..]),
+            None => (s, ""),
+        },
+    };
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(p) => {
+            !p.is_empty()
+                && p.len() <= 5
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u32>().is_ok_and(|n| n <= 65535)
+        }
+    };
+    let host_ok = host == "v6" && s.starts_with('[')
+        || (!host.is_empty()
+            && host.len() <= 253
+            && host.split('.').enumerate().all(|(i, label)| {
+                // A trailing dot (FQDN) leaves one empty last label.
+                (label.is_empty() && i > 0 && host.ends_with('.') && host.len() > 1)
+                    || (!label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+            }));
+    host_ok && port_ok
+}
+
 /// The original request, as far as a trusted proxy told us.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Original {
@@ -59,10 +100,7 @@ impl Original {
         let proto = first(headers, &["x-forwarded-proto"])
             .filter(|p| p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https"))
             .map(|p| p.to_ascii_lowercase());
-        let host = first(headers, &["x-forwarded-host"]).filter(|h| {
-            h.parse::<http::uri::Authority>()
-                .is_ok_and(|a| a.as_str() == h && !h.contains('@'))
-        });
+        let host = first(headers, &["x-forwarded-host"]).filter(|h| is_authority(h));
         // Whole values: a path may contain commas.
         let whole = |n: &str| {
             headers
@@ -147,6 +185,57 @@ mod tests {
             h.append(*k, http::HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn authorities_are_strict() {
+        for ok in [
+            "app.example.com",
+            "app.example.com:8443",
+            "127.0.0.1",
+            "127.0.0.1:4180",
+            "[::1]",
+            "[::1]:80",
+            "localhost",
+            "a_b.internal",
+            "example.com.",
+        ] {
+            assert!(is_authority(ok), "{ok}");
+        }
+        // The first is the fuzzer's find (fuzz/artifacts/forwarded_headers).
+        for bad in [
+            ":pp.e)ample.com",
+            "",
+            ":80",
+            "a b",
+            "app:443@evil",
+            "app:65536",
+            "app:",
+            "app:8x",
+            "[::1",
+            "[nope]:80",
+            "a..b",
+            "e)ample.com",
+            "app/x",
+            "app\\x",
+            "[::1]x",
+        ] {
+            assert!(!is_authority(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_forwarded_host_that_is_no_authority_is_ignored() {
+        let o = Original::from_headers(
+            &headers(&[
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", ":pp.e)ample.com"),
+                ("x-forwarded-uri", "/a"),
+            ]),
+            true,
+        );
+        assert_eq!(o.host, None);
+        assert_eq!(o.url(), None);
     }
 
     #[test]
