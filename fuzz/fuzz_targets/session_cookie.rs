@@ -98,7 +98,10 @@ fn rechunk(f: &Fixture, data: &[u8]) {
                     p[j] ^= 1 << (op % 8);
                 }
             }
-            1 => pieces.swap(i, (i + 1) % pieces.len()),
+            1 => {
+                let len = pieces.len();
+                pieces.swap(i, (i + 1) % len);
+            }
             2 => {
                 pieces.remove(i);
             }
@@ -116,9 +119,12 @@ fn rechunk(f: &Fixture, data: &[u8]) {
         .join("; ");
     let cookies = RequestCookies::parse([header.as_str()]);
     let found = f.cookies.read(&f.codec, &cookies);
-    let joined: Vec<u8> = pieces.concat();
+    // tollgate reads `_0`, `_1`, ... up to MAX_CHUNKS; later ones are not
+    // part of the value.
+    let read = pieces.len().min(tollgate::session::cookies::MAX_CHUNKS);
+    let joined: Vec<u8> = pieces[..read].concat();
     if found.session.is_some() {
-        assert_eq!(joined, sealed, "a changed cookie opened");
+        assert!(joined == sealed, "a changed cookie opened ({} pieces)", pieces.len());
     }
 }
 
