@@ -68,6 +68,13 @@ pub enum AppError {
 /// is an authority (`host[:port]`), never `a b` or `app:443@evil`. HTTP/1.0
 /// may omit it; HTTP/2 carries `:authority` instead.
 fn host_is_valid<B>(req: &Request<B>) -> bool {
+    // HTTP/2 `:authority` (and an absolute-form target) arrives in the URI,
+    // parsed by `http`'s lenient `Authority`: held to the same rule.
+    if let Some(a) = req.uri().authority() {
+        if !crate::proxy::forwarded::is_authority(a.as_str()) {
+            return false;
+        }
+    }
     let mut hosts = req.headers().get_all(http::header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => false,

@@ -470,15 +470,19 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 /// for a response, `Err(kind)` for RST_STREAM (3) or GOAWAY (7).
 async fn h2_request(port: u16, extra: &[(&str, &str)]) -> Result<u16, u8> {
     let mut block = Vec::new();
+    let authority = extra
+        .iter()
+        .find(|(n, _)| *n == ":authority")
+        .map_or("app.test", |(_, v)| *v);
     for (n, v) in [
         (":method", "GET"),
         (":scheme", "http"),
-        (":authority", "app.test"),
+        (":authority", authority),
         (":path", "/public/x"),
     ] {
         block.extend(hpack(n, v));
     }
-    for (n, v) in extra {
+    for (n, v) in extra.iter().filter(|(n, _)| *n != ":authority") {
         block.extend(hpack(n, v));
     }
     let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
@@ -582,6 +586,16 @@ async fn http2_malformed_requests_are_stream_errors() {
         ),
         ("HTTP-11h", "NUL in a header value", vec![("x-a", "a\0b")]),
         ("HTTP-11i", "te other than trailers", vec![("te", "gzip")]),
+        (
+            "HTTP-11j",
+            ":authority that is no authority (found in review)",
+            vec![(":authority", ":pp.e)ample.com")],
+        ),
+        (
+            "HTTP-11k",
+            ":authority with userinfo",
+            vec![(":authority", "app.test@evil.test")],
+        ),
     ] {
         let got = h2_request(port, &extra).await;
         let res = match got {

@@ -88,7 +88,10 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
         Backend::Redis(redis) => match redis.claim_jti(issuer, jti, JTI_TTL).await {
             Ok(true) => {
                 redis
-                    .end(claims.sid.as_deref(), claims.sub.as_deref())
+                    .end(
+                        claims.sid.as_deref().filter(|s| !s.is_empty()),
+                        claims.sub.as_deref(),
+                    )
                     .await
             }
             Ok(false) => return bad(&logout_token::LogoutTokenError::Replay.to_string()),
@@ -100,8 +103,8 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
                 return bad(&logout_token::LogoutTokenError::Replay.to_string());
             }
             revoked.end_provider_session(
-                claims.sid.as_deref(),
-                claims.sub.as_deref(),
+                claims.sid.as_deref().filter(|s| !s.is_empty()),
+                claims.sub.as_deref().filter(|s| !s.is_empty()),
                 now,
                 app.config.session.lifetime.as_secs() as i64,
             );

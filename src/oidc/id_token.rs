@@ -142,7 +142,8 @@ pub struct IdTokenClaims {
     /// `"true"`, counts as not verified rather than failing the login.
     #[serde(default, deserialize_with = "lenient_bool")]
     pub email_verified: Option<bool>,
-    #[serde(default)]
+    /// A number; anything else (some providers send a string) is ignored.
+    #[serde(default, deserialize_with = "lenient_number")]
     pub auth_time: Option<f64>,
     #[serde(default)]
     pub name: Option<String>,
@@ -204,6 +205,10 @@ impl IdTokenClaims {
     pub fn expires_at(&self) -> Option<i64> {
         self.exp.map(|e| e as i64)
     }
+}
+
+fn lenient_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.and_then(|v| v.as_f64()))
 }
 
 fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
@@ -432,11 +437,9 @@ impl IdTokenValidator {
                     return Err(IdTokenError::RefreshMismatch("auth_time"));
                 }
             }
-            if let Some(got) = &c.nonce {
-                if !expect
-                    .original_nonce
-                    .is_some_and(|sent| super::ct_eq(got, sent))
-                {
+            // Sessions from before the nonce was kept have none to compare.
+            if let (Some(got), Some(sent)) = (&c.nonce, expect.original_nonce) {
+                if !super::ct_eq(got, sent) {
                     return Err(IdTokenError::RefreshMismatch("nonce"));
                 }
             }

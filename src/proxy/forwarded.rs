@@ -58,7 +58,7 @@ pub fn is_authority(s: &str) -> bool {
             && host.len() <= 253
             && host.split('.').enumerate().all(|(i, label)| {
                 // A trailing dot (FQDN) leaves one empty last label.
-                (label.is_empty() && i > 0 && host.ends_with('.') && host.len() > 1)
+                (label.is_empty() && i > 0 && i == host.split('.').count() - 1)
                     || (!label.is_empty()
                         && label.len() <= 63
                         && label

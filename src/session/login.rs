@@ -133,8 +133,9 @@ impl LoginCookies {
         let mut alive: Vec<(i64, &str)> = Vec::new();
         let mut remove: Vec<&str> = Vec::new();
         // Header limits bound the count already; this bounds the work.
-        for (name, value) in cookies.take(8 * MAX_PENDING_LOGINS) {
-            if !name.starts_with(&self.prefix) || Some(name) == own.as_deref() {
+        let logins = cookies.filter(|(name, _)| name.starts_with(&self.prefix));
+        for (name, value) in logins.take(8 * MAX_PENDING_LOGINS) {
+            if Some(name) == own.as_deref() {
                 continue;
             }
             let expires = codec

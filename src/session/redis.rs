@@ -287,38 +287,33 @@ impl RedisStore {
         // With both, only sessions of that provider session *and* that
         // subject end: a token naming alice's `sid` with `sub: bob` must not
         // end alice's session (Back-Channel Logout §2.6).
-        let (index, members): (String, Vec<String>) = match (sid, sub) {
-            (Some(sid), Some(sub)) => {
-                let index = self.index_key("sid", sid);
-                let members = self
-                    .query(
-                        redis::cmd("SINTER")
-                            .arg(&index)
-                            .arg(self.index_key("sub", sub)),
-                    )
-                    .await?;
-                (index, members)
-            }
-            (Some(sid), None) => {
-                let index = self.index_key("sid", sid);
-                let members = self.query(redis::cmd("SMEMBERS").arg(&index)).await?;
-                (index, members)
-            }
-            (None, Some(sub)) => {
-                let index = self.index_key("sub", sub);
-                let members = self.query(redis::cmd("SMEMBERS").arg(&index)).await?;
-                (index, members)
-            }
+        // Every command touches one key (Redis Cluster: no CROSSSLOT), so
+        // the intersection is made member by member.
+        let index = match (sid, sub) {
+            (Some(sid), _) => self.index_key("sid", sid),
+            (None, Some(sub)) => self.index_key("sub", sub),
             (None, None) => return Ok(0),
         };
-        if members.is_empty() {
-            return Ok(0);
+        let mut members: Vec<String> = self.query(redis::cmd("SMEMBERS").arg(&index)).await?;
+        if let (Some(_), Some(sub)) = (sid, sub) {
+            let sub_index = self.index_key("sub", sub);
+            let mut mine = Vec::with_capacity(members.len());
+            for m in members {
+                if self
+                    .query::<bool>(redis::cmd("SISMEMBER").arg(&sub_index).arg(&m))
+                    .await?
+                {
+                    mine.push(m);
+                }
+            }
+            members = mine;
         }
         let mut ended = 0;
         for m in &members {
             ended += self.query::<usize>(redis::cmd("DEL").arg(m)).await?;
+            self.query::<()>(redis::cmd("SREM").arg(&index).arg(m))
+                .await?;
         }
-        self.query::<()>(redis::cmd("DEL").arg(&index)).await?;
         Ok(ended)
     }
 
