@@ -39,12 +39,100 @@ struct Entry {
     at: i64,
 }
 
+/// The entries, in maps looked up by `&str`, so checking a request
+/// allocates nothing.
+#[derive(Debug, Default)]
+struct Maps {
+    logins: HashMap<String, Entry>,
+    /// sid → (subject, or "" for any subject) → entry.
+    sids: HashMap<String, HashMap<String, Entry>>,
+    subs: HashMap<String, Entry>,
+}
+
+impl Maps {
+    fn len(&self) -> usize {
+        self.logins.len() + self.subs.len() + self.sids.values().map(HashMap::len).sum::<usize>()
+    }
+
+    fn get_mut(&mut self, key: Key) -> &mut Entry {
+        let fresh = Entry {
+            until: i64::MIN,
+            at: i64::MIN,
+        };
+        match key {
+            Key::Login(n) => self.logins.entry(n).or_insert(fresh),
+            Key::Sid(sid, sub) => self
+                .sids
+                .entry(sid)
+                .or_default()
+                .entry(sub)
+                .or_insert(fresh),
+            Key::Sub(sub) => self.subs.entry(sub).or_insert(fresh),
+        }
+    }
+
+    fn prune(&mut self, now: i64) {
+        self.logins.retain(|_, e| e.until > now);
+        self.subs.retain(|_, e| e.until > now);
+        for m in self.sids.values_mut() {
+            m.retain(|_, e| e.until > now);
+        }
+        self.sids.retain(|_, m| !m.is_empty());
+    }
+
+    /// Removes the entry closest to its end: its session is the nearest to
+    /// expiring by itself.
+    fn evict_one(&mut self) {
+        let login = self
+            .logins
+            .iter()
+            .min_by_key(|(_, e)| e.until)
+            .map(|(k, e)| (e.until, k.clone()));
+        let sub = self
+            .subs
+            .iter()
+            .min_by_key(|(_, e)| e.until)
+            .map(|(k, e)| (e.until, k.clone()));
+        let sid = self
+            .sids
+            .iter()
+            .flat_map(|(sid, m)| m.iter().map(move |(sub, e)| (e.until, sid, sub)))
+            .min_by_key(|(until, _, _)| *until)
+            .map(|(u, sid, sub)| (u, sid.clone(), sub.clone()));
+        let key = [
+            login.map(|(u, k)| (u, Key::Login(k))),
+            sub.map(|(u, k)| (u, Key::Sub(k))),
+            sid.map(|(u, a, b)| (u, Key::Sid(a, b))),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(u, _)| *u);
+        match key.map(|(_, k)| k) {
+            Some(Key::Login(n)) => {
+                self.logins.remove(&n);
+            }
+            Some(Key::Sub(sub)) => {
+                self.subs.remove(&sub);
+            }
+            Some(Key::Sid(sid, sub)) => {
+                if let Some(m) = self.sids.get_mut(&sid) {
+                    m.remove(&sub);
+                    if m.is_empty() {
+                        self.sids.remove(&sid);
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+}
+
 /// The process-wide set. Empty (one atomic load per request) until a
 /// logout happens.
 #[derive(Debug, Default)]
 pub struct Revocations {
     any: AtomicBool,
-    entries: RwLock<HashMap<Key, Entry>>,
+    entries: RwLock<Maps>,
     /// Logout-token `jti`s seen (replay), with when they may be forgotten.
     jtis: RwLock<HashMap<String, i64>>,
 }
@@ -58,21 +146,18 @@ impl Revocations {
         if !self.any.load(Ordering::Acquire) {
             return false;
         }
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let hit = |k: Key| entries.get(&k).copied();
-        if let Some(n) = &s.nonce {
-            if hit(Key::Login(n.clone())).is_some() {
+        let m = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        if s.nonce.as_deref().is_some_and(|n| m.logins.contains_key(n)) {
+            return true;
+        }
+        if let Some(by_sub) = s.sid.as_deref().and_then(|sid| m.sids.get(sid)) {
+            if by_sub.contains_key("") || by_sub.contains_key(s.sub.as_str()) {
                 return true;
             }
         }
-        if let Some(sid) = &s.sid {
-            if hit(Key::Sid(sid.clone(), String::new())).is_some()
-                || hit(Key::Sid(sid.clone(), s.sub.clone())).is_some()
-            {
-                return true;
-            }
-        }
-        hit(Key::Sub(s.sub.clone())).is_some_and(|e| s.issued_at <= e.at)
+        m.subs
+            .get(s.sub.as_str())
+            .is_some_and(|e| s.issued_at <= e.at)
     }
 
     /// Sign-out of one session (remembered until it would have expired).
@@ -129,39 +214,23 @@ impl Revocations {
 
     fn insert(&self, key: Key, entry: Entry) {
         let now = super::now();
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, e| e.until > now);
+        let mut m = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= MAX_ENTRIES {
+            m.prune(now);
         }
-        if entries.len() >= MAX_ENTRIES {
-            // Forget the entry closest to its end: its session is the
-            // nearest to expiring by itself.
-            if let Some(k) = entries
-                .iter()
-                .min_by_key(|(_, e)| e.until)
-                .map(|(k, _)| k.clone())
-            {
-                entries.remove(&k);
-            }
+        if m.len() >= MAX_ENTRIES {
+            m.evict_one();
         }
-        let merged = match entries.get(&key) {
-            Some(old) => Entry {
-                until: old.until.max(entry.until),
-                at: old.at.max(entry.at),
-            },
-            None => entry,
-        };
-        entries.insert(key, merged);
+        let e = m.get_mut(key);
+        e.until = e.until.max(entry.until);
+        e.at = e.at.max(entry.at);
         self.any.store(true, Ordering::Release);
     }
 
     /// Forgets everything (tests).
     #[cfg(test)]
     fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        *self.entries.write().unwrap_or_else(|e| e.into_inner()) = Maps::default();
         self.any.store(false, Ordering::Release);
     }
 }
@@ -230,6 +299,7 @@ mod tests {
             r.end_session(&session(&format!("n{i}"), None, 100));
         }
         assert!(r.entries.read().expect("lock").len() <= MAX_ENTRIES);
+        assert!(r.is_revoked(&session(&format!("n{}", MAX_ENTRIES + 9), None, 100)));
         r.clear();
         assert!(!r.is_revoked(&session("n5", None, 100)));
     }
