@@ -274,45 +274,6 @@ fn case(id: &'static str, what: &'static str, b: Behaviour, then: Then) -> Case 
     Case { id, what, b, then }
 }
 
-#[derive(Default)]
-struct Report {
-    group: &'static str,
-    passed: usize,
-    failed: Vec<String>,
-}
-
-impl Report {
-    fn new(group: &'static str) -> Self {
-        Self {
-            group,
-            ..Self::default()
-        }
-    }
-
-    fn record(&mut self, id: &str, what: &str, r: Result<(), String>) {
-        match r {
-            Ok(()) => {
-                self.passed += 1;
-                println!("conformance {} {id} pass: {what}", self.group);
-            }
-            Err(e) => {
-                println!("conformance {} {id} FAIL: {what}: {e}", self.group);
-                self.failed.push(format!("{id} ({what}): {e}"));
-            }
-        }
-    }
-
-    fn finish(self) {
-        println!(
-            "conformance {}: {} passed, {} failed",
-            self.group,
-            self.passed,
-            self.failed.len()
-        );
-        assert!(self.failed.is_empty(), "{:#?}", self.failed);
-    }
-}
-
 /// Runs login cases one after another on one world.
 async fn run(report: &mut Report, w: &World, cases: Vec<Case>, forbidden: &[&str]) {
     for c in cases {
@@ -808,7 +769,7 @@ async fn id_token_cases() {
             Accept,
         ),
     ];
-    let mut report = Report::new("id_token");
+    let mut report = Report::new("conformance id_token");
     for c in cases {
         if c.id == "IDT-26" {
             // The nonce of the most recent (completed) login.
@@ -831,7 +792,7 @@ async fn id_token_cases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn id_token_policy_cases() {
     use Then::*;
-    let mut report = Report::new("id_token_policy");
+    let mut report = Report::new("conformance id_token_policy");
 
     // IDT-40: ES256 is refused when the allow-list holds only RS256.
     let w = world("id_token_algorithms = [\"RS256\"]", Behaviour::default()).await;
@@ -1001,7 +962,7 @@ fn with_member(jwk: Value, k: &str, v: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_cases() {
     use Then::*;
-    let mut report = Report::new("keys");
+    let mut report = Report::new("conformance keys");
     let okp = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&[7u8; 32])});
     let k256 = json!({"kty": "EC", "crv": "secp256k1", "x": b64(&[1u8; 32]), "y": b64(&[2u8; 32])});
 
@@ -1375,7 +1336,7 @@ async fn key_cases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_flow_cases() {
     use Then::*;
-    let mut report = Report::new("login_flow");
+    let mut report = Report::new("conformance login_flow");
     let w = world("", Behaviour::default()).await;
     let iss = w.op.issuer.clone();
     let (iss1, iss_upper, iss_slash) = (
@@ -1837,7 +1798,7 @@ async fn login_flow_cases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_endpoint_cases() {
     use Then::*;
-    let mut report = Report::new("token_endpoint");
+    let mut report = Report::new("conformance token_endpoint");
     let w = world("", Behaviour::default()).await;
     let stolen = format!("{}/stolen", w.op.issuer);
     let huge = format!("{{\"access_token\":\"{}\"}}", "a".repeat(20 << 20));
@@ -2218,7 +2179,7 @@ async fn client_authentication_vectors_end_to_end() {
             "Basic bXkrY2xpZW50OnAlNDBzcyUzQXcwcmQlMjE=",
         ),
     ];
-    let mut report = Report::new("client_auth");
+    let mut report = Report::new("conformance client_auth");
     for (id, client_id, secret, header) in vectors {
         let w = world_full(
             Client {
@@ -2249,7 +2210,7 @@ async fn client_authentication_vectors_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn userinfo_cases() {
     use Then::*;
-    let mut report = Report::new("userinfo");
+    let mut report = Report::new("conformance userinfo");
     let w = world("", Behaviour::default()).await;
     let claims_url = format!("{}/claims", w.op.issuer);
     let raw = |r: Option<Raw>| Behaviour {
@@ -2470,7 +2431,7 @@ fn refreshing(f: impl Fn(&mut M) + Send + Sync + 'static) -> Behaviour {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_cases() {
-    let mut report = Report::new("refresh");
+    let mut report = Report::new("conformance refresh");
     let mut w = world("", Behaviour::default()).await;
     let iss1 = format!("{}1", w.op.issuer);
     let ok = || Behaviour {
@@ -2872,7 +2833,7 @@ async fn backchannel_logout_cases_redis_store() {
         true,
     )
     .await;
-    let mut report = Report::new("backchannel_redis");
+    let mut report = Report::new("conformance backchannel_redis");
     backchannel_group(&mut report, &w).await;
     report.finish();
 }
@@ -2882,7 +2843,7 @@ async fn backchannel_logout_cases_redis_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backchannel_logout_cases_cookie_store() {
     let w = world("id_token_algorithms = [\"RS256\"]", Behaviour::default()).await;
-    let mut report = Report::new("backchannel_cookie");
+    let mut report = Report::new("conformance backchannel_cookie");
     backchannel_group(&mut report, &w).await;
     report.finish();
 }
@@ -2916,7 +2877,7 @@ async fn a_cookie_copied_before_sign_out_is_refused_after_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rp_initiated_logout_cases() {
-    let mut report = Report::new("logout");
+    let mut report = Report::new("conformance logout");
     let w = world("", Behaviour::default()).await;
 
     // LO-01: local session ended first, then the provider's end-session

@@ -68,42 +68,6 @@ fn statuses(text: &str) -> Vec<u16> {
         .collect()
 }
 
-struct Report {
-    passed: usize,
-    failed: Vec<String>,
-}
-
-impl Report {
-    fn new() -> Self {
-        Self {
-            passed: 0,
-            failed: Vec::new(),
-        }
-    }
-
-    fn record(&mut self, id: &str, what: &str, r: Result<(), String>) {
-        match r {
-            Ok(()) => {
-                self.passed += 1;
-                println!("robustness {id} pass: {what}");
-            }
-            Err(e) => {
-                println!("robustness {id} FAIL: {what}: {e}");
-                self.failed.push(format!("{id} ({what}): {e}"));
-            }
-        }
-    }
-
-    fn finish(self) {
-        println!(
-            "robustness: {} passed, {} failed",
-            self.passed,
-            self.failed.len()
-        );
-        assert!(self.failed.is_empty(), "{:#?}", self.failed);
-    }
-}
-
 /// The upstream saw only requests for `allowed` paths since `before`, and
 /// none carrying both Content-Length and Transfer-Encoding.
 fn upstream_clean(w: &World, before: usize, allowed: &[&str]) -> Result<(), String> {
@@ -139,7 +103,7 @@ async fn expect(w: &World, req: &[u8], want: &[u16], allowed: &[&str]) -> Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_smuggling_and_malformed_requests_are_refused() {
     let w = world().await;
-    let mut r = Report::new();
+    let mut r = Report::new("robustness");
     let none: &[&str] = &[];
     let public: &[&str] = &["/public/x"];
     let hidden = "GET /admin/ HTTP/1.1\r\nHost: app.test\r\n\r\n";
@@ -307,7 +271,7 @@ async fn http1_smuggling_and_malformed_requests_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_headers_cannot_be_smuggled_past_the_rewrite() {
     let w = world().await;
-    let mut r = Report::new();
+    let mut r = Report::new("robustness");
     let mut b = Browser::new();
     let page = sign_in(&mut b, &w.tollgate.url("/app")).await;
     assert_eq!(page.status, 302, "login: {}", page.body);
@@ -538,7 +502,7 @@ async fn h2_request(port: u16, extra: &[(&str, &str)]) -> Result<u16, u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_malformed_requests_are_stream_errors() {
     let w = world().await;
-    let mut r = Report::new();
+    let mut r = Report::new("robustness");
     let port = w.tollgate.port;
     // A well-formed request first: the harness itself works.
     let ok = h2_request(port, &[]).await;

@@ -284,9 +284,7 @@ impl IdTokenValidator {
         keys: &KeyCache,
         expect: Expect<'_>,
     ) -> Result<IdTokenClaims, IdTokenError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(IdTokenError::TooLarge);
-        }
+        // `verified` refuses oversized tokens before any decoding.
         let claims: IdTokenClaims = self.verified(token, keys).await?;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| IdTokenError::Malformed(e.to_string()))?;

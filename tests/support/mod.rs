@@ -25,6 +25,48 @@ pub const POST_SECRET: &str = "post-secret";
 pub const MACHINE_SECRET: &str = "machine-secret";
 pub const SESSION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
+/// Results of a table of cases: one printed line per case
+/// (`<group> <id> pass|FAIL: <what>`), a summary, and a failing test if any
+/// case failed.
+pub struct Report {
+    group: String,
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Report {
+    pub fn new(group: &str) -> Self {
+        Self {
+            group: group.to_string(),
+            passed: 0,
+            failed: Vec::new(),
+        }
+    }
+
+    pub fn record(&mut self, id: &str, what: &str, r: Result<(), String>) {
+        match r {
+            Ok(()) => {
+                self.passed += 1;
+                println!("{} {id} pass: {what}", self.group);
+            }
+            Err(e) => {
+                println!("{} {id} FAIL: {what}: {e}", self.group);
+                self.failed.push(format!("{id} ({what}): {e}"));
+            }
+        }
+    }
+
+    pub fn finish(self) {
+        println!(
+            "{}: {} passed, {} failed",
+            self.group,
+            self.passed,
+            self.failed.len()
+        );
+        assert!(self.failed.is_empty(), "{:#?}", self.failed);
+    }
+}
+
 /// Header names and values as text, in order, for recording requests.
 pub fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
     headers
