@@ -125,7 +125,7 @@ fn cookie_open(c: &mut Criterion) {
         // Every request after the first: the opened-session cache answers.
         group.bench_function(format!("{label}/cached"), |b| {
             b.iter(|| {
-                let parsed = RequestCookies::parse([black_box(header.as_str())]);
+                let parsed = RequestCookies::parse([black_box(header.as_bytes())]);
                 let found = cookies.read(&codec, &parsed);
                 assert!(found.session.is_some());
                 found
@@ -137,7 +137,7 @@ fn cookie_open(c: &mut Criterion) {
             b.iter_batched(
                 || SessionCookies::new(&config.session),
                 |fresh| {
-                    let parsed = RequestCookies::parse([black_box(header.as_str())]);
+                    let parsed = RequestCookies::parse([black_box(header.as_bytes())]);
                     let found = fresh.read(&codec, &parsed);
                     assert!(found.session.is_some());
                     (found, fresh)

@@ -12,7 +12,7 @@ seconds="${1:-600}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(session_cookie redirect_target path_normalize config_toml jwt forwarded_headers)
+  targets=(session_cookie redirect_target path_normalize request_target config_toml jwt forwarded_headers)
 fi
 cargo +nightly fuzz build -s none -O
 status=0

@@ -11,7 +11,6 @@ use std::time::Instant;
 use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use crate::auth::bearer::{self, BearerError, Introspections};
@@ -442,13 +441,14 @@ impl App {
         }
     }
 
-    /// The rules' verdict for a principal on a (normalized) path: the 403
-    /// answer when they deny.
+    /// The rules' verdict for a principal on a judged target (`None`: the
+    /// path is unknown, see [`crate::authz::Policy::decide_unknown_path`]):
+    /// the 403 answer when they deny.
     fn denied(
         &self,
         p: &Principal,
         method: &Method,
-        path: &str,
+        target: Option<&path::Target>,
         kind: ClientKind,
     ) -> Option<Handled> {
         let who = Identity {
@@ -457,7 +457,13 @@ impl App {
             groups: &p.session.groups,
             claims: &p.session.claims,
         };
-        match self.config.rules.policy.decide(&who, method, path) {
+        let policy = &self.config.rules.policy;
+        let path = target.map_or("-", path::Target::path);
+        let decision = match target {
+            Some(t) => policy.decide(&who, method, t.path()),
+            None => policy.decide_unknown_path(&who),
+        };
+        match decision {
             Decision::Allow => None,
             Decision::Deny { reason } => {
                 tracing::info!(target: "tollgate::audit", event = "denied", user = %p.session.sub, %method, path, reason = %reason, "request denied by authorization rules");
@@ -484,23 +490,17 @@ impl App {
         peer: SocketAddr,
         kind: ClientKind,
     ) -> Handled {
-        // Every decision below is made on the normalized path, and the
-        // normalized request is what the upstream receives.
-        let normalized = match path::normalize(req.uri().path()) {
-            Ok(p) => p,
+        // Every decision below judges `target`, and the upstream receives
+        // `target`: the client's URI is not read again.
+        let target = match path::Target::of(req.uri()) {
+            Ok(t) => t,
             Err(e) => {
                 tracing::info!(error = %e, "request path refused");
                 return Handled::new(Rejection::BadPath.respond(kind), "error");
             }
         };
-        if let Cow::Owned(p) = normalized {
-            match with_path(req.uri(), &p) {
-                Some(uri) => *req.uri_mut() = uri,
-                None => return Handled::new(Rejection::BadPath.respond(kind), "error"),
-            }
-        }
         let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        let path = target.path();
         let upgrade = headers::is_upgrade(req.headers());
         let trusted = self.trusted.trusts(peer.ip());
 
@@ -508,10 +508,10 @@ impl App {
             .config
             .rules
             .public
-            .matches(&method, &path, req.headers())
+            .matches(&method, path, req.headers())
         {
             self.prepare(&mut req, upgrade, peer, trusted, None);
-            return match self.upstream.forward(req, upgrade).await {
+            return match self.upstream.forward(req, &target, upgrade).await {
                 Ok(resp) => Handled::new(resp, "public"),
                 Err(r) => Handled::new(r.respond(kind), "upstream_error"),
             };
@@ -520,9 +520,9 @@ impl App {
         let principal = match self.authenticate(req.headers(), kind).await {
             Ok(p) => p,
             Err(Failure::Respond(h)) => return h,
-            Err(Failure::Login { clear }) => return self.unauthenticated(req.uri(), kind, clear),
+            Err(Failure::Login { clear }) => return self.unauthenticated(&target, kind, clear),
         };
-        if let Some(h) = self.denied(&principal, &method, &path, kind) {
+        if let Some(h) = self.denied(&principal, &method, Some(&target), kind) {
             return h;
         }
         self.prepare(&mut req, upgrade, peer, trusted, Some(&principal.session));
@@ -532,7 +532,7 @@ impl App {
             via,
         } = principal;
         let user = Some(session.sub);
-        match self.upstream.forward(req, upgrade).await {
+        match self.upstream.forward(req, &target, upgrade).await {
             Ok(mut resp) => {
                 auth::append_cookies(&mut resp, set_cookies);
                 Handled {
@@ -598,25 +598,34 @@ impl App {
         peer: SocketAddr,
         kind: ClientKind,
     ) -> Handled {
-        let original = Original::from_headers(&parts.headers, self.trusted.trusts(peer.ip()));
+        let trusted = self.trusted.trusts(peer.ip());
+        let original = Original::from_headers(&parts.headers, trusted);
         if original.invalid {
             tracing::info!(%peer, "forward-auth request with a malformed or conflicting original URI or method");
             return Handled::new(Rejection::BadPath.respond(ClientKind::Api), "error");
         }
         let method = original.method.clone().unwrap_or(Method::GET);
-        let uri = original.uri.as_deref().unwrap_or("/");
-        let raw_path = uri.split(['?', '#']).next().unwrap_or("/");
-        let path = match path::normalize(raw_path) {
-            Ok(p) => p.into_owned(),
-            Err(_) => return Handled::new(Rejection::BadPath.respond(ClientKind::Api), "error"),
+        // The path every decision below judges: the trusted original URI,
+        // or none at all.
+        let target = match original.uri.as_deref().map(path::Target::parse) {
+            Some(Ok(t)) => Some(t),
+            Some(Err(_)) => {
+                return Handled::new(Rejection::BadPath.respond(ClientKind::Api), "error")
+            }
+            None => {
+                untrusted_forward_auth(peer, trusted);
+                None
+            }
         };
-        if self
-            .config
-            .rules
-            .public
-            .matches(&method, &path, &parts.headers)
-        {
-            return Handled::new(pages::status(StatusCode::ACCEPTED), "public");
+        if let Some(t) = &target {
+            if self
+                .config
+                .rules
+                .public
+                .matches(&method, t.path(), &parts.headers)
+            {
+                return Handled::new(pages::status(StatusCode::ACCEPTED), "public");
+            }
         }
         let redirect_mode = parts.uri.query().is_some_and(|q| {
             form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "mode" && v == "redirect")
@@ -626,8 +635,8 @@ impl App {
             Err(Failure::Respond(h)) => return h,
             Err(Failure::Login { clear }) => {
                 if redirect_mode && kind == ClientKind::Browser {
-                    let target = original.url().unwrap_or_else(|| uri.to_string());
-                    let return_to = self.config.rules.redirects.or_root(Some(&target));
+                    let back = target.as_ref().and_then(|t| original.url(t));
+                    let return_to = self.config.rules.redirects.or_root(back.as_deref());
                     return match auth::login_redirect(self, return_to) {
                         Ok(mut h) => {
                             auth::append_cookies(&mut h.response, clear);
@@ -641,7 +650,7 @@ impl App {
                 return Handled::new(resp, "unauthorized");
             }
         };
-        if let Some(h) = self.denied(&principal, &method, &path, kind) {
+        if let Some(h) = self.denied(&principal, &method, target.as_ref(), kind) {
             return h;
         }
         let s = &principal.session;
@@ -680,14 +689,18 @@ impl App {
 
     /// No valid session: browsers are sent to log in (and lose any stale
     /// session cookies), API clients get 401 JSON.
-    fn unauthenticated(&self, uri: &http::Uri, kind: ClientKind, clear: Vec<String>) -> Handled {
+    fn unauthenticated(
+        &self,
+        target: &path::Target,
+        kind: ClientKind,
+        clear: Vec<String>,
+    ) -> Handled {
         if kind == ClientKind::Api {
             let mut resp = Rejection::Unauthenticated.respond(kind);
             auth::append_cookies(&mut resp, clear);
             return Handled::new(resp, "unauthorized");
         }
-        let return_to = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-        let return_to = self.config.rules.redirects.or_root(Some(return_to));
+        let return_to = self.config.rules.redirects.or_root(Some(target.as_str()));
         match auth::login_redirect(self, return_to) {
             Ok(mut h) => {
                 auth::append_cookies(&mut h.response, clear);
@@ -732,15 +745,22 @@ pub enum Failure {
     Respond(Handled),
 }
 
-/// `uri` with its path replaced (query kept).
-fn with_path(uri: &http::Uri, path: &str) -> Option<http::Uri> {
-    let pq = match uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    let mut parts = uri.clone().into_parts();
-    parts.path_and_query = Some(pq.parse().ok()?);
-    http::Uri::from_parts(parts).ok()
+/// Counts a forward-auth request without a believed original URI, and says
+/// once, loudly, what it costs: public routes are not consulted and path
+/// rules decide as for every path.
+fn untrusted_forward_auth(peer: SocketAddr, trusted: bool) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    metrics().forward_auth_untrusted.inc();
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            %peer,
+            trusted,
+            "forward-auth request without a trusted X-Forwarded-Uri/X-Original-URI: public routes \
+             are not consulted and rules allow only users they allow on every path; add the \
+             ingress to server.trusted_proxies (further cases are counted in \
+             tollgate_forward_auth_untrusted_total)"
+        );
+    }
 }
 
 /// The cookies of a request.
@@ -749,7 +769,7 @@ pub fn request_cookies(headers: &http::HeaderMap) -> RequestCookies<'_> {
         headers
             .get_all(header::COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok()),
+            .map(http::HeaderValue::as_bytes),
     )
 }
 

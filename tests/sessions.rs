@@ -41,7 +41,7 @@ async fn make_due(redis: &Redis, cookie_value: &str) {
     let header = format!("_tollgate={cookie_value}");
     let (ticket, _, _) = SessionCookies::new(&cfg).read_ticket(
         &Codec::new(&secrets),
-        &RequestCookies::parse([header.as_str()]),
+        &RequestCookies::parse([header.as_bytes()]),
     );
     let ticket = ticket.expect("ticket");
     let store = RedisStore::new(

@@ -130,6 +130,7 @@ struct Rule {
     regex: Option<Regex>,
     methods: Vec<Method>,
     grant: Grant,
+    fold_case: bool,
 }
 
 /// Who a rule (or the shortcuts) lets in.
@@ -161,7 +162,9 @@ enum DomainPattern {
 impl Policy {
     /// Compiles `[authorization]`; every problem is reported as
     /// `(key, message)`, keys like `authorization.rules[1].path_regex`.
-    pub fn new(raw: &RawAuthorization) -> Result<Policy, Vec<(String, String)>> {
+    /// With `fold_case` (`upstream.case_insensitive_paths`), paths match
+    /// ignoring ASCII case.
+    pub fn new(raw: &RawAuthorization, fold_case: bool) -> Result<Policy, Vec<(String, String)>> {
         let mut errors = Vec::new();
         let mut shortcuts = Grant::default();
         shortcuts.add_emails(
@@ -194,7 +197,7 @@ impl Policy {
                     ),
                 ));
             }
-            if let Some(rule) = Rule::new(&key, i, r, &mut errors) {
+            if let Some(rule) = Rule::new(&key, i, r, fold_case, &mut errors) {
                 if catch_all.is_none()
                     && rule.methods.is_empty()
                     && rule.regex.is_none()
@@ -268,6 +271,36 @@ impl Policy {
         roots
     }
 
+    /// Decides a request whose method and path are not known (forward-auth
+    /// from a peer whose `X-Forwarded-*` headers are not believed): allowed
+    /// only when the rules would allow this user whatever the method and
+    /// path, so the answer never differs in the user's favour from a full
+    /// check.
+    pub fn decide_unknown_path(&self, who: &Identity<'_>) -> Decision {
+        if !self.shortcuts.is_empty() && !self.shortcuts.admits(who) {
+            return Decision::Deny {
+                reason: SHORTCUT_DENIED.into(),
+            };
+        }
+        for rule in &self.rules {
+            if !rule.grant.admits(who) {
+                return Decision::Deny {
+                    reason: format!("{} (the original path is unknown)", rule.deny_reason),
+                };
+            }
+            if rule.matches_every_path() {
+                return Decision::Allow;
+            }
+        }
+        if self.rules.is_empty() {
+            Decision::Allow
+        } else {
+            Decision::Deny {
+                reason: format!("{NO_RULE} for every path (the original path is unknown)"),
+            }
+        }
+    }
+
     fn decide_rules(&self, who: &Identity<'_>, method: &Method, path: &str) -> Decision {
         for rule in &self.rules {
             if rule.matches(method, path) {
@@ -293,6 +326,7 @@ impl Rule {
         key: &str,
         index: usize,
         raw: &RawRule,
+        fold_case: bool,
         errors: &mut Vec<(String, String)>,
     ) -> Option<Rule> {
         let before = errors.len();
@@ -315,7 +349,11 @@ impl Rule {
                 Err(e) => errors.push((format!("{key}.paths[{j}]"), e)),
             }
         }
-        let regex = match raw.path_regex.as_deref().map(anchored_regex) {
+        let regex = match raw
+            .path_regex
+            .as_deref()
+            .map(|r| anchored_regex(r, fold_case))
+        {
             None => None,
             Some(Ok(r)) => Some(r),
             Some(Err(e)) => {
@@ -362,7 +400,14 @@ impl Rule {
             regex,
             methods,
             grant,
+            fold_case,
         })
+    }
+
+    fn matches_every_path(&self) -> bool {
+        self.methods.is_empty()
+            && ((self.prefixes.is_empty() && self.regex.is_none())
+                || self.prefixes.iter().any(|p| p == "/"))
     }
 
     fn matches(&self, method: &Method, path: &str) -> bool {
@@ -372,7 +417,9 @@ impl Rule {
         if self.prefixes.is_empty() && self.regex.is_none() {
             return true;
         }
-        self.prefixes.iter().any(|p| has_path_prefix(path, p))
+        self.prefixes
+            .iter()
+            .any(|p| has_path_prefix(path, p, self.fold_case))
             || self.regex.as_ref().is_some_and(|r| r.is_match(path))
     }
 }
@@ -395,11 +442,14 @@ fn path_prefix(p: &str) -> Result<String, String> {
 
 /// Segment-aware prefix match: `/admin` matches `/admin`, `/admin/…`, not
 /// `/administrator`.
-fn has_path_prefix(path: &str, prefix: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'),
-        None => false,
-    }
+fn has_path_prefix(path: &str, prefix: &str, fold_case: bool) -> bool {
+    let rest = match path.get(..prefix.len()) {
+        Some(head) if head == prefix || (fold_case && head.eq_ignore_ascii_case(prefix)) => {
+            path.get(prefix.len()..).unwrap_or_default()
+        }
+        _ => return false,
+    };
+    rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/')
 }
 
 // === impl Grant ===
@@ -667,11 +717,11 @@ mod tests {
     use serde_json::json;
 
     fn policy(raw: RawAuthorization) -> Policy {
-        Policy::new(&raw).unwrap_or_else(|e| panic!("{e:?}"))
+        Policy::new(&raw, false).unwrap_or_else(|e| panic!("{e:?}"))
     }
 
     fn errors(raw: RawAuthorization) -> Vec<(String, String)> {
-        Policy::new(&raw).err().unwrap_or_default()
+        Policy::new(&raw, false).err().unwrap_or_default()
     }
 
     fn strings(list: &[&str]) -> Vec<String> {
@@ -1006,6 +1056,60 @@ mod tests {
         for path in ["/administrator", "/admins", "/", "/x/admin"] {
             assert!(allowed(&p, &staff, Method::GET, path), "{path}");
         }
+    }
+
+    #[test]
+    fn case_folding_is_opt_in_for_prefixes_and_regexes() {
+        let raw = || RawAuthorization {
+            rules: vec![
+                RawRule {
+                    allow_groups: strings(&["admins"]),
+                    path_regex: Some("/api/v[0-9]+/keys".into()),
+                    ..rule(&["/admin"])
+                },
+                RawRule {
+                    allow_any: true,
+                    ..rule(&["/"])
+                },
+            ],
+            ..Default::default()
+        };
+        let staff = User::groups(&["staff"]);
+        let exact = policy(raw());
+        let folded = Policy::new(&raw(), true).unwrap_or_else(|e| panic!("{e:?}"));
+        for path in ["/ADMIN", "/Admin/x", "/API/V1/KEYS"] {
+            assert!(allowed(&exact, &staff, Method::GET, path), "{path}");
+            assert!(!allowed(&folded, &staff, Method::GET, path), "{path}");
+        }
+        assert!(allowed(&folded, &staff, Method::GET, "/ADMINISTRATOR"));
+    }
+
+    #[test]
+    fn an_unknown_path_is_allowed_only_where_every_path_would_be() {
+        let p = admin_then_everyone();
+        let staff = User::groups(&["staff"]);
+        let admin = User::groups(&["admins"]);
+        assert!(matches!(
+            p.decide_unknown_path(&staff.who()),
+            Decision::Deny { .. }
+        ));
+        assert_eq!(p.decide_unknown_path(&admin.who()), Decision::Allow);
+        // No catch-all: some path matches no rule, so nobody passes blind.
+        let only_admin = policy(RawAuthorization {
+            rules: vec![RawRule {
+                allow_groups: strings(&["admins"]),
+                ..rule(&["/admin"])
+            }],
+            ..Default::default()
+        });
+        assert!(matches!(
+            only_admin.decide_unknown_path(&admin.who()),
+            Decision::Deny { .. }
+        ));
+        assert_eq!(
+            policy(RawAuthorization::default()).decide_unknown_path(&staff.who()),
+            Decision::Allow
+        );
     }
 
     #[test]

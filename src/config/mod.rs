@@ -1160,10 +1160,11 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             c.fail(&k, m);
         }
     };
-    let policy = crate::authz::Policy::new(&raw.authorization)
+    let fold_case = raw.upstream.case_insensitive_paths;
+    let policy = crate::authz::Policy::new(&raw.authorization, fold_case)
         .map_err(|e| compiled(&mut c, e))
         .ok();
-    let public = crate::proxy::path::PublicRoutes::new(&raw.routes)
+    let public = crate::proxy::path::PublicRoutes::new(&raw.routes, fold_case)
         .map_err(|e| compiled(&mut c, e))
         .ok();
     let redirects = public_url.clone().and_then(|origin| {

@@ -76,6 +76,10 @@ pub struct RawUpstream {
     pub timeout: String,
     pub connect_timeout: String,
     pub pass_host_header: bool,
+    /// The upstream serves `/Admin` and `/admin` as one resource (IIS,
+    /// some Spring and ASP.NET setups): rules and public routes then match
+    /// paths ignoring ASCII case.
+    pub case_insensitive_paths: bool,
     pub pass_user_headers: bool,
     pub pass_access_token: bool,
     pub pass_authorization_header: bool,
@@ -98,6 +102,7 @@ impl Default for RawUpstream {
             timeout: "60s".into(),
             connect_timeout: "5s".into(),
             pass_host_header: true,
+            case_insensitive_paths: false,
             pass_user_headers: true,
             pass_access_token: true,
             pass_authorization_header: false,

@@ -164,13 +164,14 @@ impl Original {
         }
     }
 
-    /// `proto://host/uri` when all three are known.
-    pub fn url(&self) -> Option<String> {
+    /// `proto://host` and the judged `target` (the normalized original
+    /// URI), when proto and host are known.
+    pub fn url(&self, target: &super::path::Target) -> Option<String> {
         Some(format!(
             "{}://{}{}",
             self.proto.as_deref()?,
             self.host.as_deref()?,
-            self.uri.as_deref()?
+            target.as_str()
         ))
     }
 }
@@ -235,7 +236,8 @@ mod tests {
             true,
         );
         assert_eq!(o.host, None);
-        assert_eq!(o.url(), None);
+        let target = super::super::path::Target::parse("/a").expect("target");
+        assert_eq!(o.url(&target), None);
     }
 
     #[test]
@@ -256,7 +258,8 @@ mod tests {
             ("x-forwarded-method", "POST"),
         ]);
         let o = Original::from_headers(&h, true);
-        assert_eq!(o.url().as_deref(), Some("https://app.test/a?b=1"));
+        let target = super::super::path::Target::parse("/x/../a?b=1").expect("target");
+        assert_eq!(o.url(&target).as_deref(), Some("https://app.test/a?b=1"));
         let ingress = headers(&[("x-original-url", "https://app.test/a/b?c=1")]);
         assert_eq!(
             Original::from_headers(&ingress, true).uri.as_deref(),

@@ -286,40 +286,49 @@ fn add_identity(headers: &mut HeaderMap, s: &Session, config: &UpstreamConfig) {
 }
 
 /// Removes tollgate's own cookies from the `Cookie` header(s), keeping the
-/// application's cookies byte for byte.
+/// application's cookies byte for byte, non-UTF-8 ones included.
+///
+/// Works on bytes, so no cookie can hide the header from it. Several
+/// `Cookie` headers (HTTP/2 sends one per cookie, RFC 9113 §8.2.3) become
+/// one, joined with `; `, as an HTTP/1.1 upstream expects (RFC 6265 §5.4).
 pub fn strip_own_cookies(headers: &mut HeaderMap, cookies: &SessionCookies) {
-    if !headers.contains_key(header::COOKIE) {
-        return;
+    let mut values = headers.get_all(header::COOKIE).iter();
+    match (values.next(), values.next()) {
+        (None, _) => return,
+        (Some(one), None) if !has_own_cookie(one.as_bytes(), cookies) => return,
+        _ => {}
     }
-    let mut kept: Vec<&str> = Vec::new();
-    let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
-    let mut touched = false;
-    for v in &values {
-        let Ok(text) = v.to_str() else {
-            continue;
-        };
-        for pair in text.split(';') {
-            let pair = pair.trim();
-            if pair.is_empty() {
-                continue;
-            }
-            let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
-            if cookies.is_ours(name) {
-                touched = true;
-            } else {
+    let mut kept: Vec<&[u8]> = Vec::new();
+    for v in headers.get_all(header::COOKIE) {
+        for pair in v.as_bytes().split(|&b| b == b';').map(<[u8]>::trim_ascii) {
+            if !pair.is_empty() && !is_own_pair(pair, cookies) {
                 kept.push(pair);
             }
         }
     }
-    if !touched {
-        return;
-    }
+    // Each pair came from a valid header value, and so does "; ".
+    let joined = HeaderValue::from_bytes(&kept.join(&b"; "[..])).ok();
     headers.remove(header::COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
-            headers.insert(header::COOKIE, v);
-        }
+    if let Some(v) = joined.filter(|v| !v.is_empty()) {
+        headers.insert(header::COOKIE, v);
     }
+}
+
+fn has_own_cookie(value: &[u8], cookies: &SessionCookies) -> bool {
+    value
+        .split(|&b| b == b';')
+        .any(|pair| is_own_pair(pair.trim_ascii(), cookies))
+}
+
+/// Whether `name=value` (trimmed) names one of tollgate's cookies. A name
+/// that is not UTF-8 never does.
+fn is_own_pair(pair: &[u8], cookies: &SessionCookies) -> bool {
+    let name = pair
+        .split(|&b| b == b'=')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    std::str::from_utf8(name).is_ok_and(|n| cookies.is_ours(n))
 }
 
 #[cfg(test)]
@@ -386,7 +395,7 @@ mod tests {
         for (k, v) in pairs {
             h.append(
                 HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                HeaderValue::from_str(v).expect("value"),
+                HeaderValue::from_bytes(v.as_bytes()).expect("value"),
             );
         }
         let cfg = upstream_config();
@@ -479,6 +488,30 @@ mod tests {
         assert_eq!(h.get("cookie").expect("cookie"), "other=1; theme=dark");
         let h = run(&[("Cookie", "_tollgate=abc")], None);
         assert!(h.get("cookie").is_none());
+    }
+
+    #[test]
+    fn cookies_are_stripped_from_bytes_and_joined_into_one_header() {
+        let mut h = HeaderMap::new();
+        h.append(
+            "cookie",
+            HeaderValue::from_bytes(b"lang=caf\xe9; _tollgate=abc").expect("value"),
+        );
+        h.append("cookie", HeaderValue::from_static("_tollgate_1=x"));
+        h.append("cookie", HeaderValue::from_static("theme=dark"));
+        strip_own_cookies(&mut h, &cookies());
+        let all: Vec<&[u8]> = h
+            .get_all("cookie")
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        assert_eq!(all, vec![&b"lang=caf\xe9; theme=dark"[..]]);
+        // UTF-8 too, and several headers without any of ours still merge.
+        let h = run(&[("Cookie", "lang=café"), ("Cookie", "a=1")], None);
+        assert_eq!(
+            h.get("cookie").expect("cookie").as_bytes(),
+            "lang=café; a=1".as_bytes()
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::config::UpstreamConfig;
 use crate::pages::Rejection;
+use crate::proxy::path::Target;
 use crate::Body;
 
 /// Upgraded connections (WebSockets) open now. Once upgraded they leave
@@ -132,6 +133,15 @@ fn tls_config(config: &UpstreamConfig) -> Result<rustls::ClientConfig, UpstreamE
     Ok(cfg)
 }
 
+/// What the upstream is asked for: `prefix` (`upstream.url`'s path, no
+/// trailing slash) followed by the judged target byte for byte.
+pub fn upstream_path(prefix: &str, target: &Target) -> Option<PathAndQuery> {
+    if prefix.is_empty() {
+        return Some(target.path_and_query().clone());
+    }
+    format!("{prefix}{}", target.as_str()).parse().ok()
+}
+
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
         let mut http = HttpConnector::new();
@@ -181,30 +191,24 @@ impl Upstream {
         })
     }
 
-    fn uri(&self, original: &Uri) -> Result<Uri, Rejection> {
-        let pq = original
-            .path_and_query()
-            .map(PathAndQuery::as_str)
-            .unwrap_or("/");
-        let pq: PathAndQuery = if self.prefix.is_empty() {
-            PathAndQuery::from_maybe_shared(bytes::Bytes::copy_from_slice(pq.as_bytes()))
-        } else {
-            format!("{}{pq}", self.prefix).parse()
-        }
-        .map_err(|_| Rejection::NotFound)?;
+    /// The upstream URI for a judged target: see [`upstream_path`].
+    pub fn uri(&self, target: &Target) -> Result<Uri, Rejection> {
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
-            .path_and_query(pq)
+            .path_and_query(upstream_path(&self.prefix, target).ok_or(Rejection::BadPath)?)
             .build()
-            .map_err(|_| Rejection::NotFound)
+            .map_err(|_| Rejection::BadPath)
     }
 
-    /// Sends a prepared request upstream. The timeout covers the response
-    /// head; the body then streams for as long as it takes.
+    /// Sends a prepared request upstream to `target`, the path every
+    /// decision judged (the client's own URI is never read here). The
+    /// timeout covers the response head; the body then streams for as long
+    /// as it takes.
     pub async fn forward(
         &self,
         mut req: Request<Incoming>,
+        target: &Target,
         upgrade: bool,
     ) -> Result<Response<Body>, Rejection> {
         // HTTP/2 clients send `:authority` instead of Host; HTTP/1.1
@@ -220,7 +224,7 @@ impl Upstream {
                 req.headers_mut().insert(http::header::HOST, v);
             }
         }
-        *req.uri_mut() = self.uri(req.uri())?;
+        *req.uri_mut() = self.uri(target)?;
         *req.version_mut() = http::Version::HTTP_11;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 

@@ -35,7 +35,8 @@
 
 use std::borrow::Cow;
 
-use http::{HeaderMap, Method};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Uri};
 use regex::Regex;
 
 /// Why a request path was refused. Each is answered with 400 and never
@@ -131,6 +132,73 @@ pub fn without_params(path: &str) -> Cow<'_, str> {
         out.push('/');
     }
     Cow::Owned(out)
+}
+
+// === impl Target ===
+
+/// The request target that every decision judges and the upstream
+/// receives: the [`normalize`]d path, and the query exactly as the client
+/// sent it (rules never read the query).
+///
+/// This is the one place the invariant "judged == forwarded" lives: a
+/// `Target` can only be built by normalizing, the router, public routes,
+/// authorization rules and login redirects read [`Target::path`] or
+/// [`Target::as_str`], and the upstream request URI is built from the same
+/// value ([`crate::proxy::Upstream::forward`] never reads the client's URI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pq: PathAndQuery,
+}
+
+impl Target {
+    /// Normalizes `path` and attaches `query` unchanged; refuses what
+    /// [`normalize`] refuses, and a query that is not a valid URI query.
+    pub fn new(path: &str, query: Option<&str>) -> Result<Self, PathError> {
+        let path = normalize(path)?;
+        let text = match query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.into_owned(),
+        };
+        let pq = PathAndQuery::from_maybe_shared(bytes::Bytes::from(text))
+            .map_err(|_| PathError::NotOriginForm)?;
+        Ok(Self { pq })
+    }
+
+    /// The target of a request URI (origin-, absolute-form or HTTP/2
+    /// `:path`).
+    pub fn of(uri: &Uri) -> Result<Self, PathError> {
+        Self::new(uri.path(), uri.query())
+    }
+
+    /// Parses an origin-form target as it appears in `X-Original-URI` or
+    /// `X-Forwarded-Uri`: the path and the query; a fragment is dropped.
+    pub fn parse(target: &str) -> Result<Self, PathError> {
+        let target = target.split('#').next().unwrap_or_default();
+        match target.split_once('?') {
+            Some((path, query)) => Self::new(path, Some(query)),
+            None => Self::new(target, None),
+        }
+    }
+
+    /// The normalized path: what public routes and rules judge.
+    pub fn path(&self) -> &str {
+        self.pq.path()
+    }
+
+    /// The query as the client sent it.
+    pub fn query(&self) -> Option<&str> {
+        self.pq.query()
+    }
+
+    /// `path?query`, what the upstream receives (after `upstream.url`'s
+    /// path prefix) and what a login returns to.
+    pub fn as_str(&self) -> &str {
+        self.pq.as_str()
+    }
+
+    pub fn path_and_query(&self) -> &PathAndQuery {
+        &self.pq
+    }
 }
 
 // === impl normalize internals ===
@@ -429,16 +497,20 @@ pub(crate) fn method_allowed(allowed: &[Method], method: &Method) -> bool {
         })
 }
 
-/// Compiles a configured path regex so that it must match the whole path.
+/// Compiles a configured path regex so that it must match the whole path;
+/// with `fold_case`, ignoring case (`upstream.case_insensitive_paths`).
 ///
 /// The pattern is first compiled alone: a valid pattern has balanced
 /// groups, so `a)|(.*` cannot close the `(?:` and escape the anchors.
-pub(crate) fn anchored_regex(pattern: &str) -> Result<Regex, String> {
+pub(crate) fn anchored_regex(pattern: &str, fold_case: bool) -> Result<Regex, String> {
     if pattern.is_empty() {
         return Err("must not be empty".into());
     }
     Regex::new(pattern).map_err(|e| format!("invalid regex: {e}"))?;
-    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("invalid regex: {e}"))
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .case_insensitive(fold_case)
+        .build()
+        .map_err(|e| format!("invalid regex: {e}"))
 }
 
 // === Public routes ===
@@ -482,13 +554,13 @@ struct PublicRoute {
 
 impl PublicRoutes {
     /// Compiles `[routes]`; every problem is reported as `(key, message)`.
-    pub fn new(raw: &RawRoutes) -> Result<Self, Vec<(String, String)>> {
+    pub fn new(raw: &RawRoutes, fold_case: bool) -> Result<Self, Vec<(String, String)>> {
         let mut errors = Vec::new();
         let mut routes = Vec::with_capacity(raw.public.len());
         for (i, route) in raw.public.iter().enumerate() {
             let key = format!("routes.public[{i}]");
             let methods = parse_methods(&key, &route.methods, &mut errors);
-            match anchored_regex(&route.path) {
+            match anchored_regex(&route.path, fold_case) {
                 Ok(path) => {
                     if route.path.ends_with(".*") && !route.path.ends_with("/.*") {
                         tracing::warn!(
@@ -786,7 +858,7 @@ mod tests {
                 .collect(),
             allow_cors_preflight: preflight,
         };
-        PublicRoutes::new(&raw).unwrap_or_else(|e| panic!("{e:?}"))
+        PublicRoutes::new(&raw, false).unwrap_or_else(|e| panic!("{e:?}"))
     }
 
     #[test]
@@ -813,7 +885,7 @@ mod tests {
             }],
             allow_cors_preflight: false,
         };
-        let errors = PublicRoutes::new(&raw).err().unwrap_or_default();
+        let errors = PublicRoutes::new(&raw, false).err().unwrap_or_default();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].0, "routes.public[0].path");
     }
@@ -888,7 +960,7 @@ mod tests {
             ],
             allow_cors_preflight: false,
         };
-        let keys: Vec<String> = PublicRoutes::new(&raw)
+        let keys: Vec<String> = PublicRoutes::new(&raw, false)
             .err()
             .unwrap_or_default()
             .into_iter()

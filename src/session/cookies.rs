@@ -29,13 +29,21 @@ pub struct RequestCookies<'a> {
 }
 
 impl<'a> RequestCookies<'a> {
-    /// Parses every `Cookie` header; malformed pairs are skipped.
-    pub fn parse<I: IntoIterator<Item = &'a str>>(headers: I) -> Self {
+    /// Parses every `Cookie` header (HTTP/2 may split one into several)
+    /// from its bytes: a pair that is not UTF-8 (`lang=café` written raw by
+    /// a script) or otherwise malformed is skipped alone, never the whole
+    /// header with the session beside it.
+    pub fn parse<I: IntoIterator<Item = &'a [u8]>>(headers: I) -> Self {
         let mut pairs = Vec::new();
         for h in headers {
-            for c in Cookie::split_parse(h).flatten() {
-                if let (Some(n), Some(v)) = (c.name_raw(), c.value_raw()) {
-                    pairs.push((n, v));
+            for pair in h.split(|&b| b == b';') {
+                let Ok(pair) = std::str::from_utf8(pair) else {
+                    continue;
+                };
+                if let Ok(c) = Cookie::parse(pair) {
+                    if let (Some(n), Some(v)) = (c.name_raw(), c.value_raw()) {
+                        pairs.push((n, v));
+                    }
                 }
             }
         }
@@ -468,7 +476,7 @@ mod tests {
                 && set[0].contains("SameSite=Lax")
         );
         let header = browser(&mut Vec::new(), &set);
-        let found = store.read(&codec, &RequestCookies::parse([header.as_str()]));
+        let found = store.read(&codec, &RequestCookies::parse([header.as_bytes()]));
         assert_eq!(
             found.session,
             Some(session(1)).map(|mut s| {
@@ -487,7 +495,7 @@ mod tests {
         assert!(big.len() > 2, "expected chunks, got {}", big.len());
         assert!(big.iter().all(|c| c.len() < 4096));
         let header = browser(&mut jar, &big);
-        let found = store.read(&codec, &RequestCookies::parse([header.as_str()]));
+        let found = store.read(&codec, &RequestCookies::parse([header.as_bytes()]));
         assert_eq!(found.session.as_ref().map(|s| s.groups.len()), Some(400));
 
         // Shrinking back to one cookie expires every chunk.
@@ -496,7 +504,7 @@ mod tests {
             .expect("fits");
         let header = browser(&mut jar, &small);
         assert!(!header.contains("_tollgate_0"), "{header}");
-        let found = store.read(&codec, &RequestCookies::parse([header.as_str()]));
+        let found = store.read(&codec, &RequestCookies::parse([header.as_bytes()]));
         assert_eq!(found.session.map(|s| s.groups.len()), Some(1));
     }
 
@@ -507,7 +515,7 @@ mod tests {
         let mut jar = Vec::new();
         let header = browser(&mut jar, &big[1..]);
         assert!(store
-            .read(&codec, &RequestCookies::parse([header.as_str()]))
+            .read(&codec, &RequestCookies::parse([header.as_bytes()]))
             .session
             .is_none());
         for h in [
@@ -518,7 +526,7 @@ mod tests {
         ] {
             assert!(
                 store
-                    .read(&codec, &RequestCookies::parse([h]))
+                    .read(&codec, &RequestCookies::parse([h.as_bytes()]))
                     .session
                     .is_none(),
                 "{h}"
@@ -541,7 +549,7 @@ mod tests {
         let header = browser(&mut Vec::new(), &set);
         for _ in 0..2 {
             assert!(store
-                .read(&codec, &RequestCookies::parse([header.as_str()]))
+                .read(&codec, &RequestCookies::parse([header.as_bytes()]))
                 .session
                 .is_none());
         }
@@ -557,8 +565,8 @@ mod tests {
         let (store, codec) = store();
         let set = store.write(&codec, &session(1), &[]).expect("fits");
         let header = browser(&mut Vec::new(), &set);
-        let first = store.read(&codec, &RequestCookies::parse([header.as_str()]));
-        let again = store.read(&codec, &RequestCookies::parse([header.as_str()]));
+        let first = store.read(&codec, &RequestCookies::parse([header.as_bytes()]));
+        let again = store.read(&codec, &RequestCookies::parse([header.as_bytes()]));
         assert!(first.session.is_some());
         assert_eq!(first.session, again.session);
         assert_eq!(store.opened.lock().entries.len(), 1);
@@ -571,13 +579,13 @@ mod tests {
             if last == 'A' { 'B' } else { 'A' }
         );
         assert!(store
-            .read(&codec, &RequestCookies::parse([flipped.as_str()]))
+            .read(&codec, &RequestCookies::parse([flipped.as_bytes()]))
             .session
             .is_none());
         // Another key ring (a reload with new secrets) does not see it.
         let (other, other_codec) = store_keyed(8);
         assert!(other
-            .read(&other_codec, &RequestCookies::parse([header.as_str()]))
+            .read(&other_codec, &RequestCookies::parse([header.as_bytes()]))
             .session
             .is_none());
     }
@@ -592,7 +600,7 @@ mod tests {
             let set = store.write(&codec, &s, &[]).expect("fits");
             let header = browser(&mut Vec::new(), &set);
             assert!(store
-                .read(&codec, &RequestCookies::parse([header.as_str()]))
+                .read(&codec, &RequestCookies::parse([header.as_bytes()]))
                 .session
                 .is_some());
         }

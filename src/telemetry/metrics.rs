@@ -60,6 +60,14 @@ pub struct Metrics {
     pub open_connections: Gauge,
     pub backchannel_logouts: Family<ResultLabels, Counter>,
     pub config_reloads: Family<ResultLabels, Counter>,
+    pub forward_auth_untrusted: Counter,
+    pub connections_refused: Family<ReasonLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// max_connections, max_connections_per_client.
+    pub reason: &'static str,
 }
 
 impl Metrics {
@@ -128,7 +136,22 @@ impl Metrics {
             "Configuration reloads, by result (ok, failed)",
             config_reloads.clone(),
         );
+        let forward_auth_untrusted = Counter::default();
+        registry.register(
+            "forward_auth_untrusted",
+            "Forward-auth requests from a peer outside server.trusted_proxies (the original \
+             path is unknown, so public routes are not consulted and rules decide as for any path)",
+            forward_auth_untrusted.clone(),
+        );
+        let connections_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept, by the limit they hit",
+            connections_refused.clone(),
+        );
         Self {
+            forward_auth_untrusted,
+            connections_refused,
             config_reloads,
             registry,
             requests,

@@ -361,6 +361,46 @@ impl Drop for Idp {
     }
 }
 
+// === worlds ===
+
+/// The real provider, a recording upstream and tollgate between them, with
+/// `extra` TOML appended and `server` keys in `[server]`.
+pub async fn direct(extra: &str, server: &str) -> (Idp, Upstream, Tollgate) {
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let up_url = upstream.url();
+    let mut setup = Setup::basic(port, &idp, &up_url);
+    setup.extra = extra;
+    setup.server = server;
+    let tollgate = Tollgate::start(&setup).await;
+    (idp, upstream, tollgate)
+}
+
+// === raw HTTP ===
+
+/// Writes `bytes` on a fresh connection and reads until the server closes
+/// it (or 5 s pass, which fails the caller's checks, never passes them).
+pub async fn raw(port: u16, bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    // The server may answer and close before reading everything (a 413 or
+    // 400 for an oversized request): a failed write is not a failure.
+    let _ = s.write_all(bytes).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Status codes of every response in `text`, in order.
+pub fn statuses(text: &str) -> Vec<u16> {
+    text.match_indices("HTTP/1.")
+        .filter_map(|(i, _)| text[i + 9..].get(..3)?.parse().ok())
+        .collect()
+}
+
 // === upstream ===
 
 /// One request as the upstream saw it.
