@@ -192,6 +192,7 @@ fn header_rewrite(c: &mut Criterion) {
                         peer: IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)),
                         trusted: false,
                         proto: "https",
+                        port: 443,
                         session: Some(&s),
                         assertion: None,
                     },

@@ -242,6 +242,18 @@ impl App {
         if !host_is_valid(&req) {
             return Handled::new(Rejection::BadHost.respond(kind), "error");
         }
+        // RFC 9110 §11.6.2: one set of credentials. With two, which one was
+        // checked and which one the upstream reads could differ.
+        if req
+            .headers()
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            let r = Rejection::RepeatedHeader("Authorization");
+            return Handled::new(r.respond(kind), "error");
+        }
         match req.uri().path() {
             "/healthz" => Handled::new(pages::text(StatusCode::OK, "ok\n"), "probe"),
             "/readyz" => {
@@ -337,7 +349,7 @@ impl App {
                         set_cookies: Vec::new(),
                         via: "bearer",
                     }),
-                    Err(BearerError::Invalid(reason)) => {
+                    Err(BearerError::Invalid(reason) | BearerError::UnknownKey(reason)) => {
                         tracing::info!(target: "tollgate::audit", event = "bearer_refused", reason = %reason, "bearer token refused");
                         Err(Failure::Respond(Handled::new(
                             Rejection::InvalidToken.respond(ClientKind::Api),
@@ -580,6 +592,12 @@ impl App {
                 } else {
                     "http"
                 },
+                port: self
+                    .config
+                    .server
+                    .public_url
+                    .port_or_known_default()
+                    .unwrap_or(80),
                 session,
                 assertion: assertion.as_deref(),
             },

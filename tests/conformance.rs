@@ -1062,7 +1062,6 @@ async fn key_cases() {
         "unknown kid, unpublished key: rejected after exactly one refetch",
         r,
     );
-    let started = std::time::Instant::now();
     let fetched = w.op.count("jwks");
     let mut r = Ok(());
     for _ in 0..10 {
@@ -1076,9 +1075,10 @@ async fn key_cases() {
         let a = attempt(&w, &mut b).await;
         r = r.and(judge(&w, &mut b, &a, Reject("id_token_key"), &["userinfo"]).await);
     }
-    // At most one refetch per 10 s (jwks::MIN_REFETCH_INTERVAL).
-    let allowed = started.elapsed().as_secs() as usize / 10 + 1;
-    if r.is_ok() && w.op.count("jwks") - fetched > allowed {
+    // ID tokens come from the token endpoint, so an unknown kid there means
+    // a rotation: each gets its one refetch, never more. (Tokens anyone can
+    // send, bearer and logout, are throttled: tests/hardening.rs.)
+    if r.is_ok() && w.op.count("jwks") - fetched != 10 {
         r = Err(format!(
             "{} refetches for 10 unknown kids",
             w.op.count("jwks") - fetched
@@ -1086,7 +1086,7 @@ async fn key_cases() {
     }
     report.record(
         "KEY-06",
-        "a stream of random unknown kids: refetches throttled",
+        "a stream of unknown kids in ID tokens: one refetch each",
         r,
     );
     w.op.set(Behaviour {

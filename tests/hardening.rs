@@ -301,3 +301,268 @@ async fn a_non_ascii_cookie_neither_hides_the_session_nor_leaks_it() {
         Some(&302)
     );
 }
+
+// === against the in-process provider ===
+
+mod evil_world {
+    use super::support::evil::{ClientCheck, EvilOp};
+    use super::support::*;
+
+    pub const CLIENT: &str = "tollgate";
+    /// Long enough for HS256 (RFC 7518 §3.2: at least 32 bytes).
+    pub const SECRET: &str = "a-client-secret-that-is-32-bytes-or-more";
+
+    /// The misbehaving provider (well-behaved by default), the recording
+    /// upstream and tollgate with `provider` keys added to `[provider]` and
+    /// `extra` TOML at the end.
+    pub async fn start(provider: &str, extra: &str) -> (EvilOp, Upstream, Tollgate) {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"));
+        let op = EvilOp::start(CLIENT, ClientCheck::Basic(format!("Basic {basic}"))).await;
+        let upstream = Upstream::start().await;
+        let port = free_port();
+        let up = upstream.url();
+        let setup = Setup {
+            port,
+            issuer: &op.issuer,
+            upstream: &up,
+            client_id: CLIENT,
+            client_secret: Some(SECRET),
+            client_auth: "client_secret_basic",
+            extra,
+            session: "",
+            server: "",
+            public_url: None,
+        };
+        let toml = setup
+            .toml()
+            .replace("\n[session]\n", &format!("\n{provider}\n[session]\n"));
+        let mut tollgate = Tollgate::spawn(&toml, port);
+        tollgate.wait_ready().await;
+        (op, upstream, tollgate)
+    }
+}
+
+fn access_claims(issuer: &str, aud: &str) -> serde_json::Map<String, serde_json::Value> {
+    let t = support::evil::now();
+    serde_json::json!({
+        "iss": issuer, "sub": "mallory", "aud": aud, "iat": t, "exp": t + 300,
+        "groups": ["admins"], "email": "mallory@example.com",
+    })
+    .as_object()
+    .cloned()
+    .expect("map")
+}
+
+async fn bearer(tollgate: &Tollgate, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(tollgate.url("/api"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// Finding 4: with `HS256` among the ID-token algorithms, a bearer JWT MAC'd
+/// with the client secret (which every replica holds) was accepted as any
+/// user. Bearer tokens now have their own list, asymmetric only.
+#[tokio::test]
+async fn bearer_tokens_never_accept_a_mac_keyed_with_the_client_secret() {
+    use support::evil::Sign;
+    let (op, upstream, tollgate) = evil_world::start(
+        "id_token_algorithms = [\"RS256\", \"HS256\"]",
+        "[authorization]\nbearer_audiences = [\"api\"]\n",
+    )
+    .await;
+    let claims = access_claims(&op.issuer, "api");
+    let forged = op.jwt(
+        |_| {},
+        &claims,
+        &Sign::Hs256(evil_world::SECRET.as_bytes().to_vec()),
+    );
+    let before = upstream.count();
+    assert_eq!(bearer(&tollgate, &forged).await, 401);
+    assert_eq!(
+        upstream.count(),
+        before,
+        "a forged token reached the upstream"
+    );
+    let line = tollgate.output.lines_with("bearer_refused").concat();
+    assert!(
+        line.contains("bearer token: algorithm `HS256` is not allowed"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("ID token"),
+        "the audit line names the wrong token: {line}"
+    );
+
+    let genuine = op.jwt(|_| {}, &claims, &Sign::K1);
+    assert_eq!(bearer(&tollgate, &genuine).await, 200);
+}
+
+/// Finding 9: anyone could spend the one JWKS refetch per 10 s with a
+/// bearer token naming a made-up `kid`, so logins failed after a real key
+/// rotation. ID tokens from the token endpoint now always get their
+/// refetch; bearer and logout tokens have a budget of their own.
+#[tokio::test]
+async fn made_up_key_ids_cannot_hold_back_a_key_rotation() {
+    use support::evil::{sign_in, Behaviour, Sign};
+    let (op, upstream, tollgate) =
+        evil_world::start("", "[authorization]\nbearer_audiences = [\"api\"]\n").await;
+    let claims = access_claims(&op.issuer, "api");
+    let made_up = |kid: &str| {
+        let kid = kid.to_string();
+        op.jwt(
+            move |h| {
+                h.insert("kid".into(), kid.clone().into());
+            },
+            &claims,
+            &Sign::K1,
+        )
+    };
+    let fetched = op.count("jwks");
+    assert_eq!(bearer(&tollgate, &made_up("nobody-1")).await, 401);
+    assert_eq!(
+        op.count("jwks"),
+        fetched + 1,
+        "one refetch for an unknown kid"
+    );
+    assert_eq!(bearer(&tollgate, &made_up("nobody-2")).await, 401);
+    assert_eq!(op.count("jwks"), fetched + 1, "the bearer budget is spent");
+
+    // The provider rotates to k2; the next login's ID token names it.
+    op.set(Behaviour {
+        sign: Sign::Key("k2"),
+        jwks: Some(std::sync::Arc::new(
+            |k: &support::evil::Keys| serde_json::json!({"keys": [k.k2.jwk()]}),
+        )),
+        ..Behaviour::default()
+    });
+    let mut b = Browser::new();
+    let callback = sign_in(&mut b, &tollgate.url("/after-rotation")).await;
+    assert_eq!(callback.status, 302, "{}", tollgate.output.text());
+    assert_eq!(b.get(&tollgate.url("/after-rotation")).await.status, 200);
+    assert_eq!(upstream.last().path, "/after-rotation");
+    assert_eq!(op.count("jwks"), fetched + 2);
+}
+
+/// Suspected in the review, confirmed: a logout token with `"nonce": null`
+/// was read as having none (OIDC Back-Channel Logout §2.4: it MUST NOT
+/// contain one). And logout tokens, which anyone can post, never accept a
+/// MAC keyed with the client secret.
+#[tokio::test]
+async fn logout_tokens_with_a_null_nonce_or_a_mac_are_refused() {
+    use support::evil::Sign;
+    let (op, _upstream, tollgate) =
+        evil_world::start("id_token_algorithms = [\"RS256\", \"HS256\"]", "").await;
+    let t = support::evil::now();
+    let claims = |nonce: bool| {
+        let mut m = serde_json::json!({
+            "iss": op.issuer, "sub": "alice", "aud": evil_world::CLIENT, "jti": random_hex(),
+            "sid": "s1", "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+            "iat": t, "exp": t + 120,
+        });
+        if nonce {
+            m["nonce"] = serde_json::Value::Null;
+        }
+        m.as_object().cloned().expect("map")
+    };
+    let typed = |h: &mut serde_json::Map<String, serde_json::Value>| {
+        h.insert("typ".into(), "logout+jwt".into());
+    };
+    let post = |token: String| {
+        let url = tollgate.url("/oauth2/backchannel_logout");
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("logout_token={token}"))
+                .send()
+                .await
+                .expect("post");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    let (status, body) = post(op.jwt(typed, &claims(true), &Sign::K1)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("nonce"), "{body}");
+    let mac = Sign::Hs256(evil_world::SECRET.as_bytes().to_vec());
+    let (status, body) = post(op.jwt(typed, &claims(false), &mac)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("logout token: algorithm `HS256` is not allowed"),
+        "{body}"
+    );
+    let (status, body) = post(op.jwt(typed, &claims(false), &Sign::K1)).await;
+    assert_eq!(status, 200, "a good logout token still passes: {body}");
+}
+
+/// Finding 6: with two `Authorization` headers only the first was checked
+/// and both were forwarded. RFC 9110 §11.6.2 allows one set of credentials.
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let (_op, upstream, tollgate) =
+        evil_world::start("", "[[routes.public]]\npath = \"/static/.*\"\n").await;
+    let before = upstream.count();
+    for target in ["/static/a", "/x"] {
+        let req = format!(
+            "GET {target} HTTP/1.1\r\nHost: app.test\r\nAuthorization: Bearer a\r\n\
+             Authorization: Basic Yjpj\r\nConnection: close\r\n\r\n"
+        );
+        let got = statuses(&raw(tollgate.port, req.as_bytes()).await);
+        assert_eq!(got.first(), Some(&400), "{target}");
+    }
+    assert_eq!(upstream.count(), before);
+}
+
+/// Finding 8: forwarding-style headers from the client reached the
+/// upstream, and `Connection: Host` removed the `Host` header.
+#[tokio::test]
+async fn forwarding_headers_from_the_client_never_reach_the_upstream() {
+    let (_op, upstream, tollgate) =
+        evil_world::start("", "[[routes.public]]\npath = \"/static/.*\"\n").await;
+    const SPOOFED: [&str; 16] = [
+        "X-Forwarded-Prefix",
+        "X-Original-URI",
+        "X-Forwarded-Method",
+        "X-Forwarded-Uri",
+        "X-Forwarded-Port",
+        "Forwarded",
+        "X-Original-Method",
+        "X-Original-Host",
+        "X-Forwarded-Server",
+        "X-Forwarded-Ssl",
+        "X-Forwarded-Scheme",
+        "X-Client-IP",
+        "True-Client-IP",
+        "CF-Connecting-IP",
+        "X-Scheme",
+        "Front-End-Https",
+    ];
+    let mut req = String::from("GET /static/a HTTP/1.1\r\nHost: app.test\r\n");
+    for h in SPOOFED {
+        req.push_str(&format!("{h}: evil\r\n"));
+    }
+    req.push_str("Connection: close, Host, X-Request-Id, Content-Length\r\n");
+    req.push_str("X-Request-Id: r-1\r\n\r\n");
+    let text = raw(tollgate.port, req.as_bytes()).await;
+    assert_eq!(statuses(&text).first(), Some(&200), "{text}");
+    let seen = upstream.last();
+    for h in SPOOFED {
+        for v in seen.header_all(h) {
+            assert_ne!(v, "evil", "{h} reached the upstream");
+        }
+    }
+    assert_eq!(seen.header("host"), Some("app.test"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("app.test"));
+    assert_eq!(seen.header("x-request-id"), Some("r-1"));
+    assert_eq!(
+        seen.header_all("forwarded"),
+        vec!["for=127.0.0.1;host=\"app.test\";proto=http"]
+    );
+    let port = tollgate.port.to_string();
+    assert_eq!(seen.header("x-forwarded-port"), Some(port.as_str()));
+}

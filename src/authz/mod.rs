@@ -42,7 +42,7 @@ use serde_json::{Map, Value};
 use crate::proxy::path::{anchored_regex, method_allowed, parse_methods, without_params};
 
 /// `[authorization]` as written.
-#[derive(Debug, Default, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAuthorization {
     /// Email domains whose users may pass (see the module docs for the
@@ -60,6 +60,25 @@ pub struct RawAuthorization {
     /// Check opaque bearer tokens at the provider's introspection endpoint.
     /// Read by the config loader for `auth::bearer`, not by [`Policy`].
     pub bearer_introspection: bool,
+    /// Signature algorithms accepted on JWT bearer tokens: asymmetric only.
+    /// Read by the config loader for `auth::bearer`, not by [`Policy`].
+    pub bearer_algorithms: Vec<String>,
+}
+
+impl Default for RawAuthorization {
+    fn default() -> Self {
+        Self {
+            allowed_email_domains: Vec::new(),
+            allowed_emails: Vec::new(),
+            allowed_groups: Vec::new(),
+            rules: Vec::new(),
+            bearer_audiences: Vec::new(),
+            bearer_introspection: false,
+            bearer_algorithms: ["RS256", "ES256", "PS256", "EdDSA"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
 }
 
 /// One `[[authorization.rules]]` entry.

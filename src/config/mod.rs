@@ -65,6 +65,8 @@ impl fmt::Debug for Rules {
 pub struct BearerConfig {
     /// JWT access tokens must name one of these in `aud`.
     pub audiences: Vec<String>,
+    /// Algorithms JWT access tokens may be signed with; never HS*.
+    pub algorithms: Vec<Algorithm>,
     /// Opaque tokens are checked at the introspection endpoint.
     pub introspection: bool,
 }
@@ -1174,6 +1176,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     });
     let bearer = BearerConfig {
         audiences: raw.authorization.bearer_audiences.clone(),
+        algorithms: bearer_algorithms(&mut c, &raw.authorization.bearer_algorithms),
         introspection: raw.authorization.bearer_introspection,
     };
     if bearer.audiences.iter().any(String::is_empty) {
@@ -1407,6 +1410,31 @@ fn pkcs8_from_pem(pem: &[u8]) -> Option<Vec<u8>> {
     PrivatePkcs8KeyDer::from_pem_slice(pem)
         .ok()
         .map(|k| k.secret_pkcs8_der().to_vec())
+}
+
+/// `authorization.bearer_algorithms`: asymmetric algorithms only. A MAC
+/// would be keyed with the client secret, which every replica holds, and
+/// anyone holding it could mint access tokens for any user.
+fn bearer_algorithms(c: &mut Check<'_>, names: &[String]) -> Vec<Algorithm> {
+    const KEY: &str = "authorization.bearer_algorithms";
+    if names.is_empty() {
+        c.fail(KEY, "must name at least one algorithm");
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        match name.parse::<Algorithm>() {
+            Ok(a) if crate::oidc::jws::is_hmac(a) => c.fail(
+                KEY,
+                format!("{name} is a MAC keyed with a shared secret; bearer tokens must be signed with the provider's private key"),
+            ),
+            Ok(a) => out.push(a),
+            Err(_) => c.fail(
+                KEY,
+                format!("`{name}` is not a supported algorithm (RS256/384/512, PS256/384/512, ES256/384, EdDSA; \"none\" is never accepted)"),
+            ),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

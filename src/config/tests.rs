@@ -354,3 +354,20 @@ fn hmac_id_tokens_need_a_long_enough_client_secret() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn bearer_tokens_never_take_a_mac() {
+    // Review finding 4: a MAC keyed with the client secret would let every
+    // holder of the secret mint access tokens.
+    let text = format!(
+        "{}\n[authorization]\nbearer_audiences = [\"api\"]\nbearer_algorithms = [\"RS256\", \"HS256\"]\n",
+        minimal()
+    );
+    let (_dir, path) = write(&text);
+    let errs = errors(load(&path, &[]));
+    assert!(
+        errs.iter()
+            .any(|e| e.key == "authorization.bearer_algorithms" && e.message.contains("HS256")),
+        "{errs:?}"
+    );
+}

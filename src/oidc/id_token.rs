@@ -21,17 +21,16 @@
 //! 8. the token is at most [`MAX_TOKEN_BYTES`] long, checked before any
 //!    decoding.
 
-use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::jwks::KeyCache;
+use super::jwks::{KeyCache, Refetch};
+use super::jws::{self, is_hmac, JwsError};
 
-/// Longest ID or logout token accepted, checked before base64 or JSON work.
-pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
+pub use super::jws::MAX_TOKEN_BYTES;
 
 /// Why an ID token was refused. Each variant names one failed check, so the
 /// log line says exactly which.
@@ -85,6 +84,18 @@ pub enum IdTokenError {
         "refreshed ID token `{0}` differs from the original authentication's (OIDC Core §12.2)"
     )]
     RefreshMismatch(&'static str),
+}
+
+impl From<JwsError> for IdTokenError {
+    fn from(e: JwsError) -> Self {
+        match e {
+            JwsError::Malformed(m) => IdTokenError::Malformed(m),
+            JwsError::AlgorithmNotAllowed(a) => IdTokenError::AlgorithmNotAllowed(a),
+            JwsError::UnknownKey(k) => IdTokenError::UnknownKey(k),
+            JwsError::BadSignature => IdTokenError::BadSignature,
+            JwsError::TooLarge => IdTokenError::TooLarge,
+        }
+    }
 }
 
 impl IdTokenError {
@@ -314,55 +325,20 @@ impl IdTokenValidator {
     }
 
     /// The claims of a JWS whose algorithm is allowed and whose signature
-    /// verifies with a provider key. No claim is checked here.
+    /// verifies with a provider key (or, for HS*, the client secret), for
+    /// an ID token straight from the token endpoint: an unknown `kid` is
+    /// always refetched. No claim is checked here.
     pub async fn verified<C: serde::de::DeserializeOwned>(
         &self,
         token: &str,
         keys: &KeyCache,
     ) -> Result<C, IdTokenError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(IdTokenError::TooLarge);
-        }
-        let (alg, kid) = self.header(token)?;
-        let candidates = if is_hmac(alg) {
-            match &self.hmac_secret {
-                Some(s) => vec![DecodingKey::from_secret(s)],
-                None => return Err(IdTokenError::AlgorithmNotAllowed(format!("{alg:?}"))),
-            }
-        } else {
-            keys.keys_for(alg, kid.as_deref()).await
+        let jws = jws::Jws {
+            algorithms: &self.algorithms,
+            hmac_secret: self.hmac_secret.as_deref(),
+            refetch: Refetch::Always,
         };
-        if candidates.is_empty() {
-            return Err(IdTokenError::UnknownKey(kid));
-        }
-        verify_with(token, alg, &candidates)
-    }
-
-    /// Checks `alg` against the allow-list before any key is looked up.
-    fn header(&self, token: &str) -> Result<(Algorithm, Option<String>), IdTokenError> {
-        // Read `alg` ourselves first: jsonwebtoken cannot represent `none`,
-        // and the log should say "not allowed", not "malformed".
-        let head = token.split('.').next().unwrap_or_default();
-        let raw: Value = base64_json(head)
-            .ok_or_else(|| IdTokenError::Malformed("header is not base64url JSON".into()))?;
-        let alg_name = raw
-            .get("alg")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let alg: Algorithm = alg_name
-            .parse()
-            .map_err(|_| IdTokenError::AlgorithmNotAllowed(alg_name.clone()))?;
-        if !self.algorithms.contains(&alg) {
-            return Err(IdTokenError::AlgorithmNotAllowed(alg_name));
-        }
-        if raw.get("crit").is_some() {
-            // RFC 7515 §4.1.11: we understand no critical extensions.
-            return Err(IdTokenError::Malformed("unsupported `crit` header".into()));
-        }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| IdTokenError::Malformed(e.to_string()))?;
-        Ok((alg, header.kid))
+        Ok(jws.verify(token, keys).await?)
     }
 
     fn check_claims(
@@ -446,38 +422,6 @@ impl IdTokenValidator {
     }
 }
 
-/// Signature only: jsonwebtoken's claim checks are switched off and
-/// replaced by ours, so that every failure has its own, exact error.
-fn verify_with<C: serde::de::DeserializeOwned>(
-    token: &str,
-    alg: Algorithm,
-    candidates: &[DecodingKey],
-) -> Result<C, IdTokenError> {
-    let mut v = Validation::new(alg);
-    v.algorithms = vec![alg];
-    v.required_spec_claims = HashSet::new();
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v.validate_aud = false;
-    let mut last_err = IdTokenError::BadSignature;
-    for key in candidates {
-        match jsonwebtoken::decode::<C>(token, key, &v) {
-            Ok(data) => return Ok(data.claims),
-            Err(e) => {
-                use jsonwebtoken::errors::ErrorKind as K;
-                last_err = match e.kind() {
-                    K::InvalidSignature
-                    | K::InvalidEcdsaKey
-                    | K::InvalidRsaKey(_)
-                    | K::InvalidKeyFormat => IdTokenError::BadSignature,
-                    other => IdTokenError::Malformed(format!("{other:?}")),
-                };
-            }
-        }
-    }
-    Err(last_err)
-}
-
 /// `at_hash` / `c_hash` (OIDC Core §3.1.3.8, §3.3.2.11): the left half of
 /// the hash the signing algorithm uses, base64url. EdDSA (Ed25519) uses
 /// SHA-512.
@@ -496,18 +440,6 @@ pub fn token_hash(alg: Algorithm, token: &str) -> String {
     let d = digest::digest(which, token.as_bytes());
     let bytes = d.as_ref();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() / 2])
-}
-
-fn is_hmac(alg: Algorithm) -> bool {
-    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
-}
-
-fn base64_json(part: &str) -> Option<Value> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
-//! The provider's signing keys (RFC 7517), cached, refetched once when a token
-//! names a `kid` we do not know, at most once per [`MIN_REFETCH_INTERVAL`] so a
-//! flood of forged tokens cannot hammer the provider. Scheduled fetches do
-//! not count against that interval: a key rotated just after start-up is
-//! still picked up by the first token that uses it.
+//! The provider's signing keys (RFC 7517), cached, and refetched when a token
+//! names a `kid` we do not know. Who asks decides how ([`Refetch`]): an ID
+//! token that came straight from the token endpoint always gets its refetch
+//! (one fetch for every token waiting), while tokens anyone can send (bearer,
+//! logout) share a budget of their own, one refetch per
+//! [`MIN_REFETCH_INTERVAL`], so a flood of made-up `kid`s can neither hammer
+//! the provider nor hold back logins after a real key rotation. Scheduled
+//! fetches count against neither.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::Jwk;
@@ -125,15 +129,32 @@ fn compatible(k: &Jwk, alg: Algorithm) -> bool {
     }
 }
 
+/// Who asks for a key the cached set does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refetch {
+    /// An ID token from the token endpoint (login, refresh), received over
+    /// TLS from the provider itself: an unknown `kid` means the provider
+    /// rotated its keys, so the set is always fetched again, once for all
+    /// the tokens waiting on it.
+    Always,
+    /// A token any client can send (bearer, logout): at most one refetch
+    /// per [`MIN_REFETCH_INTERVAL`], on a budget separate from `Always`.
+    Throttled,
+}
+
 /// The cached key set of one provider.
 #[derive(Debug)]
 pub struct KeyCache {
     http: reqwest::Client,
     uri: Url,
     set: RwLock<Arc<KeySet>>,
-    /// Serialises fetches and remembers when the last refetch for an
-    /// unknown key happened.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Serialises fetches: one at a time, and tokens that waited for one
+    /// use its result instead of fetching again.
+    fetching: tokio::sync::Mutex<()>,
+    /// Fetches completed so far (successful or not).
+    fetches: AtomicU64,
+    /// When the last [`Refetch::Throttled`] refetch began.
+    last_throttled: Mutex<Option<Instant>>,
     /// Built by [`KeyCache::fixed`]: never fetches.
     fixed: bool,
 }
@@ -144,7 +165,9 @@ impl KeyCache {
             http,
             uri,
             set: RwLock::new(Arc::new(KeySet::default())),
-            last_fetch: tokio::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+            fetches: AtomicU64::new(0),
+            last_throttled: Mutex::new(None),
             fixed: false,
         }
     }
@@ -167,13 +190,14 @@ impl KeyCache {
 
     /// Fetches the key set now.
     pub async fn refresh(&self) -> Result<(), JwksError> {
-        let _serialised = self.last_fetch.lock().await;
+        let _serialised = self.fetching.lock().await;
         self.fetch_timed().await
     }
 
     async fn fetch_timed(&self) -> Result<(), JwksError> {
         let started = Instant::now();
         let result = self.fetch_once().await;
+        self.fetches.fetch_add(1, Ordering::SeqCst);
         crate::telemetry::metrics::metrics().observe_provider("jwks", started.elapsed());
         result
     }
@@ -208,26 +232,42 @@ impl KeyCache {
         Ok(())
     }
 
-    /// Candidate keys for a token; refetches the set once if none match and
-    /// the last fetch is older than [`MIN_REFETCH_INTERVAL`].
-    pub async fn keys_for(&self, alg: Algorithm, kid: Option<&str>) -> Vec<DecodingKey> {
+    /// Candidate keys for a token; when none match, refetches the set as
+    /// `refetch` allows.
+    pub async fn keys_for(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+        refetch: Refetch,
+    ) -> Vec<DecodingKey> {
+        let seen = self.fetches.load(Ordering::SeqCst);
         let found = self.current().candidates(alg, kid);
         if !found.is_empty() || self.fixed {
             return found;
         }
-        let mut last = self.last_fetch.lock().await;
-        // Another task may have refetched while we waited for the lock.
-        let found = self.current().candidates(alg, kid);
-        if !found.is_empty() {
-            return found;
-        }
-        if last.is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL) {
+        if refetch == Refetch::Throttled && !self.throttled_refetch_due() {
             return Vec::new();
         }
-        *last = Some(Instant::now());
-        if let Err(e) = self.fetch_timed().await {
-            tracing::warn!(error = %e, "refetching provider keys for an unknown key id failed");
+        let _serialised = self.fetching.lock().await;
+        // A fetch that ended while we waited is the one we wanted.
+        if self.fetches.load(Ordering::SeqCst) == seen {
+            if let Err(e) = self.fetch_timed().await {
+                tracing::warn!(error = %e, "refetching provider keys for an unknown key id failed");
+            }
         }
         self.current().candidates(alg, kid)
+    }
+
+    /// Takes the throttled budget's refetch if one is due.
+    fn throttled_refetch_due(&self) -> bool {
+        let mut last = self
+            .last_throttled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 }

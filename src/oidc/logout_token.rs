@@ -3,16 +3,29 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::id_token::{Audience, IdTokenError, IdTokenValidator};
-use super::jwks::KeyCache;
+use super::id_token::{Audience, IdTokenValidator};
+use super::jwks::{KeyCache, Refetch};
+use super::jws::{is_hmac, Jws, JwsError};
 
 /// The `events` member that makes a JWT a logout token (§2.4).
 pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LogoutTokenError {
-    #[error(transparent)]
-    Jws(#[from] IdTokenError),
+    #[error("logout token: {0}")]
+    Jws(#[from] JwsError),
+    #[error("logout token `typ` header `{0}` is not a logout token's")]
+    WrongType(String),
+    #[error("logout token `iss` is missing or is not the issuer")]
+    Issuer,
+    #[error("logout token `aud` is missing or does not contain the client id")]
+    Audience,
+    #[error("logout token has no `iat`")]
+    MissingIat,
+    #[error("logout token `iat` is in the future")]
+    IssuedInFuture,
+    #[error("logout token is expired (or has no `exp`)")]
+    Expired,
     #[error("logout token `events` has no back-channel logout event")]
     NoEvent,
     #[error("logout token names neither `sid` nor `sub`")]
@@ -43,8 +56,16 @@ pub struct LogoutClaims {
     pub jti: Option<String>,
     #[serde(default)]
     pub events: Option<Map<String, Value>>,
-    #[serde(default)]
+    /// Present at all, even as `null`, is refused (§2.4: a logout token
+    /// MUST NOT contain a `nonce` claim).
+    #[serde(default, deserialize_with = "present")]
     pub nonce: Option<Value>,
+}
+
+/// `Some` for any value, `null` included; the field's `default` gives `None`
+/// only when the member is absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Checks signature, `iss`, `aud`, `iat`, `exp`, `events`, `sid`/`sub`, no
@@ -54,16 +75,31 @@ pub async fn validate(
     token: &str,
     keys: &KeyCache,
 ) -> Result<LogoutClaims, LogoutTokenError> {
-    let claims: LogoutClaims = validator.verified(token, keys).await?;
+    // Signed like ID tokens, but never with a MAC: anyone can post to the
+    // back-channel endpoint, and the client secret is no signing key.
+    let algorithms: Vec<_> = validator
+        .algorithms
+        .iter()
+        .copied()
+        .filter(|a| !is_hmac(*a))
+        .collect();
+    let jws = Jws {
+        algorithms: &algorithms,
+        hmac_secret: None,
+        refetch: Refetch::Throttled,
+    };
+    let claims: LogoutClaims = jws.verify(token, keys).await?;
     // §2.4 recommends explicit typing (`logout+jwt`); an ID token or an
     // access token must never pass as a logout token (§4.1).
     if let Some(t) = jsonwebtoken::decode_header(token)
-        .map_err(|e| IdTokenError::Malformed(e.to_string()))?
+        .map_err(|e| JwsError::Malformed(e.to_string()))?
         .typ
     {
         let t = t.to_ascii_lowercase();
         if !matches!(t.as_str(), "logout+jwt" | "application/logout+jwt" | "jwt") {
-            return Err(IdTokenError::WrongType(crate::oidc::token::sanitize(&t)).into());
+            return Err(LogoutTokenError::WrongType(crate::oidc::token::sanitize(
+                &t,
+            )));
         }
     }
     check(validator, &claims, now())?;
@@ -81,7 +117,7 @@ pub(crate) fn check(
 ) -> Result<(), LogoutTokenError> {
     let leeway = v.leeway.as_secs_f64();
     if c.iss.as_deref() != Some(v.issuer.as_str()) {
-        return Err(IdTokenError::Issuer.into());
+        return Err(LogoutTokenError::Issuer);
     }
     let aud = match &c.aud {
         Some(Audience::One(a)) => vec![a.as_str()],
@@ -89,17 +125,17 @@ pub(crate) fn check(
         None => vec![],
     };
     if !aud.contains(&v.client_id.as_str()) {
-        return Err(IdTokenError::Audience.into());
+        return Err(LogoutTokenError::Audience);
     }
     match c.iat {
-        None => return Err(IdTokenError::MissingIat.into()),
-        Some(iat) if iat - leeway > now => return Err(IdTokenError::IssuedInFuture.into()),
+        None => return Err(LogoutTokenError::MissingIat),
+        Some(iat) if iat - leeway > now => return Err(LogoutTokenError::IssuedInFuture),
         Some(_) => {}
     }
     // `exp` is REQUIRED in the final specification (§2.4).
     match c.exp {
         Some(exp) if exp + leeway > now => {}
-        _ => return Err(IdTokenError::Expired.into()),
+        _ => return Err(LogoutTokenError::Expired),
     }
     let has_event = c
         .events
@@ -185,25 +221,25 @@ mod tests {
                 Box::new(|m| {
                     m.insert("iss".into(), json!("https://op.testINVALID"));
                 }),
-                IdTokenError::Issuer.into(),
+                LogoutTokenError::Issuer,
             ),
             (
                 Box::new(|m| {
                     m.insert("aud".into(), json!("tollgateINVALID"));
                 }),
-                IdTokenError::Audience.into(),
+                LogoutTokenError::Audience,
             ),
             (
                 Box::new(|m| {
                     m.remove("iat");
                 }),
-                IdTokenError::MissingIat.into(),
+                LogoutTokenError::MissingIat,
             ),
             (
                 Box::new(|m| {
                     m.insert("exp".into(), json!(500));
                 }),
-                IdTokenError::Expired.into(),
+                LogoutTokenError::Expired,
             ),
             (
                 Box::new(|m| {
@@ -239,6 +275,12 @@ mod tests {
                         "nonce".into(),
                         json!("logout_tokens_must_not_contain_a_nonce"),
                     );
+                }),
+                LogoutTokenError::Nonce,
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("nonce".into(), Value::Null);
                 }),
                 LogoutTokenError::Nonce,
             ),

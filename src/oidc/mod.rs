@@ -5,6 +5,7 @@
 pub mod discovery;
 pub mod id_token;
 pub mod jwks;
+pub mod jws;
 pub mod logout_token;
 pub mod pkce;
 pub mod token;

@@ -88,6 +88,10 @@ pub enum Rejection {
     BadPath,
     #[error("malformed Host header")]
     BadHost,
+    /// A header that may appear once appeared several times (RFC 9110
+    /// §5.3: `Authorization` is not a list).
+    #[error("repeated {0} header")]
+    RepeatedHeader(&'static str),
     #[error("invalid bearer token")]
     InvalidToken,
 }
@@ -102,7 +106,9 @@ impl Rejection {
             | Rejection::SessionStoreUnavailable
             | Rejection::RefreshUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Rejection::BadPath | Rejection::BadHost => StatusCode::BAD_REQUEST,
+            Rejection::BadPath | Rejection::BadHost | Rejection::RepeatedHeader(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Rejection::InvalidToken => StatusCode::UNAUTHORIZED,
             Rejection::BadGateway => StatusCode::BAD_GATEWAY,
             Rejection::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -129,6 +135,7 @@ impl Rejection {
             Rejection::Forbidden { .. } => "forbidden",
             Rejection::BadPath => "bad_path",
             Rejection::BadHost => "bad_host",
+            Rejection::RepeatedHeader(_) => "repeated_header",
             Rejection::InvalidToken => "invalid_token",
         }
     }
@@ -148,7 +155,7 @@ impl Rejection {
                 "Temporarily unavailable"
             }
             Rejection::Forbidden { .. } => "Access denied",
-            Rejection::BadPath | Rejection::BadHost => "Bad request",
+            Rejection::BadPath | Rejection::BadHost | Rejection::RepeatedHeader(_) => "Bad request",
             Rejection::InvalidToken => "Invalid token",
         }
     }
@@ -180,6 +187,7 @@ impl Rejection {
             }
             Rejection::BadPath => "The request path is malformed (encoded slashes, double encoding or control characters).".into(),
             Rejection::BadHost => "The Host header is missing, repeated or malformed.".into(),
+            Rejection::RepeatedHeader(name) => format!("The {name} header appears more than once."),
             Rejection::InvalidToken => "The bearer token is invalid, expired, or not meant for this service.".into(),
         }
     }

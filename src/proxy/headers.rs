@@ -26,10 +26,22 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// Headers that `Connection` may not nominate for removal: the request's
+/// own `Host`, its framing, and the request id tollgate logs. (Everything
+/// else tollgate sets is added after the hop-by-hop strip.)
+const NOT_HOP_BY_HOP: [HeaderName; 3] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    HeaderName::from_static("x-request-id"),
+];
+
 /// Headers a client must never be able to set on the upstream request:
 /// identity (ours and the oauth2-proxy family), forwarding information we
-/// compute ourselves, and URL/method overrides some frameworks honour.
-const ALWAYS_STRIPPED: [&str; 22] = [
+/// compute ourselves (RFC 7239 `Forwarded` and every de-facto `X-Forwarded-*`
+/// / `X-Original-*` that frameworks read: Spring, Werkzeug's ProxyFix,
+/// ASP.NET, Rails, Express), client-address headers CDNs set, and
+/// URL/method overrides some frameworks honour.
+const ALWAYS_STRIPPED: [&str; 36] = [
     "x-forwarded-user",
     "x-forwarded-email",
     "x-forwarded-preferred-username",
@@ -48,10 +60,24 @@ const ALWAYS_STRIPPED: [&str; 22] = [
     "x-forwarded-host",
     "x-forwarded-port",
     "x-forwarded-uri",
+    "x-forwarded-prefix",
+    "x-forwarded-method",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
     "x-original-url",
+    "x-original-uri",
+    "x-original-method",
+    "x-original-host",
     "x-rewrite-url",
     "x-http-method-override",
     "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-cluster-client-ip",
+    "x-scheme",
+    "front-end-https",
 ];
 
 /// `a` equals `b` ignoring ASCII case and treating `_` as `-`.
@@ -125,8 +151,9 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Removes hop-by-hop headers and those named in `Connection`; keeps
-/// `Upgrade` (with `Connection: upgrade`) when the exchange upgrades.
+/// Removes hop-by-hop headers and those named in `Connection` (RFC 9110
+/// §7.6.1), except [`NOT_HOP_BY_HOP`]; keeps `Upgrade` (with
+/// `Connection: upgrade`) when the exchange upgrades.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -134,6 +161,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !NOT_HOP_BY_HOP.contains(n))
         .collect();
     for n in named {
         if !(upgrade && n == header::UPGRADE) {
@@ -157,6 +185,8 @@ pub struct Forwarding<'a> {
     /// replacing them.
     pub trusted: bool,
     pub proto: &'static str,
+    /// The port browsers reach tollgate on (`server.public_url`).
+    pub port: u16,
     pub session: Option<&'a Session>,
     /// A signed identity assertion for `X-Tollgate-Assertion`.
     pub assertion: Option<&'a str>,
@@ -184,6 +214,15 @@ pub fn prepare_request(
             get("x-real-ip"),
         )
     });
+    let proxy_port = fwd
+        .trusted
+        .then(|| headers.get("x-forwarded-port").cloned())
+        .flatten();
+    let proxy_forwarded: Vec<HeaderValue> = if fwd.trusted {
+        headers.get_all(header::FORWARDED).iter().cloned().collect()
+    } else {
+        Vec::new()
+    };
     let spoofed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| strip.contains(k.as_str()))
@@ -212,17 +251,23 @@ pub fn prepare_request(
     if let Some(v) = real_ip.or_else(|| HeaderValue::from_str(&peer).ok()) {
         headers.insert(HeaderName::from_static("x-real-ip"), v);
     }
+    let proto = proto.unwrap_or(HeaderValue::from_static(fwd.proto));
+    let host = host.or_else(|| headers.get(header::HOST).cloned());
+    let forwarded = forwarded_element(fwd.peer, host.as_ref(), &proto);
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), proto);
+    if let Some(host) = host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
     headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        proto.unwrap_or(HeaderValue::from_static(fwd.proto)),
+        HeaderName::from_static("x-forwarded-port"),
+        proxy_port.unwrap_or_else(|| HeaderValue::from(fwd.port)),
     );
-    match host.or_else(|| headers.get(header::HOST).cloned()) {
-        Some(host) => {
-            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
-        }
-        None => {
-            headers.remove(HeaderName::from_static("x-forwarded-host"));
-        }
+    // RFC 7239: a trusted proxy's elements, then ours.
+    for v in proxy_forwarded {
+        headers.append(header::FORWARDED, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.append(header::FORWARDED, v);
     }
 
     if let Some(s) = fwd.session {
@@ -231,6 +276,29 @@ pub fn prepare_request(
     if let Some(a) = fwd.assertion.and_then(|a| HeaderValue::from_str(a).ok()) {
         headers.insert(HeaderName::from_static(super::assertion::HEADER), a);
     }
+}
+
+/// tollgate's RFC 7239 element: `for` (an IPv6 address bracketed and
+/// quoted, §6), `host` (quoted: it may hold `:`), `proto`. A host that
+/// cannot be a quoted-string is left out.
+fn forwarded_element(peer: IpAddr, host: Option<&HeaderValue>, proto: &HeaderValue) -> String {
+    let mut out = match peer {
+        IpAddr::V4(v4) => format!("for={v4}"),
+        IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+    };
+    let host = host
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['"', '\\']));
+    if let Some(h) = host {
+        out.push_str(&format!(";host=\"{h}\""));
+    }
+    if let Ok(p) = proto.to_str() {
+        if p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https") {
+            out.push_str(";proto=");
+            out.push_str(&p.to_ascii_lowercase());
+        }
+    }
+    out
 }
 
 /// Adds the identity headers. Values that are not valid header values (a
@@ -403,6 +471,7 @@ mod tests {
             peer: "10.1.2.3".parse().expect("ip"),
             trusted: false,
             proto: "https",
+            port: 443,
             session,
             assertion: None,
         };
@@ -512,6 +581,36 @@ mod tests {
             h.get("cookie").expect("cookie").as_bytes(),
             "lang=café; a=1".as_bytes()
         );
+    }
+
+    #[test]
+    fn forwarded_elements_follow_rfc_7239() {
+        let proto = HeaderValue::from_static("https");
+        let host = HeaderValue::from_static("app.test:8443");
+        assert_eq!(
+            forwarded_element("2001:db8::1".parse().expect("ip"), Some(&host), &proto),
+            "for=\"[2001:db8::1]\";host=\"app.test:8443\";proto=https"
+        );
+        let odd = HeaderValue::from_static("a\"b");
+        assert_eq!(
+            forwarded_element("10.0.0.1".parse().expect("ip"), Some(&odd), &proto),
+            "for=10.0.0.1;proto=https"
+        );
+    }
+
+    #[test]
+    fn connection_cannot_nominate_host_or_framing() {
+        let h = run(
+            &[
+                ("Host", "app.test"),
+                ("Content-Length", "0"),
+                ("Connection", "Host, Content-Length, X-Forwarded-Host"),
+            ],
+            None,
+        );
+        assert_eq!(h.get("host").expect("host"), "app.test");
+        assert_eq!(h.get("content-length").expect("length"), "0");
+        assert_eq!(h.get("x-forwarded-host").expect("xfh"), "app.test");
     }
 
     #[test]
