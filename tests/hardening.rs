@@ -316,6 +316,15 @@ mod evil_world {
     /// upstream and tollgate with `provider` keys added to `[provider]` and
     /// `extra` TOML at the end.
     pub async fn start(provider: &str, extra: &str) -> (EvilOp, Upstream, Tollgate) {
+        start_with(provider, extra, "").await
+    }
+
+    /// As [`start`], with `session` keys in `[session]`.
+    pub async fn start_with(
+        provider: &str,
+        extra: &str,
+        session: &str,
+    ) -> (EvilOp, Upstream, Tollgate) {
         use base64::Engine as _;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"));
         let op = EvilOp::start(CLIENT, ClientCheck::Basic(format!("Basic {basic}"))).await;
@@ -330,7 +339,7 @@ mod evil_world {
             client_secret: Some(SECRET),
             client_auth: "client_secret_basic",
             extra,
-            session: "",
+            session,
             server: "",
             public_url: None,
         };
@@ -565,4 +574,83 @@ async fn forwarding_headers_from_the_client_never_reach_the_upstream() {
     );
     let port = tollgate.port.to_string();
     assert_eq!(seen.header("x-forwarded-port"), Some(port.as_str()));
+}
+
+/// Finding 5: sign-out deleted the Redis record without the refresh lock,
+/// and a refresh already under way wrote it back. Refreshes now rewrite a
+/// record only while it exists (`SET … XX`). Each round holds the
+/// provider's refresh answer until the sign-out has completed, so the race
+/// is decided the same way every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_under_way_cannot_bring_a_signed_out_session_back() {
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Duration;
+    use support::evil::{hook, sign_in, Behaviour};
+    let redis = Redis::start().await;
+    let session = format!(
+        "store = \"redis\"\n[session.redis]\nurl = \"{}\"",
+        redis.url()
+    );
+    let (op, upstream, tollgate) = evil_world::start_with("", "", &session).await;
+    let (release, held) = mpsc::channel::<()>();
+    let held = Arc::new(Mutex::new(held));
+    op.set(Behaviour {
+        // Every access token is due for refresh (session.refresh_before 60s).
+        expires_in: Some(30),
+        // Held on this worker thread; `block_in_place` hands the worker's
+        // other tasks (the provider's other connections) to the rest.
+        refresh_claims: hook(move |_| {
+            tokio::task::block_in_place(|| {
+                let _ = held
+                    .lock()
+                    .map(|rx| rx.recv_timeout(Duration::from_secs(10)));
+            });
+        }),
+        ..Behaviour::default()
+    });
+    for round in 0..10 {
+        let mut b = Browser::new();
+        assert_eq!(sign_in(&mut b, &tollgate.url("/x")).await.status, 302);
+        let cookie = b.cookie_header(&tollgate.url("/"));
+        let grants = op.count("token");
+        let before = upstream.count();
+        let port = tollgate.port;
+        let pending = tokio::spawn(async move { raw(port, &get("/x", &cookie)).await });
+        // The refresh has reached the provider, which now holds its answer.
+        for _ in 0..1000 {
+            if op.count("token") > grants {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            op.count("token"),
+            grants + 1,
+            "round {round}: no refresh began"
+        );
+        assert_eq!(
+            b.sign_out(&tollgate.url("/oauth2/sign_out")).await.status,
+            302
+        );
+        release.send(()).expect("release");
+        let answer = pending.await.expect("request");
+        assert_ne!(
+            statuses(&answer).first(),
+            Some(&200),
+            "round {round}: {answer}\n{}",
+            tollgate.output.text()
+        );
+        assert_eq!(
+            upstream.count(),
+            before,
+            "round {round}: reached the upstream"
+        );
+        let cookie = b.cookie_header(&tollgate.url("/"));
+        let again = statuses(&raw(port, &get("/x", &cookie)).await);
+        assert_eq!(
+            again.first(),
+            Some(&302),
+            "round {round}: the session came back"
+        );
+    }
 }

@@ -129,11 +129,15 @@ async fn refresh_once(
             let result = match redis.get(ticket).await {
                 Ok(Some(current)) if current.refresh_token != session.refresh_token => Ok(current),
                 Ok(Some(current)) => match call_provider(app, &current).await {
-                    Ok(new) => redis
-                        .put(ticket, &new)
-                        .await
-                        .map(|()| new)
-                        .map_err(|e| RefreshFailure::Unavailable(e.to_string())),
+                    Ok(new) => match redis.replace(ticket, &new).await {
+                        Ok(true) => Ok(new),
+                        // Signed out (or ended by back-channel logout) while
+                        // the provider answered: the session stays ended.
+                        Ok(false) => Err(RefreshFailure::Ended(
+                            "the session ended during the refresh".into(),
+                        )),
+                        Err(e) => Err(RefreshFailure::Unavailable(e.to_string())),
+                    },
                     Err(e) => Err(e),
                 },
                 Ok(None) => Err(RefreshFailure::Ended("session record is gone".into())),

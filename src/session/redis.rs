@@ -230,20 +230,40 @@ impl RedisStore {
             .filter(|s| !s.is_expired(now())))
     }
 
-    /// Writes a session; its time to live is what remains of its lifetime.
+    /// Writes a new session; its time to live is what remains of its
+    /// lifetime.
     pub async fn put(&self, ticket: &Ticket, session: &Session) -> Result<(), RedisError> {
+        self.write(ticket, session, false).await.map(|_| ())
+    }
+
+    /// Rewrites a session only if its record still exists (`SET … XX`):
+    /// a refresh that was under way when the user signed out, or when a
+    /// back-channel logout ended the session, must not bring it back.
+    /// Returns false when the record was gone.
+    pub async fn replace(&self, ticket: &Ticket, session: &Session) -> Result<bool, RedisError> {
+        self.write(ticket, session, true).await
+    }
+
+    async fn write(
+        &self,
+        ticket: &Ticket,
+        session: &Session,
+        only_if_present: bool,
+    ) -> Result<bool, RedisError> {
         let key = self.record_key(ticket);
         let plaintext = serde_json::to_vec(session).unwrap_or_default();
         let sealed = seal(&ticket.key, &key, plaintext);
         let ttl_ms = ((session.expires_at - now()).max(1) as u64).saturating_mul(1000);
-        self.query::<()>(
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(sealed)
-                .arg("PX")
-                .arg(ttl_ms),
-        )
-        .await?;
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(sealed).arg("PX").arg(ttl_ms);
+        if only_if_present {
+            set.arg("XX");
+        }
+        // `OK`, or nil when XX found no record.
+        let written: Option<String> = self.query(&set).await?;
+        if written.is_none() {
+            return Ok(false);
+        }
         let lifetime_ms = self.lifetime.as_millis() as u64;
         let mut indexes = vec![self.index_key("sub", &session.sub)];
         if let Some(sid) = &session.sid {
@@ -255,7 +275,7 @@ impl RedisStore {
             self.query::<()>(redis::cmd("PEXPIRE").arg(&index).arg(lifetime_ms))
                 .await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes one session.

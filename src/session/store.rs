@@ -109,10 +109,20 @@ impl SessionStore {
             Backend::Cookie => Ok(self.cookies.write(&self.codec, session, &handle.present)?),
             Backend::Redis(redis) => {
                 let ticket = match &handle.ticket {
-                    Some(t) => t.clone(),
-                    None => Ticket::generate(),
+                    Some(t) => {
+                        // An existing record only: one deleted meanwhile
+                        // (sign-out, back-channel logout) stays deleted.
+                        if !redis.replace(t, session).await? {
+                            return Ok(self.cookies.clear(&handle.present));
+                        }
+                        t.clone()
+                    }
+                    None => {
+                        let t = Ticket::generate();
+                        redis.put(&t, session).await?;
+                        t
+                    }
                 };
-                redis.put(&ticket, session).await?;
                 if handle.ticket.is_some() && !handle.reseal {
                     // Same ticket, already sealed with the current key.
                     return Ok(Vec::new());
