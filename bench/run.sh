@@ -164,6 +164,8 @@ tollgate_config() { # port [extra TOML]
 [server]
 listen = "127.0.0.1:$1"
 public_url = "http://127.0.0.1:$1"
+# wrk opens up to 1,000 connections from one address.
+max_connections_per_client = 0
 [upstream]
 url = "http://127.0.0.1:$UP_PORT"
 [provider]

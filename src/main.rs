@@ -140,9 +140,7 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
         };
         let discovery = tokio::spawn(tollgate::server::discover(app.clone()));
         let store = tokio::spawn(tollgate::server::connect_store(app.clone()));
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            app.config.server.max_connections,
-        ));
+        let limit = tollgate::server::Admission::new(&app.config.server);
         let slot = tollgate::server::reload::AppSlot::new(app);
         let reloads = tokio::spawn(tollgate::server::reload::watch(slot.clone(), path, raw));
 

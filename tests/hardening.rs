@@ -316,14 +316,16 @@ mod evil_world {
     /// upstream and tollgate with `provider` keys added to `[provider]` and
     /// `extra` TOML at the end.
     pub async fn start(provider: &str, extra: &str) -> (EvilOp, Upstream, Tollgate) {
-        start_with(provider, extra, "").await
+        start_with(provider, extra, "", "").await
     }
 
-    /// As [`start`], with `session` keys in `[session]`.
+    /// As [`start`], with `session` keys in `[session]` and `server` keys
+    /// in `[server]`.
     pub async fn start_with(
         provider: &str,
         extra: &str,
         session: &str,
+        server: &str,
     ) -> (EvilOp, Upstream, Tollgate) {
         use base64::Engine as _;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"));
@@ -340,7 +342,7 @@ mod evil_world {
             client_auth: "client_secret_basic",
             extra,
             session,
-            server: "",
+            server,
             public_url: None,
         };
         let toml = setup
@@ -591,7 +593,7 @@ async fn a_refresh_under_way_cannot_bring_a_signed_out_session_back() {
         "store = \"redis\"\n[session.redis]\nurl = \"{}\"",
         redis.url()
     );
-    let (op, upstream, tollgate) = evil_world::start_with("", "", &session).await;
+    let (op, upstream, tollgate) = evil_world::start_with("", "", &session, "").await;
     let (release, held) = mpsc::channel::<()>();
     let held = Arc::new(Mutex::new(held));
     op.set(Behaviour {
@@ -653,4 +655,78 @@ async fn a_refresh_under_way_cannot_bring_a_signed_out_session_back() {
             "round {round}: the session came back"
         );
     }
+}
+
+/// Finding 2: a connection that sent nothing was never closed (no timer on
+/// the first byte or on protocol detection; HTTP/2 connections answering
+/// PINGs lived forever), so `max_connections` silent sockets locked
+/// everyone out. Now: the first request within `header_read_timeout`, an
+/// idle limit between requests, and a per-client connection cap. The read
+/// bounds below only turn a hang into a failure.
+#[tokio::test]
+async fn silent_connections_are_closed_and_cannot_lock_everyone_out() {
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+    let server = "header_read_timeout = \"1s\"\nidle_timeout = \"1s\"\n\
+                  max_connections = 20\nmax_connections_per_client = 4";
+    let (_op, upstream, tollgate) =
+        evil_world::start_with("", "[[routes.public]]\npath = \"/static/.*\"\n", "", server).await;
+    let connect = || tokio::net::TcpStream::connect(("127.0.0.1", tollgate.port));
+    let closed = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .is_ok()
+    };
+    // Four silent sockets fill this client's share; a fifth is closed at
+    // once, unanswered.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(connect().await.expect("connect"));
+    }
+    let fifth = connect().await.expect("connect");
+    assert!(
+        closed(fifth).await,
+        "the per-client cap did not close a fifth socket"
+    );
+    // The silent ones are closed by the server, with nothing sent.
+    for s in silent {
+        assert!(closed(s).await, "a silent connection was never closed");
+    }
+    // And the client is served again.
+    let got = statuses(&raw(tollgate.port, &get("/static/a", "")).await);
+    assert_eq!(got.first(), Some(&200));
+
+    // HTTP/2: one request, then an idle connection whose client answers
+    // every PING: closed (GOAWAY) once idle.
+    let tcp = connect().await.expect("connect");
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let req = hyper::Request::get(format!("http://127.0.0.1:{}/static/b", tollgate.port))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    assert_eq!(
+        send.send_request(req).await.expect("response").status(),
+        200
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "an idle HTTP/2 connection was never closed");
+    assert_eq!(upstream.count(), 2);
+}
+
+/// Finding 2, the other half: `max_requests_per_connection` closes a
+/// keep-alive connection after that many requests.
+#[tokio::test]
+async fn a_connection_carries_at_most_max_requests() {
+    let server = "max_requests_per_connection = 3";
+    let (_op, _upstream, tollgate) =
+        evil_world::start_with("", "[[routes.public]]\npath = \"/static/.*\"\n", "", server).await;
+    let one = "GET /static/a HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    let text = raw(tollgate.port, one.repeat(5).as_bytes()).await;
+    assert_eq!(statuses(&text), vec![200, 200, 200], "{text}");
 }

@@ -82,8 +82,15 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub public_url: Url,
     pub shutdown_grace: Duration,
+    /// From accept to a complete first request head; then per request head.
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// Per client address (IPv6: per /64); 0 = no limit.
+    pub max_connections_per_client: usize,
+    /// Requests one connection may carry; 0 = no limit.
+    pub max_requests_per_connection: usize,
     /// Peers whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub allowed_redirect_domains: Vec<String>,
@@ -707,6 +714,13 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         "server.header_read_timeout",
         &raw.server.header_read_timeout,
     );
+    if header_read_timeout.is_zero() {
+        c.fail("server.header_read_timeout", "must be more than zero");
+    }
+    let idle_timeout = c.duration("server.idle_timeout", &raw.server.idle_timeout);
+    if idle_timeout.is_zero() {
+        c.fail("server.idle_timeout", "must be more than zero");
+    }
     if raw.server.max_connections == 0 {
         c.fail("server.max_connections", "must be at least 1");
     }
@@ -1243,7 +1257,10 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             public_url,
             shutdown_grace,
             header_read_timeout,
+            idle_timeout,
             max_connections: raw.server.max_connections,
+            max_connections_per_client: raw.server.max_connections_per_client,
+            max_requests_per_connection: raw.server.max_requests_per_connection,
             trusted_proxies,
             allowed_redirect_domains: raw.server.allowed_redirect_domains.clone(),
             tls,

@@ -13,24 +13,22 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub mod conn;
 pub mod reload;
 pub mod tls;
 
 use crate::app::App;
 use crate::oidc::Provider;
-
-/// Longest a TLS handshake may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest request head accepted (HTTP/1.1 read buffer, HTTP/2 header list).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -50,35 +48,47 @@ pub fn worker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// Connection limits shared by every worker.
+pub struct Admission {
+    /// `server.max_connections`, all workers together.
+    connections: Arc<Semaphore>,
+    /// `server.max_connections_per_client`.
+    clients: Arc<conn::ClientLimit>,
+}
+
+impl Admission {
+    pub fn new(config: &crate::config::ServerConfig) -> Arc<Self> {
+        Arc::new(Self {
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            clients: conn::ClientLimit::new(config.max_connections_per_client),
+        })
+    }
+}
+
 /// Serves `listener` until `shutdown` resolves, then stops accepting, fails
 /// readiness and waits up to `server.shutdown_grace` for open requests.
 /// Every worker runs one of these on its own handle of the listening socket;
-/// `limit` is shared by all, so `server.max_connections` holds in total.
+/// `admission` is shared by all, so the connection limits hold in total.
 pub async fn serve(
     slot: Arc<reload::AppSlot>,
     listener: TcpListener,
-    limit: Arc<Semaphore>,
+    admission: Arc<Admission>,
     tls: Option<Arc<tls::Reloading>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config()));
     // Listener settings come from the configuration at start.
     let app = slot.get();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.config.server.header_read_timeout)
-        .max_buf_size(MAX_HEADER_BYTES.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .max_concurrent_streams(256)
-        .max_pending_accept_reset_streams(32)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let server = &app.config.server;
+    let limits = conn::Limits {
+        first_request: server.header_read_timeout,
+        idle: server.idle_timeout,
+        max_requests: server.max_requests_per_connection,
+    };
+    let builder = Arc::new(http_builder(server.header_read_timeout));
+    // Every connection task holds a sender; when all are gone, all closed.
+    let (open_tx, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let (draining_tx, draining) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
 
     loop {
@@ -94,68 +104,157 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; closing new connection");
+        let Some(admitted) = admit(&admission, &slot, peer) else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let slot = slot.clone();
-        let open = &crate::telemetry::metrics::metrics().open_connections;
-        open.inc();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
+        let task = Connection {
+            slot: slot.clone(),
+            peer,
+            limits,
+            builder: builder.clone(),
+            acceptor: acceptor.clone(),
+            draining: draining.clone(),
+        };
+        let open = open_tx.clone();
         tokio::spawn(async move {
-            // Each request runs on the application current when it arrives.
-            let svc = service_fn(move |req| {
-                let app = slot.get();
-                async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
-            });
-            let result = match acceptor {
-                None => {
-                    watcher
-                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc))
-                        .await
-                }
-                Some(acceptor) => {
-                    // The handshake is bounded like a request head.
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            watcher
-                                .watch(
-                                    builder.serve_connection_with_upgrades(TokioIo::new(tls), svc),
-                                )
-                                .await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            Ok(())
-                        }
-                        Err(_) => Ok(()),
-                    }
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            crate::telemetry::metrics::metrics().open_connections.dec();
-            drop(permit);
+            let metrics = crate::telemetry::metrics::metrics();
+            metrics.open_connections.inc();
+            task.run(stream).await;
+            metrics.open_connections.dec();
+            drop((admitted, open));
         });
     }
 
     drop(listener);
+    drop(open_tx);
     let grace = app.config.server.shutdown_grace;
     tracing::info!(
         grace_s = grace.as_secs_f64(),
         "shutting down: draining open connections"
     );
+    let _ = draining_tx.send(true);
     tokio::select! {
         () = async {
-            graceful.shutdown().await;
+            let _ = all_closed.recv().await;
             // WebSockets and other upgraded connections get the same grace.
             crate::proxy::tunnels_closed().await;
         } => tracing::info!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+}
+
+/// hyper's settings for client connections.
+fn http_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(256)
+        .max_pending_accept_reset_streams(32)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+}
+
+/// The slots a new connection takes, or `None` (logged and counted) when
+/// a limit is reached and the connection is to be closed at once.
+fn admit(
+    admission: &Admission,
+    slot: &reload::AppSlot,
+    peer: SocketAddr,
+) -> Option<(tokio::sync::OwnedSemaphorePermit, conn::ClientSlot)> {
+    let refused = |reason: &'static str| {
+        crate::telemetry::metrics::metrics()
+            .connections_refused
+            .get_or_create(&crate::telemetry::metrics::ReasonLabels { reason })
+            .inc();
+    };
+    let Ok(permit) = admission.connections.clone().try_acquire_owned() else {
+        refused("max_connections");
+        tracing::warn!(%peer, "connection limit reached; closing new connection");
+        return None;
+    };
+    let trusted = slot.get().trusted.trusts(peer.ip());
+    let Some(client) = admission.clients.acquire(peer.ip(), trusted) else {
+        refused("max_connections_per_client");
+        tracing::warn!(%peer, "per-client connection limit reached; closing new connection");
+        return None;
+    };
+    Some((permit, client))
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    slot: Arc<reload::AppSlot>,
+    peer: SocketAddr,
+    limits: conn::Limits,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    draining: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(self, stream: tokio::net::TcpStream) {
+        let state = conn::ConnState::new(self.limits.max_requests);
+        let Some(acceptor) = self.acceptor.clone() else {
+            return self.serve(stream, &state).await;
+        };
+        // The handshake counts against the time to the first request.
+        match tokio::time::timeout(self.limits.first_request, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => self.serve(tls, &state).await,
+            Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
+        }
+    }
+
+    async fn serve<S>(&self, stream: S, state: &Arc<conn::ConnState>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (slot, peer, counted) = (self.slot.clone(), self.peer, state.clone());
+        // Each request runs on the application current when it arrives.
+        let svc = service_fn(move |req| {
+            let app = slot.get();
+            let in_flight = counted.begin();
+            async move {
+                let resp = app.handle(req, peer).await;
+                Ok::<_, Infallible>(resp.map(|b| conn::Tracked::new(b, in_flight)))
+            }
+        });
+        let served = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        tokio::pin!(served);
+        let mut draining = self.draining.clone();
+        let why = tokio::select! {
+            result = &mut served => return log_end(peer, result),
+            close = conn::watch(state, self.limits) => format!("{close:?}"),
+            _ = draining.wait_for(|d| *d) => "shutdown".to_string(),
+        };
+        tracing::debug!(%peer, reason = %why, "closing connection");
+        served.as_mut().graceful_shutdown();
+        // At shutdown the server-wide grace period bounds the wait.
+        let result = if why == "shutdown" {
+            served.await
+        } else {
+            match tokio::time::timeout(conn::CLOSE_GRACE, served).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        };
+        log_end(peer, result);
+    }
+}
+
+fn log_end(peer: SocketAddr, result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 

@@ -9,7 +9,7 @@
 //! valid (same secrets, or the old one listed in `previous_secrets`). An
 //! invalid configuration is logged and counted, and the running one kept.
 //! `server.listen`, the `server.tls` paths, the listener limits
-//! (`shutdown_grace`, `header_read_timeout`, `max_connections`), `[metrics]`
+//! (`shutdown_grace`, the connection timeouts and limits), `[metrics]`
 //! and `[log]` need a restart.
 
 use std::path::{Path, PathBuf};
@@ -91,11 +91,15 @@ pub async fn reload(slot: &AppSlot, path: &ConfigPath) -> Result<RawConfig, Relo
         && o.log.json == n.log.json
         && o.server.shutdown_grace == n.server.shutdown_grace
         && o.server.header_read_timeout == n.server.header_read_timeout
-        && o.server.max_connections == n.server.max_connections;
+        && o.server.idle_timeout == n.server.idle_timeout
+        && o.server.max_connections == n.server.max_connections
+        && o.server.max_connections_per_client == n.server.max_connections_per_client
+        && o.server.max_requests_per_connection == n.server.max_requests_per_connection;
     if !unchanged {
         tracing::warn!(
             "changes to server.listen, server.tls file paths, server.shutdown_grace, server.header_read_timeout, \
-             server.max_connections, [metrics] and [log] take effect at the next restart"
+             server.idle_timeout, server.max_connections, server.max_connections_per_client, \
+             server.max_requests_per_connection, [metrics] and [log] take effect at the next restart"
         );
     }
     let new = Arc::new(App::new(config)?);
