@@ -100,6 +100,7 @@ impl App {
             strict_audience: p.strict_audience,
             hmac_secret: p.client_secret.as_ref().map(|s| s.expose().to_vec()),
         };
+        crate::session::revoked::REVOKED.set_capacity(config.session.max_remembered_logouts);
         let backend = match &config.session.redis {
             Some(r) => Backend::Redis(Box::new(RedisStore::new(
                 r.clone(),
@@ -115,7 +116,13 @@ impl App {
             },
             login_cookies: LoginCookies::new(
                 &config.session.cookie_name,
-                config.provider.redirect_url.path(),
+                // `__Host-` cookies must have `Path=/`; otherwise only the
+                // callback needs the login cookies.
+                if crate::config::is_host_cookie(&config.session.cookie_name) {
+                    "/"
+                } else {
+                    config.provider.redirect_url.path()
+                },
                 config.session.secure,
             ),
             validator,

@@ -345,9 +345,12 @@ mod evil_world {
             server,
             public_url: None,
         };
-        let toml = setup
+        let mut toml = setup
             .toml()
             .replace("\n[session]\n", &format!("\n{provider}\n[session]\n"));
+        if session.contains("secure = true") {
+            toml = toml.replace("secure = false\n", "");
+        }
         let mut tollgate = Tollgate::spawn(&toml, port);
         tollgate.wait_ready().await;
         (op, upstream, tollgate)
@@ -729,4 +732,102 @@ async fn a_connection_carries_at_most_max_requests() {
     let one = "GET /static/a HTTP/1.1\r\nHost: app.test\r\n\r\n";
     let text = raw(tollgate.port, one.repeat(5).as_bytes()).await;
     assert_eq!(statuses(&text), vec![200, 200, 200], "{text}");
+}
+
+/// Suspected in the review, confirmed: when the cookie store's logout
+/// memory was full it forgot the entry closest to expiry, so a user looping
+/// login → sign-out could push out a victim's recent sign-out and revive a
+/// cookie copied before it. A live entry is now never forgotten.
+#[tokio::test]
+async fn a_login_loop_cannot_push_out_another_users_sign_out() {
+    use serde_json::{json, Map, Value};
+    use support::evil::{hook, sign_in, Behaviour};
+    let (op, _upstream, tollgate) =
+        evil_world::start_with("", "", "max_remembered_logouts = 20", "").await;
+    let as_user = |sub: &'static str| {
+        let set = move |m: &mut Map<String, Value>| {
+            m.insert("sub".into(), json!(sub));
+        };
+        Behaviour {
+            claims: hook(set),
+            userinfo: hook(set),
+            ..Behaviour::default()
+        }
+    };
+    op.set(as_user("victim"));
+    let mut victim = Browser::new();
+    assert_eq!(sign_in(&mut victim, &tollgate.url("/x")).await.status, 302);
+    let copied = victim.cookie_header(&tollgate.url("/"));
+    assert_eq!(
+        statuses(&raw(tollgate.port, &get("/x", &copied)).await).first(),
+        Some(&200)
+    );
+    let out = victim.sign_out(&tollgate.url("/oauth2/sign_out")).await;
+    assert_eq!(out.status, 302);
+
+    op.set(as_user("mallory"));
+    for _ in 0..40 {
+        let mut b = Browser::new();
+        assert_eq!(sign_in(&mut b, &tollgate.url("/x")).await.status, 302);
+        assert_eq!(
+            b.sign_out(&tollgate.url("/oauth2/sign_out")).await.status,
+            302
+        );
+    }
+    let replay = statuses(&raw(tollgate.port, &get("/x", &copied)).await);
+    assert_eq!(
+        replay.first(),
+        Some(&302),
+        "the victim's sign-out was forgotten"
+    );
+    assert!(tollgate.output.has("revocation_merged"));
+}
+
+/// Suspected in the review, confirmed: a `__Host-` cookie name could not be
+/// used, because login cookies had `Path=/oauth2/callback` and browsers
+/// drop `__Host-` cookies without `Path=/`. Login cookies now take `Path=/`
+/// with such a name, and the configuration refuses what browsers would
+/// drop. The test browser's jar enforces the prefixes as browsers do.
+#[tokio::test]
+async fn a_host_prefixed_cookie_name_logs_in_and_out() {
+    use serde_json::json;
+    use support::evil::{hook, sign_in, Behaviour};
+    let (op, upstream, tollgate) =
+        evil_world::start_with("", "", "cookie_name = \"__Host-tg\"\nsecure = true", "").await;
+    // Enough groups to split the session over several cookies.
+    let groups: Vec<String> = (0..150)
+        .map(|i| format!("group-with-a-long-name-{i:03}"))
+        .collect();
+    op.set(Behaviour {
+        claims: hook(move |m: &mut serde_json::Map<String, serde_json::Value>| {
+            m.insert("groups".into(), json!(groups));
+        }),
+        ..Behaviour::default()
+    });
+    let mut b = Browser::new();
+    let start = b.get(&tollgate.url("/x")).await;
+    for c in start.set_cookies() {
+        assert!(
+            c.starts_with("__Host-tg_login_") && c.contains("Path=/;"),
+            "{c}"
+        );
+    }
+    let callback = sign_in(&mut b, &tollgate.url("/x")).await;
+    assert_eq!(callback.status, 302, "{}", tollgate.output.text());
+    let names = b.cookie_names();
+    assert!(
+        names.iter().any(|n| n == "__Host-tg_0") && names.iter().any(|n| n == "__Host-tg_1"),
+        "{names:?}"
+    );
+    assert_eq!(b.get(&tollgate.url("/x")).await.status, 200);
+    let sent = upstream.last().header_all("cookie").join("; ");
+    assert!(
+        !sent.contains("__Host-tg"),
+        "tollgate's cookies reached the upstream: {sent}"
+    );
+    assert_eq!(
+        b.sign_out(&tollgate.url("/oauth2/sign_out")).await.status,
+        302
+    );
+    assert_eq!(b.get(&tollgate.url("/x")).await.status, 302);
 }

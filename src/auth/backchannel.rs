@@ -16,6 +16,7 @@ use super::Handled;
 use crate::app::App;
 use crate::oidc::logout_token;
 use crate::pages::{self, ClientKind, Rejection};
+use crate::session::revoked::JtiRefused;
 use crate::session::store::Backend;
 
 /// Largest request body accepted (a logout token is a few kilobytes).
@@ -99,10 +100,18 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
         },
         Backend::Cookie => {
             let revoked = &crate::session::revoked::REVOKED;
-            if !revoked.claim_jti(issuer, jti, now, JTI_TTL.as_secs() as i64) {
-                return bad(&logout_token::LogoutTokenError::Replay.to_string());
+            match revoked.claim_jti(issuer, jti, now, JTI_TTL.as_secs() as i64) {
+                Ok(()) => {}
+                Err(JtiRefused::Replay) => {
+                    return bad(&logout_token::LogoutTokenError::Replay.to_string())
+                }
+                // Refused rather than forgetting a live `jti` (§2.8: 400).
+                Err(JtiRefused::Full) => {
+                    return bad("the logout-token replay memory is full of live entries \
+                                (session.max_remembered_logouts); try again later")
+                }
             }
-            revoked.end_provider_session(
+            let _ = revoked.end_provider_session(
                 claims.sid.as_deref().filter(|s| !s.is_empty()),
                 claims.sub.as_deref().filter(|s| !s.is_empty()),
                 now,

@@ -213,6 +213,8 @@ pub struct SessionConfig {
     /// A GET sign-out without proof that it comes from this site gets a
     /// confirmation page instead (`session.confirm_sign_out`).
     pub confirm_sign_out: bool,
+    /// Cookie store: how many ended sessions the process remembers.
+    pub max_remembered_logouts: usize,
     /// `None`: sessions live in the cookie.
     pub redis: Option<RedisConfig>,
 }
@@ -235,6 +237,7 @@ impl SessionConfig {
             path: "/".into(),
             refresh_before: Duration::from_secs(60),
             confirm_sign_out: true,
+            max_remembered_logouts: crate::session::revoked::MAX_ENTRIES,
             redis: None,
         }
     }
@@ -1127,6 +1130,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     if !s.path.starts_with('/') {
         c.fail("session.path", "must start with `/`");
     }
+    check_cookie_prefix(&mut c, s);
     if let Some(d) = &s.domain {
         if d.is_empty() || d.contains([';', ',', ' ', '/']) {
             c.fail("session.domain", format!("`{d}` is not a cookie domain"));
@@ -1308,6 +1312,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             path: s.path.clone(),
             refresh_before,
             confirm_sign_out: s.confirm_sign_out,
+            max_remembered_logouts: s.max_remembered_logouts,
             redis,
         },
         log: LogConfig {
@@ -1427,6 +1432,39 @@ fn pkcs8_from_pem(pem: &[u8]) -> Option<Vec<u8>> {
     PrivatePkcs8KeyDer::from_pem_slice(pem)
         .ok()
         .map(|k| k.secret_pkcs8_der().to_vec())
+}
+
+/// Cookie name prefixes (RFC 6265bis §4.1.3, matched ignoring case):
+/// browsers drop a `__Secure-` cookie without `Secure`, and a `__Host-`
+/// cookie unless it is `Secure`, has `Path=/` and no `Domain`. Refused here,
+/// by key, rather than as logins that silently never complete.
+fn check_cookie_prefix(c: &mut Check<'_>, s: &raw::RawSession) {
+    let name = s.cookie_name.to_ascii_lowercase();
+    let host = name.starts_with("__host-");
+    if (host || name.starts_with("__secure-")) && !s.secure {
+        c.fail(
+            "session.secure",
+            format!(
+                "must be true: browsers drop `{}` cookies without Secure",
+                s.cookie_name
+            ),
+        );
+    }
+    if host && s.domain.is_some() {
+        c.fail(
+            "session.domain",
+            "must be unset with a `__Host-` cookie name (host-only cookies)",
+        );
+    }
+    if host && s.path != "/" {
+        c.fail("session.path", "must be \"/\" with a `__Host-` cookie name");
+    }
+}
+
+/// Whether the session cookie name carries the `__Host-` prefix.
+pub fn is_host_cookie(name: &str) -> bool {
+    name.get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("__host-"))
 }
 
 /// `authorization.bearer_algorithms`: asymmetric algorithms only. A MAC

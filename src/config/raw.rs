@@ -221,6 +221,7 @@ pub struct RawSession {
     pub store: String,
     pub refresh_before: String,
     pub confirm_sign_out: bool,
+    pub max_remembered_logouts: usize,
     pub redis: RawRedis,
 }
 
@@ -273,6 +274,7 @@ impl Default for RawSession {
             store: "cookie".into(),
             refresh_before: "60s".into(),
             confirm_sign_out: true,
+            max_remembered_logouts: crate::session::revoked::MAX_ENTRIES,
             redis: RawRedis::default(),
         }
     }

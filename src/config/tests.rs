@@ -371,3 +371,35 @@ fn bearer_tokens_never_take_a_mac() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn cookie_prefixes_are_held_to_what_browsers_accept() {
+    // RFC 6265bis §4.1.3: `__Host-` needs Secure, Path=/ and no Domain;
+    // `__Secure-` needs Secure. Prefixes match ignoring case.
+    for (session, key) in [
+        (
+            "cookie_name = \"__Host-tg\"\nsecure = false",
+            "session.secure",
+        ),
+        (
+            "cookie_name = \"__host-tg\"\ndomain = \"example.com\"",
+            "session.domain",
+        ),
+        (
+            "cookie_name = \"__Host-tg\"\npath = \"/app\"",
+            "session.path",
+        ),
+        (
+            "cookie_name = \"__Secure-tg\"\nsecure = false",
+            "session.secure",
+        ),
+    ] {
+        let text = minimal().replace("[session]", &format!("[session]\n{session}"));
+        let (_dir, path) = write(&text);
+        let errs = errors(load(&path, &[]));
+        assert!(errs.iter().any(|e| e.key == key), "{session}: {errs:?}");
+    }
+    let text = minimal().replace("[session]", "[session]\ncookie_name = \"__Host-tg\"");
+    let (_dir, path) = write(&text);
+    assert!(load(&path, &[]).is_ok(), "the defaults suit __Host-");
+}

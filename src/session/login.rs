@@ -63,7 +63,8 @@ pub struct LoginCookies {
 
 impl LoginCookies {
     /// `session_cookie` is the session cookie name; `callback_path` the
-    /// path of the redirect URL, the only place the cookie is needed.
+    /// path of the redirect URL, the only place the cookie is needed (`/`
+    /// for a `__Host-` name, which browsers accept only with `Path=/`).
     pub fn new(session_cookie: &str, callback_path: &str, secure: bool) -> Self {
         Self {
             prefix: format!("{session_cookie}_login_"),

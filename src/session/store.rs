@@ -145,7 +145,9 @@ impl SessionStore {
     ) -> Result<Vec<String>, StoreError> {
         match (&self.backend, &handle.ticket, session) {
             (Backend::Redis(redis), Some(ticket), _) => redis.delete(ticket, session).await?,
-            (Backend::Cookie, _, Some(s)) => super::revoked::REVOKED.end_session(s),
+            (Backend::Cookie, _, Some(s)) => {
+                super::revoked::REVOKED.end_session(s);
+            }
             _ => {}
         }
         Ok(self.cookies.clear(&handle.present))

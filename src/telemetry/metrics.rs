@@ -62,11 +62,12 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabels, Counter>,
     pub forward_auth_untrusted: Counter,
     pub connections_refused: Family<ReasonLabels, Counter>,
+    pub revocation_fallbacks: Family<ReasonLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// max_connections, max_connections_per_client.
+    /// max_connections, max_connections_per_client; subject, everyone.
     pub reason: &'static str,
 }
 
@@ -149,7 +150,15 @@ impl Metrics {
             "Connections closed at accept, by the limit they hit",
             connections_refused.clone(),
         );
+        let revocation_fallbacks = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "revocation_fallbacks",
+            "Cookie-store logouts remembered more broadly than asked, by how: subject (every \
+             session of the user until now), everyone (the memory was full of live entries)",
+            revocation_fallbacks.clone(),
+        );
         Self {
+            revocation_fallbacks,
             forward_auth_untrusted,
             connections_refused,
             config_reloads,

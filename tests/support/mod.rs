@@ -1235,6 +1235,19 @@ struct StoredCookie {
 
 /// A browser-like client: cookie jar (host-wide, path-matched, as browsers
 /// do on localhost), manual redirects.
+/// Cookie name prefixes as browsers enforce them (RFC 6265bis §4.1.3,
+/// ignoring case): `__Secure-` needs `Secure`; `__Host-` needs `Secure`,
+/// `Path=/` and no `Domain`. (Like browsers on localhost, the jar otherwise
+/// keeps `Secure` cookies over plain http.)
+fn prefix_allows(c: &cookie::Cookie<'_>) -> bool {
+    let name = c.name().to_ascii_lowercase();
+    let secure = c.secure() == Some(true);
+    if name.starts_with("__host-") {
+        return secure && c.path() == Some("/") && c.domain().is_none();
+    }
+    !name.starts_with("__secure-") || secure
+}
+
 pub struct Browser {
     http: reqwest::Client,
     jar: Vec<StoredCookie>,
@@ -1323,6 +1336,9 @@ impl Browser {
             let Ok(c) = cookie::Cookie::parse(s.clone()) else {
                 continue;
             };
+            if !prefix_allows(&c) {
+                continue;
+            }
             let default_path = url::Url::parse(url)
                 .map(|u| {
                     let p = u.path();
