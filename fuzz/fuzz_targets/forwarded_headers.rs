@@ -6,6 +6,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use tollgate::proxy::forwarded::Original;
+use tollgate::proxy::path::Target;
 
 fuzz_target!(|data: &[u8]| {
     let mut headers = HeaderMap::new();
@@ -27,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(uri) = &o.uri {
         assert!(uri.starts_with('/'), "{uri:?}");
     }
-    if let Some(url) = o.url() {
+    // The return URL is built from the judged (normalized) target.
+    let target = o.uri.as_deref().and_then(|u| Target::parse(u).ok());
+    if let Some(url) = target.as_ref().and_then(|t| o.url(t)) {
         let parsed = url::Url::parse(&url);
         assert!(parsed.is_ok(), "{url:?} does not parse");
     }
