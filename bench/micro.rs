@@ -292,7 +292,8 @@ fn rule_evaluation(c: &mut Criterion) {
         groups: &s.groups,
         claims: &s.claims,
     };
-    let policy = &config.rules.policy;
+    let rules = tollgate::gateway::state::Rules::new(&config).expect("rules");
+    let policy = &rules.policy;
     let mut group = c.benchmark_group("rule_evaluation");
     for (label, path) in [
         ("first_rule_prefix", "/admin/users"),

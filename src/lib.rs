@@ -4,24 +4,33 @@
 //!
 //! | step | module |
 //! |---|---|
-//! | listener, HTTP/1.1 + HTTP/2, graceful drain | [`server`] |
-//! | router: `/oauth2/*`, probes, everything else | [`app`] |
-//! | session cookie: open, chunks, key ring | [`session`] |
-//! | login, callback, sign-out, userinfo, forward-auth, bearer tokens, refresh; safe redirects | [`auth`] |
+//! | listener, HTTP/1.1 + HTTP/2, connection limits and timeouts, graceful drain | [`server`] (`conn.rs`: one connection's limits) |
+//! | request id, access log, metrics: once per request | [`gateway`] (`mod.rs`) |
+//! | router: `Host` check, probes, `/oauth2/*`, everything else | `gateway/router.rs` |
+//! | gate: bearer token or session cookie → refresh → principal; the rules' verdict | `gateway/gate.rs` |
+//! | forward: the judged target, header hygiene, the upstream; forward-auth | `gateway/forward.rs`, `gateway/forward_auth.rs` |
+//! | what every request shares (provider, stores, upstream client, compiled rules) | `gateway/state.rs` |
+//! | `/oauth2/*` handlers, bearer tokens, refresh, safe redirects | [`auth`] |
+//! | session model, cookie codec and chunks, cookie or Redis store, logout memory | [`session`] |
 //! | authorization rules | [`authz`] |
-//! | discovery, JWKS, ID-token validation, token endpoint, PKCE | [`oidc`] |
-//! | path normalization, public routes, header hygiene, identity assertion, upstream client | [`proxy`] |
-//! | every generated response (errors, pages) | [`pages`] |
-//! | configuration: load, validate | [`config`] |
-//! | logging | [`telemetry`] |
+//! | discovery, JWKS, JWS, ID and logout tokens, token endpoint, PKCE | [`oidc`] |
+//! | path normalization and the judged `Target`, public routes, header hygiene, identity assertion, upstream client | [`proxy`] |
+//! | every generated response (errors, pages): the one place errors become responses | [`pages`] |
+//! | configuration: load, validate; plain data | [`config`] |
+//! | secret bytes that never print | [`secret`] |
+//! | logging, metrics | [`telemetry`] |
+//!
+//! Imports point down this table and never form a circle: handlers in
+//! [`auth`] borrow the shared state (`gateway/state.rs`), never the router.
 
-pub mod app;
 pub mod auth;
 pub mod authz;
 pub mod config;
+pub mod gateway;
 pub mod oidc;
 pub mod pages;
 pub mod proxy;
+pub mod secret;
 pub mod server;
 pub mod session;
 pub mod telemetry;

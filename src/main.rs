@@ -105,7 +105,7 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
     let runtime = tollgate::server::worker_runtime().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listen = config.server.listen;
-        let app = Arc::new(tollgate::app::App::new(config).context("cannot initialise")?);
+        let app = Arc::new(tollgate::gateway::App::new(config).context("cannot initialise")?);
         let tls = match &app.config.server.tls {
             Some(files) => {
                 let t = tollgate::server::tls::Reloading::new(&files.cert_file, &files.key_file)

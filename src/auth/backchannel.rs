@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::Handled;
-use crate::app::App;
+use crate::gateway::state::App;
 use crate::oidc::logout_token;
 use crate::pages::{self, ClientKind, Rejection};
 use crate::session::revoked::JtiRefused;

@@ -3,133 +3,24 @@
 
 pub mod backchannel;
 pub mod bearer;
+pub mod failure;
 pub mod redirect;
 pub mod refresh;
+pub mod verdicts;
 
 use http::request::Parts;
 use http::{header, HeaderValue, Response, StatusCode};
 
-use crate::app::{request_cookies, App};
+use crate::gateway::state::{request_cookies, App};
 use crate::oidc::id_token::Expect;
 use crate::oidc::pkce::Pkce;
-use crate::oidc::{random_token, IdTokenError, TokenError};
+use crate::oidc::{random_token, TokenError};
 use crate::pages::{self, ClientKind, Rejection};
-use crate::session::login::LoginStateError;
 use crate::session::store::{Handle, Loaded, StoreError};
 use crate::session::{now, LoginState, Session};
 use crate::Body;
 
-/// Why a login did not complete. Each variant is one failed check; the
-/// access log names it.
-#[derive(Debug, thiserror::Error)]
-pub enum LoginFailure {
-    #[error("{0}")]
-    State(#[from] LoginStateError),
-    #[error("the identity provider answered with error `{0}`")]
-    Provider(String),
-    #[error("the callback repeats a parameter")]
-    DuplicateParameter,
-    #[error("the callback's `iss` is not the configured issuer (RFC 9207)")]
-    IssuerMismatch,
-    #[error("the callback has no `iss`, which this provider promises to send (RFC 9207)")]
-    IssuerMissing,
-    #[error("the callback has no authorization code")]
-    MissingCode,
-    #[error("the identity provider refused the authorization code (`{0}`)")]
-    CodeRefused(String),
-    #[error("the identity provider's token endpoint could not be used")]
-    TokenEndpoint,
-    #[error("the token response is not acceptable: {0}")]
-    TokenResponse(String),
-    #[error("the identity provider refused tollgate's client credentials (`invalid_client`): check `provider.client_id`, `provider.client_secret` and `provider.client_auth` (RFC 6749 §2.3.1 form-encodes the id and secret inside HTTP Basic; a provider that does not decode them needs `client_auth = \"client_secret_post\"`)")]
-    ClientAuth,
-    #[error("the token response has no ID token")]
-    NoIdToken,
-    #[error("{0}")]
-    IdToken(#[from] IdTokenError),
-    #[error("the identity provider's userinfo endpoint could not be used")]
-    UserInfo,
-    #[error("the identity provider's userinfo answer was not acceptable: {0}")]
-    UserInfoRefused(crate::oidc::userinfo::UserInfoError),
-    #[error("the session is too large for cookies (too many groups?); ask the operator to use fewer claims")]
-    SessionTooLarge,
-}
-
-impl LoginFailure {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            LoginFailure::TokenEndpoint | LoginFailure::ClientAuth => StatusCode::BAD_GATEWAY,
-            LoginFailure::UserInfo => StatusCode::BAD_GATEWAY,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    /// What the person in front of the browser is told. The log line has
-    /// the exact check; this says what happened and what to do.
-    pub fn user_message(&self) -> &'static str {
-        match self {
-            LoginFailure::State(LoginStateError::Expired) => {
-                "The sign-in took too long. Please sign in again."
-            }
-            LoginFailure::State(_) => {
-                "This sign-in could not be matched to your browser: it may have expired, been used already, or been started in another browser or tab that was closed. Please sign in again."
-            }
-            LoginFailure::Provider(_) => "The identity provider did not sign you in.",
-            LoginFailure::DuplicateParameter
-            | LoginFailure::IssuerMismatch
-            | LoginFailure::IssuerMissing
-            | LoginFailure::MissingCode => {
-                "The answer from the identity provider was not valid, so you were not signed in. Please sign in again."
-            }
-            LoginFailure::CodeRefused(_) => {
-                "The identity provider refused to complete this sign-in (it may have been used already). Please sign in again."
-            }
-            LoginFailure::TokenEndpoint | LoginFailure::UserInfo => {
-                "The identity provider could not be reached to complete the sign-in. Please try again in a moment."
-            }
-            LoginFailure::ClientAuth => {
-                "tollgate is not configured correctly for the identity provider. Please tell the operator."
-            }
-            LoginFailure::NoIdToken
-            | LoginFailure::IdToken(_)
-            | LoginFailure::TokenResponse(_)
-            | LoginFailure::UserInfoRefused(_) => {
-                "The identity provider's answer could not be verified, so you were not signed in."
-            }
-            LoginFailure::SessionTooLarge => {
-                "Your account carries too much information to keep in a browser session. Please contact the operator."
-            }
-        }
-    }
-
-    /// Short name of the failed check, for logs and metrics.
-    pub fn check(&self) -> &'static str {
-        match self {
-            LoginFailure::State(LoginStateError::MissingState) => "state_missing",
-            LoginFailure::State(LoginStateError::MissingCookie) => "login_cookie_missing",
-            LoginFailure::State(LoginStateError::Unreadable) => "login_cookie_unreadable",
-            LoginFailure::State(LoginStateError::StateMismatch) => "state_mismatch",
-            LoginFailure::State(LoginStateError::Expired) => "login_expired",
-            LoginFailure::Provider(_) => "provider_error",
-            LoginFailure::DuplicateParameter => "duplicate_parameter",
-            LoginFailure::IssuerMismatch => "iss_mismatch",
-            LoginFailure::IssuerMissing => "iss_missing",
-            LoginFailure::MissingCode => "code_missing",
-            LoginFailure::CodeRefused(_) => "code_refused",
-            LoginFailure::TokenEndpoint => "token_endpoint",
-            LoginFailure::TokenResponse(_) => "token_response_invalid",
-            LoginFailure::ClientAuth => "client_auth",
-            LoginFailure::NoIdToken => "id_token_missing",
-            LoginFailure::IdToken(e) => e.check(),
-            LoginFailure::UserInfo => "userinfo",
-            LoginFailure::UserInfoRefused(
-                crate::oidc::userinfo::UserInfoError::SubjectMismatch,
-            ) => "userinfo_sub",
-            LoginFailure::UserInfoRefused(_) => "userinfo_invalid",
-            LoginFailure::SessionTooLarge => "session_too_large",
-        }
-    }
-}
+pub use failure::LoginFailure;
 
 /// What a handler produced, with what the access log needs to know.
 pub struct Handled {
@@ -202,7 +93,7 @@ pub fn append_cookies(resp: &mut Response<Body>, cookies: impl IntoIterator<Item
 /// `/oauth2/start?rd=/path`: begin a login explicitly.
 pub fn start(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
     let pairs = query_pairs(parts);
-    let rd = app.config.rules.redirects.or_root(param(&pairs, "rd"));
+    let rd = app.rules.redirects.or_root(param(&pairs, "rd"));
     login_redirect(app, rd)
 }
 
@@ -402,7 +293,7 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
     };
     // The return-to URL was checked when the login began; check again, it
     // costs nothing and the cookie could come from an older version.
-    let target = app.config.rules.redirects.or_root(Some(&login.return_to));
+    let target = app.rules.redirects.or_root(Some(&login.return_to));
     let cookies = match app.sessions.save(&session, &handle).await {
         Ok(c) => c,
         Err(StoreError::TooLarge(e)) => {
@@ -445,13 +336,13 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
 /// `end_session_endpoint`.
 pub async fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
     let pairs = query_pairs(parts);
-    let rd = app.config.rules.redirects.or_root(param(&pairs, "rd"));
+    let rd = app.rules.redirects.or_root(param(&pairs, "rd"));
     // A page on another site must not be able to sign the user out (CSRF,
     // security-cases D-8): a cross-site POST is refused; a GET that is not
     // shown to be same-origin asks first, with a button that POSTs from here.
     match (
         parts.method == http::Method::POST,
-        request_site(&parts.headers, app.config.rules.redirects.origin()),
+        request_site(&parts.headers, app.rules.redirects.origin()),
     ) {
         (_, Site::Same) | (true, Site::Unknown) => {}
         (false, Site::Unknown) if !app.config.session.confirm_sign_out => {}

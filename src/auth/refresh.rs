@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
-use crate::app::App;
+use crate::gateway::state::App;
 use crate::oidc::id_token::Expect;
 use crate::oidc::TokenError;
 use crate::session::store::{Backend, Handle};

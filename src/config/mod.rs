@@ -36,29 +36,15 @@ pub struct Config {
     pub provider: ProviderConfig,
     pub session: SessionConfig,
     pub log: LogConfig,
-    /// Compiled authorization rules, public routes, redirect policy.
-    pub rules: std::sync::Arc<Rules>,
+    /// `[authorization]` as written (validated): compiled by the gateway.
+    pub authorization: crate::authz::RawAuthorization,
+    /// `[routes]` as written (validated): compiled by the gateway.
+    pub routes: crate::proxy::path::RawRoutes,
     pub bearer: BearerConfig,
     /// Where Prometheus metrics are served; `None`: nowhere.
     pub metrics_listen: Option<SocketAddr>,
 }
 
-/// Who may go where, compiled from `[authorization]`, `[routes]` and
-/// `server.allowed_redirect_domains`.
-pub struct Rules {
-    pub policy: crate::authz::Policy,
-    pub public: crate::proxy::path::PublicRoutes,
-    pub redirects: crate::auth::redirect::RedirectPolicy,
-}
-
-impl fmt::Debug for Rules {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rules")
-            .field("open", &self.policy.is_open())
-            .field("public_routes", &!self.public.is_empty())
-            .finish_non_exhaustive()
-    }
-}
 
 /// Bearer-token access for machine clients.
 #[derive(Debug, Clone, Default)]
@@ -110,6 +96,8 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub pass_host_header: bool,
+    /// Rules and public routes match paths ignoring ASCII case.
+    pub case_insensitive_paths: bool,
     pub pass_user_headers: bool,
     pub pass_access_token: bool,
     pub pass_authorization_header: bool,
@@ -124,22 +112,7 @@ pub struct UpstreamConfig {
     pub client_cert: Option<(Vec<u8>, Secret)>,
 }
 
-/// The signed identity assertion sent upstream.
-#[derive(Clone)]
-pub struct AssertionConfig {
-    /// PKCS#8 DER of a P-256 key; `None`: generate one at start.
-    pub key_pkcs8: Option<Secret>,
-    /// `aud` of the assertion.
-    pub audience: String,
-}
-
-impl fmt::Debug for AssertionConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AssertionConfig")
-            .field("audience", &self.audience)
-            .finish_non_exhaustive()
-    }
-}
+pub use crate::proxy::assertion::AssertionConfig;
 
 /// Names of the identity headers sent upstream.
 #[derive(Debug, Clone)]
@@ -299,28 +272,7 @@ pub struct LogConfig {
     pub json: bool,
 }
 
-/// Secret bytes whose `Debug` never shows them.
-#[derive(Clone)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-    /// The secret as UTF-8 text (client secrets are checked to be UTF-8).
-    pub fn expose_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use crate::secret::Secret;
 
 // === errors ===
 
@@ -801,7 +753,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         (Some(cert), Some(key)) => {
             let cert_pem = c.pem_certs("upstream.client_cert_file", cert);
             let key_pem = match read_file(key) {
-                Ok(k) => Some(Secret(k)),
+                Ok(k) => Some(Secret::new(k)),
                 Err(e) => {
                     c.fail(
                         "upstream.client_key_file",
@@ -864,7 +816,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
                 match read_file(path) {
                     Ok(pem) => {
                         match pkcs8_from_pem(&pem) {
-                            Some(der) => Some(Secret(der)),
+                            Some(der) => Some(Secret::new(der)),
                             None => {
                                 c.fail("upstream.assertion_key_file", format!("`{path}` is not a PEM \"PRIVATE KEY\" (PKCS#8) of a P-256 key"));
                                 None
@@ -891,7 +843,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
                 .unwrap_or_else(|| upstream_text.trim_end_matches('/').to_string()),
         };
         // A key of the wrong kind is a config error, not a failed start.
-        if let Err(e) = crate::proxy::assertion::Assertions::new(&cfg, "check") {
+        if let Err(e) = cfg.check_key() {
             c.fail("upstream.assertion_key_file", e.to_string());
         }
         Some(cfg)
@@ -1075,14 +1027,14 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         ),
         None => {}
         Some(bytes) => match std::str::from_utf8(&bytes).ok().and_then(decode_key) {
-            Some(k) if k.len() >= MIN_SECRET_BYTES => secrets.push(Secret(k)),
+            Some(k) if k.len() >= MIN_SECRET_BYTES => secrets.push(Secret::new(k)),
             Some(k) => c.fail("session.secret", format!("decodes to {} bytes; at least {MIN_SECRET_BYTES} are needed (use `tollgate generate-secret`)", k.len())),
             None => c.fail("session.secret", "is not base64 key material (use `tollgate generate-secret`)"),
         },
     }
     for (i, prev) in s.previous_secrets.iter().enumerate() {
         match decode_key(prev) {
-            Some(k) if k.len() >= MIN_SECRET_BYTES => secrets.push(Secret(k)),
+            Some(k) if k.len() >= MIN_SECRET_BYTES => secrets.push(Secret::new(k)),
             _ => c.fail(
                 "session.previous_secrets",
                 format!(
@@ -1181,17 +1133,19 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         }
     };
     let fold_case = raw.upstream.case_insensitive_paths;
-    let policy = crate::authz::Policy::new(&raw.authorization, fold_case)
-        .map_err(|e| compiled(&mut c, e))
-        .ok();
-    let public = crate::proxy::path::PublicRoutes::new(&raw.routes, fold_case)
-        .map_err(|e| compiled(&mut c, e))
-        .ok();
-    let redirects = public_url.clone().and_then(|origin| {
-        crate::auth::redirect::RedirectPolicy::new(origin, &raw.server.allowed_redirect_domains)
-            .map_err(|e| compiled(&mut c, e))
-            .ok()
-    });
+    // Checked here, by key; the gateway compiles them again for use.
+    if let Err(e) = crate::authz::Policy::new(&raw.authorization, fold_case) {
+        compiled(&mut c, e);
+    }
+    if let Err(e) = crate::proxy::path::PublicRoutes::new(&raw.routes, fold_case) {
+        compiled(&mut c, e);
+    }
+    if let Some(origin) = public_url.clone() {
+        let domains = &raw.server.allowed_redirect_domains;
+        if let Err(e) = crate::auth::redirect::RedirectPolicy::new(origin, domains) {
+            compiled(&mut c, e);
+        }
+    }
     let bearer = BearerConfig {
         audiences: raw.authorization.bearer_audiences.clone(),
         algorithms: bearer_algorithms(&mut c, &raw.authorization.bearer_algorithms),
@@ -1235,13 +1189,6 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     if !c.errors.is_empty() {
         return Err(ConfigError::Invalid(c.errors));
     }
-    let (Some(policy), Some(public), Some(redirects)) = (policy, public, redirects) else {
-        return Err(ConfigError::Invalid(vec![KeyError {
-            key: "authorization".into(),
-            origin: origin(figment, "authorization"),
-            message: "could not be compiled".into(),
-        }]));
-    };
     // Every `None` below was reported as an error above.
     let (Some(public_url), Some(upstream_url), Some(redirect_url), Some(post_logout_redirect_url)) = (
         public_url,
@@ -1274,6 +1221,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             timeout: upstream_timeout,
             connect_timeout,
             pass_host_header: raw.upstream.pass_host_header,
+            case_insensitive_paths: raw.upstream.case_insensitive_paths,
             pass_user_headers: raw.upstream.pass_user_headers,
             pass_access_token: raw.upstream.pass_access_token,
             pass_authorization_header: raw.upstream.pass_authorization_header,
@@ -1286,7 +1234,7 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         provider: ProviderConfig {
             issuer,
             client_id,
-            client_secret: client_secret.map(Secret),
+            client_secret: client_secret.map(Secret::new),
             client_auth,
             scopes: p.scopes.clone(),
             redirect_url,
@@ -1319,11 +1267,8 @@ fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             level: raw.log.level.to_ascii_lowercase(),
             json,
         },
-        rules: std::sync::Arc::new(Rules {
-            policy,
-            public,
-            redirects,
-        }),
+        authorization: raw.authorization.clone(),
+        routes: raw.routes.clone(),
         bearer,
         metrics_listen,
     })
@@ -1408,7 +1353,7 @@ fn redis_config(c: &mut Check<'_>, r: &raw::RawRedis) -> Option<RedisConfig> {
         },
         sentinel_master: r.sentinel_master.clone(),
         username: r.username.clone(),
-        password: password.map(Secret),
+        password: password.map(Secret::new),
         tls: tls.unwrap_or(false),
         key_prefix: r.key_prefix.clone(),
         timeout,

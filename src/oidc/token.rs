@@ -5,7 +5,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{ClientAuth, ProviderConfig, Secret};
+use crate::config::{ClientAuth, ProviderConfig};
+use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
 
-use crate::auth::LoginFailure;
+use crate::auth::failure::LoginFailure;
+use crate::proxy::ForwardError;
+use crate::session::store::StoreError;
 use crate::Body;
 
 /// Whether the client is a page navigation (HTML, redirects) or an API
@@ -94,6 +96,25 @@ pub enum Rejection {
     RepeatedHeader(&'static str),
     #[error("invalid bearer token")]
     InvalidToken,
+}
+
+impl From<ForwardError> for Rejection {
+    fn from(e: ForwardError) -> Self {
+        match e {
+            ForwardError::BadTarget => Rejection::BadPath,
+            ForwardError::Timeout => Rejection::GatewayTimeout,
+            ForwardError::Upstream(_) => Rejection::BadGateway,
+        }
+    }
+}
+
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::TooLarge(_) => Rejection::LoginFailed(LoginFailure::SessionTooLarge),
+            StoreError::Unavailable(_) => Rejection::SessionStoreUnavailable,
+        }
+    }
 }
 
 impl Rejection {

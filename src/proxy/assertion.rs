@@ -8,8 +8,38 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::config::AssertionConfig;
+use crate::secret::Secret;
 use crate::session::{now, Session};
+
+/// `upstream.assertion`: what the signer needs, as configured.
+#[derive(Clone)]
+pub struct AssertionConfig {
+    /// PKCS#8 DER of a P-256 key; `None`: generate one at start.
+    pub key_pkcs8: Option<Secret>,
+    /// `aud` of the assertion.
+    pub audience: String,
+}
+
+impl std::fmt::Debug for AssertionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssertionConfig")
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AssertionConfig {
+    /// Whether a configured key is a P-256 PKCS#8 key (checked when the
+    /// configuration loads, so a wrong key is a config error).
+    pub fn check_key(&self) -> Result<(), AssertionError> {
+        match &self.key_pkcs8 {
+            Some(k) => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, k.expose())
+                .map(|_| ())
+                .map_err(|_| AssertionError::BadKey),
+            None => Ok(()),
+        }
+    }
+}
 
 /// The header the assertion travels in.
 pub const HEADER: &str = "x-tollgate-assertion";

@@ -411,6 +411,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             pass_host_header: true,
+            case_insensitive_paths: false,
             pass_user_headers: true,
             pass_access_token: true,
             pass_authorization_header: false,

@@ -22,7 +22,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::config::UpstreamConfig;
-use crate::pages::Rejection;
 use crate::proxy::path::Target;
 use crate::Body;
 
@@ -78,6 +77,22 @@ pub struct Upstream {
     prefix: String,
     timeout: Duration,
     pass_host_header: bool,
+}
+
+/// Why forwarding failed, by where the fault lies (the request as judged,
+/// or the upstream). `pages` turns it into the response.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The judged target does not form an upstream URI (with the
+    /// configured path prefix).
+    #[error("the request target cannot be forwarded")]
+    BadTarget,
+    /// No response head within `upstream.timeout`.
+    #[error("the upstream did not answer in time")]
+    Timeout,
+    /// Connecting to or exchanging with the upstream failed.
+    #[error("the upstream request failed: {0}")]
+    Upstream(#[source] hyper_util::client::legacy::Error),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,13 +207,13 @@ impl Upstream {
     }
 
     /// The upstream URI for a judged target: see [`upstream_path`].
-    pub fn uri(&self, target: &Target) -> Result<Uri, Rejection> {
+    pub fn uri(&self, target: &Target) -> Result<Uri, ForwardError> {
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
-            .path_and_query(upstream_path(&self.prefix, target).ok_or(Rejection::BadPath)?)
+            .path_and_query(upstream_path(&self.prefix, target).ok_or(ForwardError::BadTarget)?)
             .build()
-            .map_err(|_| Rejection::BadPath)
+            .map_err(|_| ForwardError::BadTarget)
     }
 
     /// Sends a prepared request upstream to `target`, the path every
@@ -210,7 +225,7 @@ impl Upstream {
         mut req: Request<Incoming>,
         target: &Target,
         upgrade: bool,
-    ) -> Result<Response<Body>, Rejection> {
+    ) -> Result<Response<Body>, ForwardError> {
         // HTTP/2 clients send `:authority` instead of Host; HTTP/1.1
         // upstreams need a Host header.
         if !req.headers().contains_key(http::header::HOST) || !self.pass_host_header {
@@ -234,10 +249,10 @@ impl Upstream {
             .upstream_duration
             .observe(started.elapsed().as_secs_f64());
         let mut resp = match answer {
-            Err(_) => return Err(Rejection::GatewayTimeout),
+            Err(_) => return Err(ForwardError::Timeout),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, connect = e.is_connect(), "upstream request failed");
-                return Err(Rejection::BadGateway);
+                return Err(ForwardError::Upstream(e));
             }
             Ok(Ok(r)) => r,
         };

@@ -27,7 +27,7 @@ pub mod conn;
 pub mod reload;
 pub mod tls;
 
-use crate::app::App;
+use crate::gateway::App;
 use crate::oidc::Provider;
 
 /// Largest request head accepted (HTTP/1.1 read buffer, HTTP/2 header list).

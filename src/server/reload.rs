@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::app::App;
 use crate::config::{self, ConfigPath, RawConfig};
+use crate::gateway::App;
 use crate::telemetry::metrics::{metrics, ResultLabels};
 
 /// How often watched files are checked.
@@ -45,7 +45,7 @@ pub enum ReloadError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
-    App(#[from] crate::app::AppError),
+    App(#[from] crate::gateway::AppError),
 }
 
 /// The config file and every file its values name.

@@ -8,7 +8,7 @@
 
 use cookie::{Cookie, CookieJar, Key};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub struct Codec {
     keys: Vec<Key>,

@@ -409,7 +409,7 @@ impl SessionCookies {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     fn store() -> (SessionCookies, Codec) {
         store_keyed(7)

@@ -198,7 +198,7 @@ impl LoginState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     fn setup() -> (LoginCookies, Codec) {
         (

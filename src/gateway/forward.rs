@@ -1,0 +1,146 @@
+//! Forwarding a request: the judged target (normalized once), public
+//! routes, the gate, header hygiene and identity, then the upstream.
+
+use std::net::SocketAddr;
+
+use http::Request;
+use hyper::body::Incoming;
+
+use super::gate::{Failure, Principal};
+use super::App;
+use crate::auth::{self, Handled};
+use crate::pages::{ClientKind, Rejection};
+use crate::proxy::headers::{self, Forwarding};
+use crate::proxy::path;
+use crate::session::Session;
+
+impl App {
+    pub(super) async fn proxy(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        kind: ClientKind,
+    ) -> Handled {
+        // Every decision below judges `target`, and the upstream receives
+        // `target`: the client's URI is not read again.
+        let target = match path::Target::of(req.uri()) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::info!(error = %e, "request path refused");
+                return Handled::new(Rejection::BadPath.respond(kind), "error");
+            }
+        };
+        let method = req.method().clone();
+        let path = target.path();
+        let upgrade = headers::is_upgrade(req.headers());
+        let trusted = self.trusted.trusts(peer.ip());
+
+        if self.rules
+            .public
+            .matches(&method, path, req.headers())
+        {
+            self.prepare(&mut req, upgrade, peer, trusted, None);
+            return match self.upstream.forward(req, &target, upgrade).await {
+                Ok(resp) => Handled::new(resp, "public"),
+                Err(e) => Handled::new(Rejection::from(e).respond(kind), "upstream_error"),
+            };
+        }
+
+        let principal = match self.authenticate(req.headers(), kind).await {
+            Ok(p) => p,
+            Err(Failure::Respond(h)) => return h,
+            Err(Failure::Login { clear }) => return self.unauthenticated(&target, kind, clear),
+        };
+        if let Some(h) = self.denied(&principal, &method, Some(&target), kind) {
+            return h;
+        }
+        self.prepare(&mut req, upgrade, peer, trusted, Some(&principal.session));
+        let Principal {
+            session,
+            set_cookies,
+            via,
+        } = principal;
+        let user = Some(session.sub);
+        match self.upstream.forward(req, &target, upgrade).await {
+            Ok(mut resp) => {
+                auth::append_cookies(&mut resp, set_cookies);
+                Handled {
+                    response: resp,
+                    outcome: if via == "bearer" {
+                        "proxied_bearer"
+                    } else {
+                        "proxied"
+                    },
+                    user,
+                }
+            }
+            Err(e) => Handled {
+                response: Rejection::from(e).respond(kind),
+                outcome: "upstream_error",
+                user,
+            },
+        }
+    }
+
+    /// Header hygiene and identity for the upstream request.
+    fn prepare(
+        &self,
+        req: &mut Request<Incoming>,
+        upgrade: bool,
+        peer: SocketAddr,
+        trusted: bool,
+        session: Option<&Session>,
+    ) {
+        let assertion = match (&self.assertions, session) {
+            (Some(a), Some(s)) => a.sign(s),
+            _ => None,
+        };
+        headers::prepare_request(
+            req.headers_mut(),
+            upgrade,
+            &self.strip,
+            &self.sessions.cookies,
+            &self.config.upstream,
+            &Forwarding {
+                peer: peer.ip(),
+                trusted,
+                proto: if self.config.server.public_url.scheme() == "https" {
+                    "https"
+                } else {
+                    "http"
+                },
+                port: self
+                    .config
+                    .server
+                    .public_url
+                    .port_or_known_default()
+                    .unwrap_or(80),
+                session,
+                assertion: assertion.as_deref(),
+            },
+        );
+    }
+
+    /// No valid session: browsers are sent to log in (and lose any stale
+    /// session cookies), API clients get 401 JSON.
+    fn unauthenticated(
+        &self,
+        target: &path::Target,
+        kind: ClientKind,
+        clear: Vec<String>,
+    ) -> Handled {
+        if kind == ClientKind::Api {
+            let mut resp = Rejection::Unauthenticated.respond(kind);
+            auth::append_cookies(&mut resp, clear);
+            return Handled::new(resp, "unauthorized");
+        }
+        let return_to = self.rules.redirects.or_root(Some(target.as_str()));
+        match auth::login_redirect(self, return_to) {
+            Ok(mut h) => {
+                auth::append_cookies(&mut h.response, clear);
+                h
+            }
+            Err(r) => Handled::new(r.respond(kind), "error"),
+        }
+    }
+}

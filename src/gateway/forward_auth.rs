@@ -1,0 +1,133 @@
+//! `/oauth2/auth`: an ingress asks whether to let a request through.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http::{Method, StatusCode};
+
+use super::gate::Failure;
+use super::App;
+use crate::auth::{self, Handled};
+use crate::pages::{self, ClientKind, Rejection};
+use crate::proxy::forwarded::Original;
+use crate::proxy::path;
+use crate::telemetry::metrics::metrics;
+
+impl App {
+    /// `/oauth2/auth`, the forward-auth endpoint (oauth2-proxy's contract):
+    /// 202 with `X-Auth-Request-*` when allowed, 401 without a session, 403
+    /// when the rules deny. With `?mode=redirect` (Traefik, Caddy) a browser
+    /// without a session gets the login redirect itself. The original
+    /// method and URI come from `X-Forwarded-*` / `X-Original-*`, believed
+    /// only from `server.trusted_proxies`.
+    pub(super) async fn forward_auth(
+        &self,
+        parts: &http::request::Parts,
+        peer: SocketAddr,
+        kind: ClientKind,
+    ) -> Handled {
+        let trusted = self.trusted.trusts(peer.ip());
+        let original = Original::from_headers(&parts.headers, trusted);
+        if original.invalid {
+            tracing::info!(%peer, "forward-auth request with a malformed or conflicting original URI or method");
+            return Handled::new(Rejection::BadPath.respond(ClientKind::Api), "error");
+        }
+        let method = original.method.clone().unwrap_or(Method::GET);
+        // The path every decision below judges: the trusted original URI,
+        // or none at all.
+        let target = match original.uri.as_deref().map(path::Target::parse) {
+            Some(Ok(t)) => Some(t),
+            Some(Err(_)) => {
+                return Handled::new(Rejection::BadPath.respond(ClientKind::Api), "error")
+            }
+            None => {
+                untrusted_forward_auth(peer, trusted);
+                None
+            }
+        };
+        if let Some(t) = &target {
+            if self.rules
+                .public
+                .matches(&method, t.path(), &parts.headers)
+            {
+                return Handled::new(pages::status(StatusCode::ACCEPTED), "public");
+            }
+        }
+        let redirect_mode = parts.uri.query().is_some_and(|q| {
+            form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "mode" && v == "redirect")
+        });
+        let principal = match self.authenticate(&parts.headers, kind).await {
+            Ok(p) => p,
+            Err(Failure::Respond(h)) => return h,
+            Err(Failure::Login { clear }) => {
+                if redirect_mode && kind == ClientKind::Browser {
+                    let back = target.as_ref().and_then(|t| original.url(t));
+                    let return_to = self.rules.redirects.or_root(back.as_deref());
+                    return match auth::login_redirect(self, return_to) {
+                        Ok(mut h) => {
+                            auth::append_cookies(&mut h.response, clear);
+                            h
+                        }
+                        Err(r) => Handled::new(r.respond(kind), "error"),
+                    };
+                }
+                let mut resp = Rejection::Unauthenticated.respond(ClientKind::Api);
+                auth::append_cookies(&mut resp, clear);
+                return Handled::new(resp, "unauthorized");
+            }
+        };
+        if let Some(h) = self.denied(&principal, &method, target.as_ref(), kind) {
+            return h;
+        }
+        let s = &principal.session;
+        let mut resp = pages::status(StatusCode::ACCEPTED);
+        {
+            let h = resp.headers_mut();
+            let mut set = |name: &'static str, value: &str| {
+                if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
+                    h.insert(name, v);
+                }
+            };
+            set("x-auth-request-user", &s.sub);
+            if let Some(e) = &s.email {
+                set("x-auth-request-email", e);
+            }
+            if let Some(u) = &s.preferred_username {
+                set("x-auth-request-preferred-username", u);
+            }
+            if !s.groups.is_empty() {
+                set("x-auth-request-groups", &s.groups.join(","));
+            }
+            if self.config.upstream.pass_access_token {
+                set("x-auth-request-access-token", &s.access_token);
+            }
+            if let Some(a) = self.assertions.as_ref().and_then(|a| a.sign(s)) {
+                set(crate::proxy::assertion::HEADER, &a);
+            }
+        }
+        auth::append_cookies(&mut resp, principal.set_cookies);
+        Handled {
+            response: resp,
+            outcome: "auth_allowed",
+            user: Some(principal.session.sub),
+        }
+    }
+}
+
+/// Counts a forward-auth request without a believed original URI, and says
+/// once, loudly, what it costs: public routes are not consulted and path
+/// rules decide as for every path.
+fn untrusted_forward_auth(peer: SocketAddr, trusted: bool) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    metrics().forward_auth_untrusted.inc();
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            %peer,
+            trusted,
+            "forward-auth request without a trusted X-Forwarded-Uri/X-Original-URI: public routes \
+             are not consulted and rules allow only users they allow on every path; add the \
+             ingress to server.trusted_proxies (further cases are counted in \
+             tollgate_forward_auth_untrusted_total)"
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Who is asking: a bearer token (when enabled) or the session cookie,
+//! refreshed when due, becomes a [`Principal`]; otherwise the login
+//! redirect or 401. Then the authorization rules' verdict.
+
+use http::Method;
+
+use super::App;
+use crate::auth::bearer::{self, BearerError};
+use crate::auth::refresh::{needs_refresh, RefreshFailure, Refresher};
+use crate::auth::{self, Handled};
+use crate::authz::{Decision, Identity};
+use crate::pages::{ClientKind, Rejection};
+use crate::proxy::path;
+use crate::session::store::{Handle, Loaded};
+use crate::session::{now, Session};
+use crate::telemetry::metrics::metrics;
+
+impl App {
+    /// Who is asking: a bearer token (when enabled) or the session cookie,
+    /// refreshed when due.
+    pub(super) async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+        kind: ClientKind,
+    ) -> Result<Principal, Failure> {
+        if self.config.bearer.enabled() {
+            if let Some(token) = bearer::token(headers) {
+                return match bearer::authenticate(self, token).await {
+                    Ok(session) => Ok(Principal {
+                        session,
+                        set_cookies: Vec::new(),
+                        via: "bearer",
+                    }),
+                    Err(BearerError::Invalid(reason) | BearerError::UnknownKey(reason)) => {
+                        tracing::info!(target: "tollgate::audit", event = "bearer_refused", reason = %reason, "bearer token refused");
+                        Err(Failure::Respond(Handled::new(
+                            Rejection::InvalidToken.respond(ClientKind::Api),
+                            "unauthorized",
+                        )))
+                    }
+                    Err(BearerError::Unavailable) => Err(Failure::Respond(Handled::new(
+                        Rejection::ProviderNotReady.respond(ClientKind::Api),
+                        "error",
+                    ))),
+                };
+            }
+        }
+        let loaded = self
+            .load_session(headers)
+            .await
+            .map_err(|r| Failure::Respond(Handled::new(r.respond(kind), "error")))?;
+        self.fresh_session(loaded, kind).await
+    }
+
+    /// Refreshes the access token when due.
+    async fn fresh_session(&self, loaded: Loaded, kind: ClientKind) -> Result<Principal, Failure> {
+        let Loaded { session, handle } = loaded;
+        let Some(session) = session else {
+            return Err(Failure::Login {
+                clear: self.clear_stale(&handle),
+            });
+        };
+        if !needs_refresh(&session, self.config.session.refresh_before, now()) {
+            let set_cookies = if handle.reseal {
+                self.save_quietly(&session, &handle).await
+            } else {
+                Vec::new()
+            };
+            return Ok(Principal {
+                session,
+                set_cookies,
+                via: "cookie",
+            });
+        }
+        match Refresher.refresh(self, &handle, &session).await {
+            Ok(new) => {
+                // The Redis store saved the record under its lock; the
+                // cookie store hands every response the new cookie.
+                let set_cookies = if self.sessions.is_server_side() && !handle.reseal {
+                    Vec::new()
+                } else {
+                    self.save_quietly(&new, &handle).await
+                };
+                Ok(Principal {
+                    session: new,
+                    set_cookies,
+                    via: "cookie",
+                })
+            }
+            Err(RefreshFailure::Ended(reason)) => {
+                tracing::info!(target: "tollgate::audit", event = "session_ended", user = %session.sub, reason = %reason, "refresh refused; session ended");
+                let clear = self
+                    .sessions
+                    .delete(&handle, Some(&session))
+                    .await
+                    .unwrap_or_else(|_| self.sessions.cookies.clear(&handle.present));
+                Err(Failure::Login { clear })
+            }
+            Err(RefreshFailure::Unavailable(reason)) => {
+                // The old token may still be good for a while.
+                if session.access_expires_at.is_some_and(|e| e > now()) {
+                    tracing::warn!(user = %session.sub, reason = %reason, "refresh failed; forwarding the current access token");
+                    return Ok(Principal {
+                        session,
+                        set_cookies: Vec::new(),
+                        via: "cookie",
+                    });
+                }
+                tracing::warn!(user = %session.sub, reason = %reason, "refresh failed and the access token has expired");
+                Err(Failure::Respond(Handled {
+                    response: Rejection::RefreshUnavailable.respond(kind),
+                    outcome: "error",
+                    user: Some(session.sub),
+                }))
+            }
+        }
+    }
+
+    fn clear_stale(&self, handle: &Handle) -> Vec<String> {
+        if handle.present.is_empty() {
+            Vec::new()
+        } else {
+            self.sessions.cookies.clear(&handle.present)
+        }
+    }
+
+    async fn save_quietly(&self, session: &Session, handle: &Handle) -> Vec<String> {
+        match self.sessions.save(session, handle).await {
+            Ok(c) => c,
+            Err(e) => {
+                metrics().store_errors.inc();
+                tracing::warn!(error = %e, "could not store the session");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The rules' verdict for a principal on a judged target (`None`: the
+    /// path is unknown, see [`crate::authz::Policy::decide_unknown_path`]):
+    /// the 403 answer when they deny.
+    pub(super) fn denied(
+        &self,
+        p: &Principal,
+        method: &Method,
+        target: Option<&path::Target>,
+        kind: ClientKind,
+    ) -> Option<Handled> {
+        let who = Identity {
+            email: p.session.email.as_deref(),
+            email_verified: p.session.email_verified,
+            groups: &p.session.groups,
+            claims: &p.session.claims,
+        };
+        let policy = &self.rules.policy;
+        let path = target.map_or("-", path::Target::path);
+        let decision = match target {
+            Some(t) => policy.decide(&who, method, t.path()),
+            None => policy.decide_unknown_path(&who),
+        };
+        match decision {
+            Decision::Allow => None,
+            Decision::Deny { reason } => {
+                tracing::info!(target: "tollgate::audit", event = "denied", user = %p.session.sub, %method, path, reason = %reason, "request denied by authorization rules");
+                let who = p
+                    .session
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| p.session.sub.clone());
+                let mut response = Rejection::Forbidden { user: who }.respond(kind);
+                // A refresh that happened on the way still counts.
+                auth::append_cookies(&mut response, p.set_cookies.clone());
+                Some(Handled {
+                    response,
+                    outcome: "forbidden",
+                    user: Some(p.session.sub.clone()),
+                })
+            }
+        }
+    }
+}
+
+/// An authenticated requester.
+pub struct Principal {
+    pub session: Session,
+    /// Cookies to set on the response (a refreshed or re-sealed session).
+    pub set_cookies: Vec<String>,
+    pub via: &'static str,
+}
+
+/// Why a request is not authenticated.
+pub enum Failure {
+    /// No usable session: log in (browsers) or 401 (APIs); clear these cookies.
+    Login { clear: Vec<String> },
+    /// A finished answer (503, invalid bearer token).
+    Respond(Handled),
+}

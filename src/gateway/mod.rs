@@ -1,0 +1,69 @@
+//! The request path, top to bottom, and the one place a request's outcome
+//! is logged and counted:
+//!
+//! 1. [`App::handle`] (here): a request id, then the route, then one
+//!    access-log line and the request metrics;
+//! 2. [`router`]: the `Host` check, probes, the `/oauth2/*` table,
+//!    everything else to [`forward`];
+//! 3. [`gate`]: who is asking (bearer token | session cookie → refresh →
+//!    [`gate::Principal`]), or the login redirect / 401; then the
+//!    authorization rules (403);
+//! 4. [`forward`]: the judged target, header hygiene, the upstream;
+//!    [`forward_auth`] answers an ingress's question instead.
+//!
+//! Every failure is a [`crate::pages::Rejection`] turned into a response by
+//! `Rejection::respond`.
+
+pub mod forward;
+pub mod forward_auth;
+pub mod gate;
+pub mod router;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+pub use state::{request_cookies, App, AppError, Pending};
+
+use crate::telemetry::{self, metrics::metrics};
+use crate::Body;
+
+impl App {
+    /// Handles one request: a request id, the route, the access-log line
+    /// and the request metrics.
+    pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        // The path only: queries carry codes and states.
+        let path = req.uri().path().to_string();
+        let id = telemetry::choose_request_id(req.headers());
+        let id_header = http::HeaderValue::from_str(&id).ok();
+        if let Some(v) = &id_header {
+            req.headers_mut().insert("x-request-id", v.clone());
+        }
+        let mut handled = telemetry::REQUEST_ID
+            .scope(id.clone(), self.route(req, peer))
+            .await;
+        if let Some(v) = id_header {
+            handled.response.headers_mut().insert("x-request-id", v);
+        }
+        let status = handled.response.status().as_u16();
+        let took = started.elapsed();
+        metrics().request(handled.outcome, status, took);
+        tracing::info!(
+            target: "tollgate::access",
+            %method,
+            path = %path,
+            status,
+            duration_ms = took.as_secs_f64() * 1000.0,
+            user = handled.user.as_deref().unwrap_or("-"),
+            outcome = handled.outcome,
+            request_id = %id,
+            "request"
+        );
+        handled.response
+    }
+}

@@ -1,0 +1,118 @@
+//! Which handler a request goes to: the `Host` check, the probes, the
+//! `/oauth2/*` table, and everything else to the forwarder.
+
+use std::net::SocketAddr;
+
+use http::{header, Method, Request, StatusCode};
+use hyper::body::Incoming;
+
+use super::App;
+use crate::auth::{self, Handled};
+use crate::pages::{self, ClientKind, Rejection};
+use crate::telemetry::metrics::metrics;
+
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`, and a `Host`
+/// is an authority (`host[:port]`), never `a b` or `app:443@evil`. HTTP/1.0
+/// may omit it; HTTP/2 carries `:authority` instead.
+fn host_is_valid<B>(req: &Request<B>) -> bool {
+    // HTTP/2 `:authority` (and an absolute-form target) arrives in the URI,
+    // parsed by `http`'s lenient `Authority`: held to the same rule.
+    if let Some(a) = req.uri().authority() {
+        if !crate::proxy::forwarded::is_authority(a.as_str()) {
+            return false;
+        }
+    }
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => false,
+        (None, _) => req.version() != http::Version::HTTP_11,
+        (Some(h), None) => h.to_str().is_ok_and(crate::proxy::forwarded::is_authority),
+    }
+}
+
+impl App {
+    pub(super) async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> Handled {
+        let kind = ClientKind::of(req.headers());
+        if !host_is_valid(&req) {
+            return Handled::new(Rejection::BadHost.respond(kind), "error");
+        }
+        // RFC 9110 §11.6.2: one set of credentials. With two, which one was
+        // checked and which one the upstream reads could differ.
+        if req
+            .headers()
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            let r = Rejection::RepeatedHeader("Authorization");
+            return Handled::new(r.respond(kind), "error");
+        }
+        match req.uri().path() {
+            "/healthz" => Handled::new(pages::text(StatusCode::OK, "ok\n"), "probe"),
+            "/readyz" => {
+                let resp = if self.is_ready().await {
+                    pages::text(StatusCode::OK, "ready\n")
+                } else {
+                    pages::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                };
+                Handled::new(resp, "probe")
+            }
+            p if p.starts_with("/oauth2/") => self.oauth2(req, peer, kind).await,
+            _ => self.proxy(req, peer, kind).await,
+        }
+    }
+
+    async fn oauth2(&self, req: Request<Incoming>, peer: SocketAddr, kind: ClientKind) -> Handled {
+        let (parts, body) = req.into_parts();
+        let get_like = parts.method == Method::GET || parts.method == Method::HEAD;
+        let post = parts.method == Method::POST;
+        let result = match parts.uri.path() {
+            "/oauth2/start" if get_like => auth::start(self, &parts),
+            "/oauth2/callback" if get_like => match auth::callback(self, &parts).await {
+                Ok(h) => Ok(h),
+                Err((rejection, clear)) => {
+                    if let Rejection::LoginFailed(f) = &rejection {
+                        metrics().login("failed", f.check());
+                        tracing::warn!(target: "tollgate::audit", event = "login_failed", check = f.check(), reason = %f, "login refused");
+                    }
+                    return Handled::new(auth::rescue(rejection, kind, clear), "login_failed");
+                }
+            },
+            "/oauth2/sign_out" if get_like || post => auth::sign_out(self, &parts).await,
+            "/oauth2/userinfo" if get_like => auth::userinfo(self, &parts).await,
+            "/oauth2/backchannel_logout" if post => {
+                return auth::backchannel::logout(self, &parts, body).await;
+            }
+            "/oauth2/auth" => return self.forward_auth(&parts, peer, kind).await,
+            "/oauth2/signed_out" if get_like => Ok(Handled::new(pages::signed_out(), "signed_out")),
+            "/oauth2/jwks" if get_like => match &self.assertions {
+                Some(a) => Ok(Handled::new(pages::json(StatusCode::OK, &a.jwks()), "jwks")),
+                None => Err(Rejection::NotFound),
+            },
+            "/oauth2/start"
+            | "/oauth2/callback"
+            | "/oauth2/sign_out"
+            | "/oauth2/userinfo"
+            | "/oauth2/backchannel_logout" => Err(Rejection::MethodNotAllowed),
+            _ => Err(Rejection::NotFound),
+        };
+        match result {
+            Ok(h) => h,
+            Err(r) => {
+                // The userinfo endpoint always answers JSON, whoever asks.
+                let kind = if parts.uri.path() == "/oauth2/userinfo" {
+                    ClientKind::Api
+                } else {
+                    kind
+                };
+                let outcome = match r {
+                    Rejection::Unauthenticated => "unauthorized",
+                    Rejection::CrossSite => "forbidden",
+                    _ => "error",
+                };
+                Handled::new(r.respond(kind), outcome)
+            }
+        }
+    }
+}

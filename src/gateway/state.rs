@@ -1,0 +1,256 @@
+//! What every request shares, assembled once from the configuration: the
+//! provider (once discovered), the session store, the upstream client, the
+//! header rules and the caches. Handlers borrow it; nothing here routes or
+//! answers a request.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use http::header;
+
+use crate::auth::verdicts::Introspections;
+use crate::auth::redirect::RedirectPolicy;
+use crate::authz::Policy;
+use crate::config::Config;
+use crate::proxy::path::PublicRoutes;
+use crate::oidc::{IdTokenValidator, Provider};
+use crate::pages::Rejection;
+use crate::proxy::assertion::Assertions;
+use crate::proxy::forwarded::TrustedProxies;
+use crate::proxy::headers::StripList;
+use crate::proxy::Upstream;
+use crate::session::login::LoginCookies;
+use crate::session::redis::RedisStore;
+use crate::session::store::{Backend, Loaded, SessionStore};
+use crate::session::{Codec, RequestCookies, SessionCookies};
+use crate::telemetry::metrics::metrics;
+
+/// Who may go where, compiled from `[authorization]`, `[routes]`,
+/// `upstream.case_insensitive_paths` and `server.allowed_redirect_domains`.
+pub struct Rules {
+    pub policy: Policy,
+    pub public: PublicRoutes,
+    pub redirects: RedirectPolicy,
+}
+
+impl Rules {
+    /// Compiles the (already validated) configuration.
+    pub fn new(config: &Config) -> Result<Self, AppError> {
+        let fold_case = config.upstream.case_insensitive_paths;
+        let failed = |e: Vec<(String, String)>| {
+            let keys: Vec<String> = e.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
+            AppError::Rules(keys.join("; "))
+        };
+        Ok(Self {
+            policy: Policy::new(&config.authorization, fold_case).map_err(failed)?,
+            public: PublicRoutes::new(&config.routes, fold_case).map_err(failed)?,
+            redirects: RedirectPolicy::new(
+                config.server.public_url.clone(),
+                &config.server.allowed_redirect_domains,
+            )
+            .map_err(failed)?,
+        })
+    }
+}
+
+/// Everything a request needs, built once from the config.
+pub struct App {
+    pub config: Config,
+    pub rules: Rules,
+    pub sessions: SessionStore,
+    pub login_cookies: LoginCookies,
+    pub validator: IdTokenValidator,
+    pub upstream: Upstream,
+    pub strip: StripList,
+    pub trusted: TrustedProxies,
+    /// Signs `X-Tollgate-Assertion` (when `upstream.assertion` is on).
+    pub assertions: Option<Assertions>,
+    pub introspections: Introspections,
+    /// Claim paths that rules and `[headers]` read, kept in sessions.
+    pub claim_paths: BTreeSet<String>,
+    /// Client for provider calls.
+    pub http: reqwest::Client,
+    provider: RwLock<Option<Arc<Provider>>>,
+    shutting_down: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot build the provider HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Upstream(#[from] crate::proxy::UpstreamError),
+    #[error(transparent)]
+    Assertion(#[from] crate::proxy::assertion::AssertionError),
+    /// Cannot happen for a configuration that loaded: it was checked there.
+    #[error("the authorization rules do not compile: {0}")]
+    Rules(String),
+}
+
+impl App {
+    pub fn new(config: Config) -> Result<Self, AppError> {
+        let roots = match &config.provider.ca_file {
+            Some(pem) => reqwest::Certificate::from_pem_bundle(pem)?,
+            None => Vec::new(),
+        };
+        let http = crate::oidc::http_client(config.provider.timeout, &roots)?;
+        let rules = Rules::new(&config)?;
+        let mut claim_paths = rules.policy.claim_paths();
+        claim_paths.extend(config.upstream.claim_headers.iter().map(|(_, c)| c.clone()));
+        let p = &config.provider;
+        let validator = IdTokenValidator {
+            issuer: p.issuer.clone(),
+            client_id: p.client_id.clone(),
+            algorithms: p.id_token_algorithms.clone(),
+            leeway: p.clock_skew,
+            max_age: p.id_token_max_age,
+            trusted_audiences: p.trusted_audiences.clone(),
+            strict_audience: p.strict_audience,
+            hmac_secret: p.client_secret.as_ref().map(|s| s.expose().to_vec()),
+        };
+        crate::session::revoked::REVOKED.set_capacity(config.session.max_remembered_logouts);
+        let backend = match &config.session.redis {
+            Some(r) => Backend::Redis(Box::new(RedisStore::new(
+                r.clone(),
+                config.session.lifetime,
+            ))),
+            None => Backend::Cookie,
+        };
+        Ok(Self {
+            rules,
+            sessions: SessionStore {
+                cookies: SessionCookies::new(&config.session),
+                codec: Codec::new(&config.session.secrets),
+                backend,
+            },
+            login_cookies: LoginCookies::new(
+                &config.session.cookie_name,
+                // `__Host-` cookies must have `Path=/`; otherwise only the
+                // callback needs the login cookies.
+                if crate::config::is_host_cookie(&config.session.cookie_name) {
+                    "/"
+                } else {
+                    config.provider.redirect_url.path()
+                },
+                config.session.secure,
+            ),
+            validator,
+            upstream: Upstream::new(&config.upstream)?,
+            strip: StripList::new(&config.upstream),
+            trusted: TrustedProxies::new(config.server.trusted_proxies.clone()),
+            assertions: match &config.upstream.assertion {
+                Some(a) => Some(Assertions::new(
+                    a,
+                    config.server.public_url.as_str().trim_end_matches('/'),
+                )?),
+                None => None,
+            },
+            introspections: Introspections::default(),
+            claim_paths,
+            http,
+            provider: RwLock::new(None),
+            shutting_down: AtomicBool::new(false),
+            config,
+        })
+    }
+
+    /// The provider, once discovery has succeeded.
+    pub fn provider(&self) -> Option<Arc<Provider>> {
+        self.provider
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_provider(&self, provider: Arc<Provider>) {
+        *self.provider.write().unwrap_or_else(|e| e.into_inner()) = Some(provider);
+    }
+
+    /// Ready: discovery and keys loaded, the session store answering, and
+    /// not shutting down.
+    pub async fn is_ready(&self) -> bool {
+        if self.shutting_down.load(Ordering::Relaxed) || self.provider().is_none() {
+            return false;
+        }
+        match &self.sessions.backend {
+            Backend::Cookie => true,
+            Backend::Redis(r) => r.ping().await,
+        }
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Takes over what a running instance already has, so a reload costs
+    /// no rediscovery and no reconnection: the provider (when the issuer and
+    /// its CA are unchanged; client credentials come from the new config)
+    /// and the Redis connection (when `[session.redis]` is unchanged).
+    /// Returns which of the two still need setting up.
+    pub fn take_over(&self, old: &App) -> Pending {
+        let same_provider = old.config.provider.issuer == self.config.provider.issuer
+            && old.config.provider.ca_file == self.config.provider.ca_file
+            && old.config.provider.timeout == self.config.provider.timeout;
+        let provider = match old.provider() {
+            Some(p) if same_provider => {
+                self.set_provider(p.reconfigured(&self.config.provider, &self.http));
+                false
+            }
+            _ => true,
+        };
+        let store = match (&self.sessions.backend, &old.sessions.backend) {
+            (Backend::Redis(new), Backend::Redis(old)) => !new.adopt(old),
+            (Backend::Redis(_), Backend::Cookie) => true,
+            _ => false,
+        };
+        Pending {
+            discovery: provider,
+            store,
+        }
+    }
+
+    /// The session a request carries; an unreachable store is a 503.
+    pub async fn load_session(&self, headers: &http::HeaderMap) -> Result<Loaded, Rejection> {
+        self.sessions
+            .load(&request_cookies(headers))
+            .await
+            .map_err(|e| {
+                metrics().store_errors.inc();
+                tracing::warn!(error = %e, "session store failed");
+                Rejection::SessionStoreUnavailable
+            })
+    }
+
+    /// The claims a session keeps (those rules and `[headers]` read).
+    pub fn stored_claims(
+        &self,
+        claims: &crate::oidc::IdTokenClaims,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        self.claim_paths
+            .iter()
+            .filter_map(|p| Some((p.clone(), claims.claim_value(p)?)))
+            .collect()
+    }
+}
+
+/// What a reloaded instance still has to set up itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub discovery: bool,
+    pub store: bool,
+}
+
+/// The cookies of a request.
+pub fn request_cookies(headers: &http::HeaderMap) -> RequestCookies<'_> {
+    RequestCookies::parse(
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .map(http::HeaderValue::as_bytes),
+    )
+}
