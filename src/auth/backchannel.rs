@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 
 use super::Handled;
 use crate::gateway::state::App;
-use crate::oidc::logout_token;
+use crate::oidc::logout_token::{self, LogoutClaims, LogoutTokenError};
 use crate::pages::{self, ClientKind, Rejection};
 use crate::session::revoked::JtiRefused;
 use crate::session::store::Backend;
@@ -25,45 +25,9 @@ const MAX_BODY: usize = 64 * 1024;
 const JTI_TTL: Duration = Duration::from_secs(3600);
 
 pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
-    let count = |result: &'static str| {
-        crate::telemetry::metrics::metrics()
-            .backchannel_logouts
-            .get_or_create(&crate::telemetry::metrics::ResultLabels { result })
-            .inc();
-    };
-    let bad = |reason: &str| {
-        count("refused");
-        tracing::warn!(target: "tollgate::audit", event = "backchannel_logout_refused", reason = %reason, "logout token refused");
-        // §2.8: 400 with an OAuth error body.
-        let mut resp = pages::json(
-            StatusCode::BAD_REQUEST,
-            &serde_json::json!({"error": "invalid_request", "error_description": reason}),
-        );
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        Handled::new(resp, "backchannel_refused")
-    };
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    if !is_form {
-        return bad("expected an application/x-www-form-urlencoded body");
-    }
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return bad("unreadable or oversized body"),
-    };
-    let tokens: Vec<String> = form_urlencoded::parse(&bytes)
-        .filter(|(k, _)| k == "logout_token")
-        .map(|(_, v)| v.into_owned())
-        .collect();
-    let [token] = tokens.as_slice() else {
-        return bad("exactly one logout_token is required");
+    let token = match logout_token_param(parts, body).await {
+        Ok(t) => t,
+        Err(reason) => return refused(reason),
     };
     let Some(provider) = app.provider() else {
         return Handled::new(
@@ -71,56 +35,18 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
             "error",
         );
     };
-    let claims = match logout_token::validate(&app.validator, token, &provider.keys).await {
+    let claims = match logout_token::validate(&app.validator, &token, &provider.keys).await {
         Ok(c) => c,
-        Err(e) => return bad(&e.to_string()),
+        Err(e) => return refused(&e.to_string()),
     };
     // A token older than the replay memory could be replayed: refuse it.
     if claims
         .iat
         .is_some_and(|iat| (crate::session::now() as f64) - iat > JTI_TTL.as_secs_f64())
     {
-        return bad("logout token is too old (`iat` more than an hour ago)");
+        return refused("logout token is too old (`iat` more than an hour ago)");
     }
-    let jti = claims.jti.as_deref().unwrap_or_default();
-    let issuer = &app.config.provider.issuer;
-    let now = crate::session::now();
-    let ended = match &app.sessions.backend {
-        Backend::Redis(redis) => match redis.claim_jti(issuer, jti, JTI_TTL).await {
-            Ok(true) => {
-                redis
-                    .end(
-                        claims.sid.as_deref().filter(|s| !s.is_empty()),
-                        claims.sub.as_deref(),
-                    )
-                    .await
-            }
-            Ok(false) => return bad(&logout_token::LogoutTokenError::Replay.to_string()),
-            Err(e) => Err(e),
-        },
-        Backend::Cookie => {
-            let revoked = &crate::session::revoked::REVOKED;
-            match revoked.claim_jti(issuer, jti, now, JTI_TTL.as_secs() as i64) {
-                Ok(()) => {}
-                Err(JtiRefused::Replay) => {
-                    return bad(&logout_token::LogoutTokenError::Replay.to_string())
-                }
-                // Refused rather than forgetting a live `jti` (§2.8: 400).
-                Err(JtiRefused::Full) => {
-                    return bad("the logout-token replay memory is full of live entries \
-                                (session.max_remembered_logouts); try again later")
-                }
-            }
-            let _ = revoked.end_provider_session(
-                claims.sid.as_deref().filter(|s| !s.is_empty()),
-                claims.sub.as_deref().filter(|s| !s.is_empty()),
-                now,
-                app.config.session.lifetime.as_secs() as i64,
-            );
-            Ok(0)
-        }
-    };
-    match ended {
+    match end_sessions(app, &claims).await {
         Ok(ended) => {
             tracing::info!(
                 target: "tollgate::audit",
@@ -139,12 +65,103 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
                 user: claims.sub,
             }
         }
-        Err(e) => {
+        Err(NotEnded::Refused(reason)) => refused(&reason),
+        Err(NotEnded::Store(e)) => {
             tracing::warn!(error = %e, "session store failed during back-channel logout");
             Handled::new(
                 Rejection::SessionStoreUnavailable.respond(ClientKind::Api),
                 "error",
             )
+        }
+    }
+}
+
+fn count(result: &'static str) {
+    crate::telemetry::metrics::metrics()
+        .backchannel_logouts
+        .get_or_create(&crate::telemetry::metrics::ResultLabels { result })
+        .inc();
+}
+
+/// §2.8: a refused logout token gets 400 with an OAuth error body.
+fn refused(reason: &str) -> Handled {
+    count("refused");
+    tracing::warn!(target: "tollgate::audit", event = "backchannel_logout_refused", reason = %reason, "logout token refused");
+    let mut resp = pages::json(
+        StatusCode::BAD_REQUEST,
+        &serde_json::json!({"error": "invalid_request", "error_description": reason}),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Handled::new(resp, "backchannel_refused")
+}
+
+/// The one `logout_token` of a form-encoded body of at most [`MAX_BODY`].
+async fn logout_token_param(parts: &Parts, body: Incoming) -> Result<String, &'static str> {
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err("expected an application/x-www-form-urlencoded body");
+    }
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err("unreadable or oversized body"),
+    };
+    let mut tokens = form_urlencoded::parse(&bytes).filter(|(k, _)| k == "logout_token");
+    match (tokens.next(), tokens.next()) {
+        (Some((_, t)), None) => Ok(t.into_owned()),
+        _ => Err("exactly one logout_token is required"),
+    }
+}
+
+/// Why a valid logout token ended nothing.
+enum NotEnded {
+    Refused(String),
+    Store(crate::session::redis::RedisError),
+}
+
+/// Claims the token's `jti` (replay) and ends the sessions it names:
+/// Redis records are deleted; the cookie store remembers the logout.
+/// Returns how many records were deleted (0 for the cookie store).
+async fn end_sessions(app: &App, claims: &LogoutClaims) -> Result<usize, NotEnded> {
+    let jti = claims.jti.as_deref().unwrap_or_default();
+    let issuer = &app.config.provider.issuer;
+    let sid = claims.sid.as_deref().filter(|s| !s.is_empty());
+    let replay = || NotEnded::Refused(LogoutTokenError::Replay.to_string());
+    match &app.sessions.backend {
+        Backend::Redis(redis) => match redis.claim_jti(issuer, jti, JTI_TTL).await {
+            Ok(true) => redis
+                .end(sid, claims.sub.as_deref())
+                .await
+                .map_err(NotEnded::Store),
+            Ok(false) => Err(replay()),
+            Err(e) => Err(NotEnded::Store(e)),
+        },
+        Backend::Cookie => {
+            let revoked = &crate::session::revoked::REVOKED;
+            let now = crate::session::now();
+            match revoked.claim_jti(issuer, jti, now, JTI_TTL.as_secs() as i64) {
+                Ok(()) => {}
+                Err(JtiRefused::Replay) => return Err(replay()),
+                // Refused rather than forgetting a live `jti` (§2.8: 400).
+                Err(JtiRefused::Full) => {
+                    return Err(NotEnded::Refused(
+                        "the logout-token replay memory is full of live entries \
+                         (session.max_remembered_logouts); try again later"
+                            .into(),
+                    ))
+                }
+            }
+            let sub = claims.sub.as_deref().filter(|s| !s.is_empty());
+            let lifetime = app.config.session.lifetime.as_secs() as i64;
+            let _ = revoked.end_provider_session(sid, sub, now, lifetime);
+            Ok(0)
         }
     }
 }

@@ -197,22 +197,16 @@ fn principal(
         preferred_username: get("preferred_username").or_else(|| get("username")),
         other: claims,
     };
-    Ok(Session {
+    let mut session = Session {
         sub,
-        email: view.email.clone(),
-        name: view.name.clone(),
-        preferred_username: view.preferred_username.clone(),
-        groups: view.groups(&app.config.provider.groups_claim),
         access_token: token.to_string(),
         access_expires_at: exp,
-        email_verified: view.email_verified,
-        claims: app.stored_claims(&view),
         issued_at: now(),
         expires_at: exp.unwrap_or_else(|| now() + 60),
-        nonce: None,
-        auth_time: None,
         ..Session::default()
-    })
+    };
+    super::profile::Profile::of(app, &view).fill(&mut session);
+    Ok(session)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod backchannel;
 pub mod bearer;
 pub mod failure;
+pub mod profile;
 pub mod redirect;
 pub mod refresh;
 pub mod verdicts;
@@ -14,13 +15,14 @@ use http::{header, HeaderValue, Response, StatusCode};
 use crate::gateway::state::{request_cookies, App};
 use crate::oidc::id_token::Expect;
 use crate::oidc::pkce::Pkce;
-use crate::oidc::{random_token, TokenError};
+use crate::oidc::{random_token, Provider, TokenError};
 use crate::pages::{self, ClientKind, Rejection};
 use crate::session::store::{Handle, Loaded, StoreError};
 use crate::session::{now, LoginState, Session};
 use crate::Body;
 
 pub use failure::LoginFailure;
+use profile::Profile;
 
 /// What a handler produced, with what the access log needs to know.
 pub struct Handled {
@@ -130,9 +132,12 @@ pub fn login_redirect(app: &App, return_to: String) -> Result<Handled, Rejection
     Ok(Handled::new(resp, "login_redirect"))
 }
 
+/// A refused callback: the rejection, and the login cookies to clear.
+type CallbackError = (Rejection, Vec<String>);
+
 /// `/oauth2/callback`: check the state before anything else, then redeem
 /// the code and validate the ID token; only then is a session created.
-pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, Vec<String>)> {
+pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, CallbackError> {
     let pairs = query_pairs(parts);
     let state = param(&pairs, "state");
     let cookies = request_cookies(&parts.headers);
@@ -159,33 +164,79 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
             cookies.get(name).map(str::to_string)
         })
         .map_err(|e| fail(e.into()))?;
-
     let provider = app
         .provider()
         .ok_or((Rejection::ProviderNotReady, clear.clone()))?;
-    match param(&pairs, "iss") {
-        Some(iss) if iss != app.config.provider.issuer => {
-            return Err(fail(LoginFailure::IssuerMismatch))
-        }
+    let code = authorization_code(app, &provider, &pairs).map_err(fail)?;
+    let signed_in = redeem(app, &provider, code, &login).await.map_err(fail)?;
+    let handle = Handle {
+        present: app.sessions.cookies.present(&cookies),
+        ..Handle::default()
+    };
+    let (session, set) = store_new_session(app, signed_in.session, &handle)
+        .await
+        .map_err(|r| (r, clear.clone()))?;
+    // The return-to URL was checked when the login began; check again, it
+    // costs nothing and the cookie could come from an older version.
+    let mut resp = pages::redirect(&app.rules.redirects.or_root(Some(&login.return_to)));
+    append_cookies(&mut resp, clear);
+    append_cookies(&mut resp, set);
+    crate::telemetry::metrics::metrics().login("completed", "");
+    tracing::info!(
+        target: "tollgate::audit",
+        event = "login",
+        user = %session.sub,
+        email = session.email.as_deref().unwrap_or(""),
+        provider_ms = signed_in.provider_time.as_secs_f64() * 1000.0,
+        "login succeeded"
+    );
+    Ok(Handled {
+        response: resp,
+        outcome: "login",
+        user: Some(session.sub),
+    })
+}
+
+/// The authorization response's `code`, once its `iss` (RFC 9207) and
+/// `error` say it may be redeemed.
+fn authorization_code<'p>(
+    app: &App,
+    provider: &Provider,
+    pairs: &'p [(String, String)],
+) -> Result<&'p str, LoginFailure> {
+    match param(pairs, "iss") {
+        Some(iss) if iss != app.config.provider.issuer => return Err(LoginFailure::IssuerMismatch),
         None if provider
             .metadata
             .authorization_response_iss_parameter_supported =>
         {
-            return Err(fail(LoginFailure::IssuerMissing))
+            return Err(LoginFailure::IssuerMissing)
         }
         _ => {}
     }
-    if let Some(error) = param(&pairs, "error") {
-        return Err(fail(LoginFailure::Provider(crate::oidc::token::sanitize(
-            error,
-        ))));
+    if let Some(error) = param(pairs, "error") {
+        return Err(LoginFailure::Provider(crate::oidc::token::sanitize(error)));
     }
-    let code = param(&pairs, "code")
+    param(pairs, "code")
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| fail(LoginFailure::MissingCode))?;
+        .ok_or(LoginFailure::MissingCode)
+}
 
-    // Time spent waiting for the provider, reported apart from our own work.
-    let mut provider_time = std::time::Duration::ZERO;
+/// A login the provider completed: the new session, and the time spent
+/// waiting for the provider (reported apart from our own work).
+struct SignedIn {
+    session: Session,
+    provider_time: std::time::Duration,
+}
+
+/// Redeems the code, validates the ID token, completes the profile from
+/// userinfo when the ID token has no email, and makes the session.
+async fn redeem(
+    app: &App,
+    provider: &Provider,
+    code: &str,
+    login: &LoginState,
+) -> Result<SignedIn, LoginFailure> {
     let waited = std::time::Instant::now();
     let tokens = provider
         .tokens
@@ -197,81 +248,39 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
         .await
         .map_err(|e| match e {
             TokenError::Refused { error, .. } if error == "invalid_client" => {
-                fail(LoginFailure::ClientAuth)
+                LoginFailure::ClientAuth
             }
-            TokenError::Refused { error, .. } => fail(LoginFailure::CodeRefused(error)),
-            TokenError::Invalid(why) => fail(LoginFailure::TokenResponse(why)),
+            TokenError::Refused { error, .. } => LoginFailure::CodeRefused(error),
+            TokenError::Invalid(why) => LoginFailure::TokenResponse(why),
             other => {
                 tracing::warn!(error = %other, "token endpoint failed during login");
-                fail(LoginFailure::TokenEndpoint)
+                LoginFailure::TokenEndpoint
             }
         })?;
-    provider_time += waited.elapsed();
-    let id_token = tokens
-        .id_token
-        .as_deref()
-        .ok_or_else(|| fail(LoginFailure::NoIdToken))?;
+    let mut provider_time = waited.elapsed();
+    let id_token = tokens.id_token.as_deref().ok_or(LoginFailure::NoIdToken)?;
+    let expect = Expect {
+        nonce: Some(&login.nonce),
+        access_token: Some(&tokens.access_token),
+        ..Expect::default()
+    };
     let claims = app
         .validator
-        .validate(
-            id_token,
-            &provider.keys,
-            Expect {
-                nonce: Some(&login.nonce),
-                access_token: Some(&tokens.access_token),
-                ..Expect::default()
-            },
-        )
-        .await
-        .map_err(|e| fail(e.into()))?;
-
-    let cfg = &app.config.provider;
-    let mut email = claims.email.clone();
-    let mut name = claims.name.clone();
-    let mut preferred_username = claims.preferred_username.clone();
-    let mut groups = claims.groups(&cfg.groups_claim);
-    if cfg.fetch_userinfo && email.is_none() {
+        .validate(id_token, &provider.keys, expect)
+        .await?;
+    let mut profile = Profile::of(app, &claims);
+    if app.config.provider.fetch_userinfo && profile.email.is_none() {
         if let Some(endpoint) = &provider.metadata.userinfo_endpoint {
             let waited = std::time::Instant::now();
-            let info = crate::oidc::userinfo::fetch(
-                &app.http,
-                endpoint,
-                &tokens.access_token,
-                claims.subject(),
-            )
-            .await
-            .map_err(|e| match e {
-                e @ (crate::oidc::userinfo::UserInfoError::SubjectMismatch
-                | crate::oidc::userinfo::UserInfoError::Invalid) => {
-                    fail(LoginFailure::UserInfoRefused(e))
-                }
-                other => {
-                    tracing::warn!(error = %other, "userinfo failed during login");
-                    fail(LoginFailure::UserInfo)
-                }
-            })?;
+            let info =
+                login_userinfo(app, endpoint, &tokens.access_token, claims.subject()).await?;
             provider_time += waited.elapsed();
-            email = info.email;
-            name = name.or(info.name);
-            preferred_username = preferred_username.or(info.preferred_username);
-            if groups.is_empty() {
-                if let Some(serde_json::Value::Array(g)) = info.other.get(&cfg.groups_claim) {
-                    groups = g
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect();
-                }
-            }
+            profile.complete(app, info);
         }
     }
-
     let issued_at = now();
     let mut session = Session {
         sub: claims.subject().to_string(),
-        email,
-        name,
-        preferred_username,
-        groups,
         access_token: tokens.access_token.clone(),
         access_expires_at: tokens
             .expires_in
@@ -279,55 +288,64 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, (Rejection, V
         refresh_token: tokens.refresh_token.clone(),
         id_token: Some(id_token.to_string()),
         sid: claims.sid.clone(),
-        email_verified: claims.email_verified,
-        claims: app.stored_claims(&claims),
         issued_at,
         expires_at: issued_at.saturating_add(app.config.session.lifetime.as_secs() as i64),
         nonce: claims.nonce.clone(),
         auth_time: claims.auth_time.map(|t| t as i64),
+        ..Session::default()
     };
-    // A new login gets a new session (and, server-side, a new ticket).
-    let handle = Handle {
-        present: app.sessions.cookies.present(&cookies),
-        ..Handle::default()
-    };
-    // The return-to URL was checked when the login began; check again, it
-    // costs nothing and the cookie could come from an older version.
-    let target = app.rules.redirects.or_root(Some(&login.return_to));
-    let cookies = match app.sessions.save(&session, &handle).await {
-        Ok(c) => c,
+    profile.fill(&mut session);
+    Ok(SignedIn {
+        session,
+        provider_time,
+    })
+}
+
+/// The userinfo answer for a login (OIDC Core §5.3), its `sub` checked.
+async fn login_userinfo(
+    app: &App,
+    endpoint: &url::Url,
+    access_token: &str,
+    subject: &str,
+) -> Result<crate::oidc::userinfo::UserInfo, LoginFailure> {
+    use crate::oidc::userinfo::{fetch, UserInfoError};
+    fetch(&app.http, endpoint, access_token, subject)
+        .await
+        .map_err(|e| match e {
+            e @ (UserInfoError::SubjectMismatch | UserInfoError::Invalid) => {
+                LoginFailure::UserInfoRefused(e)
+            }
+            other => {
+                tracing::warn!(error = %other, "userinfo failed during login");
+                LoginFailure::UserInfo
+            }
+        })
+}
+
+/// Saves a new login's session (a new session, and server-side a new
+/// ticket); returns it with the cookies to set.
+async fn store_new_session(
+    app: &App,
+    mut session: Session,
+    handle: &Handle,
+) -> Result<(Session, Vec<String>), Rejection> {
+    match app.sessions.save(&session, handle).await {
+        Ok(c) => Ok((session, c)),
         Err(StoreError::TooLarge(e)) => {
             // The ID token is kept only as a logout hint; give it up before
             // giving up the login.
             tracing::warn!(user = %session.sub, error = %e, "session too large; dropping the ID token (logout will not send id_token_hint)");
             session.id_token = None;
-            app.sessions
-                .save(&session, &handle)
-                .await
-                .map_err(|_| fail(LoginFailure::SessionTooLarge))?
+            match app.sessions.save(&session, handle).await {
+                Ok(c) => Ok((session, c)),
+                Err(_) => Err(Rejection::LoginFailed(LoginFailure::SessionTooLarge)),
+            }
         }
         Err(e @ StoreError::Unavailable(_)) => {
             tracing::warn!(error = %e, "could not store the new session");
-            return Err((Rejection::SessionStoreUnavailable, clear.clone()));
+            Err(Rejection::SessionStoreUnavailable)
         }
-    };
-    let mut resp = pages::redirect(&target);
-    append_cookies(&mut resp, clear);
-    append_cookies(&mut resp, cookies);
-    crate::telemetry::metrics::metrics().login("completed", "");
-    tracing::info!(
-        target: "tollgate::audit",
-        event = "login",
-        user = %session.sub,
-        email = session.email.as_deref().unwrap_or(""),
-        provider_ms = provider_time.as_secs_f64() * 1000.0,
-        "login succeeded"
-    );
-    Ok(Handled {
-        response: resp,
-        outcome: "login",
-        user: Some(session.sub),
-    })
+    }
 }
 
 /// `/oauth2/sign_out?rd=/path`: delete the session (the server-side record

@@ -201,19 +201,8 @@ async fn call_provider_once(app: &App, session: &Session) -> Result<Session, Ref
             )
             .await
             .map_err(|e| RefreshFailure::Ended(e.to_string()))?;
-        new.email = claims.email.clone().or(new.email);
-        new.name = claims.name.clone().or(new.name);
-        new.preferred_username = claims.preferred_username.clone().or(new.preferred_username);
-        let groups = claims.groups(&app.config.provider.groups_claim);
-        if !groups.is_empty() {
-            new.groups = groups;
-        }
+        super::profile::Profile::of(app, &claims).update(&mut new);
         new.id_token = Some(id_token.clone());
-        new.email_verified = claims.email_verified.or(new.email_verified);
-        let stored = app.stored_claims(&claims);
-        if !stored.is_empty() {
-            new.claims = stored;
-        }
         if claims.sid.is_some() {
             new.sid = claims.sid.clone();
         }

@@ -35,10 +35,7 @@ impl App {
         let upgrade = headers::is_upgrade(req.headers());
         let trusted = self.trusted.trusts(peer.ip());
 
-        if self.rules
-            .public
-            .matches(&method, path, req.headers())
-        {
+        if self.rules.public.matches(&method, path, req.headers()) {
             self.prepare(&mut req, upgrade, peer, trusted, None);
             return match self.upstream.forward(req, &target, upgrade).await {
                 Ok(resp) => Handled::new(resp, "public"),

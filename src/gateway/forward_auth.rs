@@ -46,10 +46,7 @@ impl App {
             }
         };
         if let Some(t) = &target {
-            if self.rules
-                .public
-                .matches(&method, t.path(), &parts.headers)
-            {
+            if self.rules.public.matches(&method, t.path(), &parts.headers) {
                 return Handled::new(pages::status(StatusCode::ACCEPTED), "public");
             }
         }

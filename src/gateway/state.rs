@@ -9,16 +9,16 @@ use std::sync::{Arc, RwLock};
 
 use http::header;
 
-use crate::auth::verdicts::Introspections;
 use crate::auth::redirect::RedirectPolicy;
+use crate::auth::verdicts::Introspections;
 use crate::authz::Policy;
 use crate::config::Config;
-use crate::proxy::path::PublicRoutes;
 use crate::oidc::{IdTokenValidator, Provider};
 use crate::pages::Rejection;
 use crate::proxy::assertion::Assertions;
 use crate::proxy::forwarded::TrustedProxies;
 use crate::proxy::headers::StripList;
+use crate::proxy::path::PublicRoutes;
 use crate::proxy::Upstream;
 use crate::session::login::LoginCookies;
 use crate::session::redis::RedisStore;

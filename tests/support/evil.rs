@@ -520,6 +520,9 @@ impl Inner {
             .expect("response")
     }
 
+    // The token endpoint: client authentication, grant, then each defect
+    // the behaviour asks for, in the order a response is built.
+    #[allow(clippy::too_many_lines)]
     async fn token(&self, call: &Call) -> Response<Full<Bytes>> {
         let form = call.form();
         let get = |k: &str| {
