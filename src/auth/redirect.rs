@@ -78,8 +78,7 @@ impl RedirectPolicy {
     }
 
     /// Returns `target` unchanged when a browser may be sent there, else
-    /// `None`: same-origin targets as [`safe_target`], plus absolute URLs to
-    /// an allowed host.
+    /// `None`: same-origin targets, plus absolute URLs to an allowed host.
     pub fn safe_target<'a>(&self, target: &'a str) -> Option<&'a str> {
         judge(target, &self.origin, &self.allowed)
     }

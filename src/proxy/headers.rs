@@ -152,7 +152,7 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 }
 
 /// Removes hop-by-hop headers and those named in `Connection` (RFC 9110
-/// §7.6.1), except [`NOT_HOP_BY_HOP`]; keeps `Upgrade` (with
+/// §7.6.1), except `Host`, `Content-Length` and `X-Request-Id`; keeps `Upgrade` (with
 /// `Connection: upgrade`) when the exchange upgrades.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     let named: Vec<HeaderName> = headers
