@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use super::Handled;
 use crate::gateway::state::App;
 use crate::oidc::logout_token::{self, LogoutClaims, LogoutTokenError};
-use crate::pages::{self, ClientKind, Rejection};
+use crate::pages::{self, ClientKind, Outcome, Rejection};
 use crate::session::revoked::JtiRefused;
 use crate::session::store::Backend;
 
@@ -32,7 +32,7 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
     let Some(provider) = app.provider() else {
         return Handled::new(
             Rejection::ProviderNotReady.respond(ClientKind::Api),
-            "error",
+            Outcome::Error,
         );
     };
     let claims = match logout_token::validate(&app.validator, &token, &provider.keys).await {
@@ -61,7 +61,7 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Handled {
                 response: resp,
-                outcome: "backchannel_logout",
+                outcome: Outcome::BackchannelLogout,
                 user: claims.sub,
             }
         }
@@ -70,7 +70,7 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
             tracing::warn!(error = %e, "session store failed during back-channel logout");
             Handled::new(
                 Rejection::SessionStoreUnavailable.respond(ClientKind::Api),
-                "error",
+                Outcome::Error,
             )
         }
     }
@@ -93,7 +93,7 @@ fn refused(reason: &str) -> Handled {
     );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Handled::new(resp, "backchannel_refused")
+    Handled::new(resp, Outcome::BackchannelRefused)
 }
 
 /// The one `logout_token` of a form-encoded body of at most [`MAX_BODY`].

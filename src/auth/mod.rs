@@ -16,7 +16,7 @@ use crate::gateway::state::{request_cookies, App};
 use crate::oidc::id_token::Expect;
 use crate::oidc::pkce::Pkce;
 use crate::oidc::{random_token, Provider, TokenError};
-use crate::pages::{self, ClientKind, Rejection};
+use crate::pages::{self, ClientKind, Outcome, Rejection};
 use crate::session::store::{Handle, Loaded, StoreError};
 use crate::session::{now, LoginState, Session};
 use crate::Body;
@@ -27,12 +27,12 @@ use profile::Profile;
 /// What a handler produced, with what the access log needs to know.
 pub struct Handled {
     pub response: Response<Body>,
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     pub user: Option<String>,
 }
 
 impl Handled {
-    pub fn new(response: Response<Body>, outcome: &'static str) -> Self {
+    pub fn new(response: Response<Body>, outcome: Outcome) -> Self {
         Self {
             response,
             outcome,
@@ -129,7 +129,7 @@ pub fn login_redirect(app: &App, return_to: String) -> Result<Handled, Rejection
         &mut resp,
         app.login_cookies.begin(&app.sessions.codec, login),
     );
-    Ok(Handled::new(resp, "login_redirect"))
+    Ok(Handled::new(resp, Outcome::LoginRedirect))
 }
 
 /// A refused callback: the rejection, and the login cookies to clear.
@@ -192,7 +192,7 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, CallbackError
     );
     Ok(Handled {
         response: resp,
-        outcome: "login",
+        outcome: Outcome::Login,
         user: Some(session.sub),
     })
 }
@@ -368,7 +368,7 @@ pub async fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
         (false, _) => {
             return Ok(Handled::new(
                 pages::confirm_sign_out(&rd),
-                "sign_out_confirm",
+                Outcome::SignOutConfirm,
             ))
         }
     }
@@ -430,7 +430,7 @@ pub async fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
     append_cookies(&mut resp, cleared);
     Ok(Handled {
         response: resp,
-        outcome: "sign_out",
+        outcome: Outcome::SignOut,
         user,
     })
 }
@@ -450,7 +450,7 @@ pub async fn userinfo(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
     });
     Ok(Handled {
         response: pages::json(StatusCode::OK, &body),
-        outcome: "userinfo",
+        outcome: Outcome::Userinfo,
         user: Some(session.sub),
     })
 }

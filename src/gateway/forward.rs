@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use http::Request;
 use hyper::body::Incoming;
 
-use super::gate::{Failure, Principal};
+use super::gate::{Failure, Principal, Via};
 use super::App;
 use crate::auth::{self, Handled};
-use crate::pages::{ClientKind, Rejection};
+use crate::pages::{ClientKind, Outcome, Rejection};
 use crate::proxy::headers::{self, Forwarding};
 use crate::proxy::path;
 use crate::session::Session;
@@ -27,7 +27,7 @@ impl App {
             Ok(t) => t,
             Err(e) => {
                 tracing::info!(error = %e, "request path refused");
-                return Handled::new(Rejection::BadPath.respond(kind), "error");
+                return Handled::new(Rejection::BadPath.respond(kind), Outcome::Error);
             }
         };
         let method = req.method().clone();
@@ -38,8 +38,8 @@ impl App {
         if self.rules.public.matches(&method, path, req.headers()) {
             self.prepare(&mut req, upgrade, peer, trusted, None);
             return match self.upstream.forward(req, &target, upgrade).await {
-                Ok(resp) => Handled::new(resp, "public"),
-                Err(e) => Handled::new(Rejection::from(e).respond(kind), "upstream_error"),
+                Ok(resp) => Handled::new(resp, Outcome::Public),
+                Err(e) => Handled::new(Rejection::from(e).respond(kind), Outcome::UpstreamError),
             };
         }
 
@@ -63,17 +63,16 @@ impl App {
                 auth::append_cookies(&mut resp, set_cookies);
                 Handled {
                     response: resp,
-                    outcome: if via == "bearer" {
-                        "proxied_bearer"
-                    } else {
-                        "proxied"
+                    outcome: match via {
+                        Via::Bearer => Outcome::ProxiedBearer,
+                        Via::Cookie => Outcome::Proxied,
                     },
                     user,
                 }
             }
             Err(e) => Handled {
                 response: Rejection::from(e).respond(kind),
-                outcome: "upstream_error",
+                outcome: Outcome::UpstreamError,
                 user,
             },
         }
@@ -129,7 +128,7 @@ impl App {
         if kind == ClientKind::Api {
             let mut resp = Rejection::Unauthenticated.respond(kind);
             auth::append_cookies(&mut resp, clear);
-            return Handled::new(resp, "unauthorized");
+            return Handled::new(resp, Outcome::Unauthorized);
         }
         let return_to = self.rules.redirects.or_root(Some(target.as_str()));
         match auth::login_redirect(self, return_to) {
@@ -137,7 +136,7 @@ impl App {
                 auth::append_cookies(&mut h.response, clear);
                 h
             }
-            Err(r) => Handled::new(r.respond(kind), "error"),
+            Err(r) => Handled::new(r.respond(kind), Outcome::Error),
         }
     }
 }

@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use super::gate::Failure;
 use super::App;
 use crate::auth::{self, Handled};
-use crate::pages::{self, ClientKind, Rejection};
+use crate::pages::{self, ClientKind, Outcome, Rejection};
 use crate::proxy::forwarded::Original;
 use crate::proxy::path;
 use crate::telemetry::metrics::metrics;
@@ -30,7 +30,7 @@ impl App {
         let original = Original::from_headers(&parts.headers, trusted);
         if original.invalid {
             tracing::info!(%peer, "forward-auth request with a malformed or conflicting original URI or method");
-            return Handled::new(Rejection::BadPath.respond(ClientKind::Api), "error");
+            return Handled::new(Rejection::BadPath.respond(ClientKind::Api), Outcome::Error);
         }
         let method = original.method.clone().unwrap_or(Method::GET);
         // The path every decision below judges: the trusted original URI,
@@ -38,7 +38,7 @@ impl App {
         let target = match original.uri.as_deref().map(path::Target::parse) {
             Some(Ok(t)) => Some(t),
             Some(Err(_)) => {
-                return Handled::new(Rejection::BadPath.respond(ClientKind::Api), "error")
+                return Handled::new(Rejection::BadPath.respond(ClientKind::Api), Outcome::Error)
             }
             None => {
                 untrusted_forward_auth(peer, trusted);
@@ -47,7 +47,7 @@ impl App {
         };
         if let Some(t) = &target {
             if self.rules.public.matches(&method, t.path(), &parts.headers) {
-                return Handled::new(pages::status(StatusCode::ACCEPTED), "public");
+                return Handled::new(pages::status(StatusCode::ACCEPTED), Outcome::Public);
             }
         }
         let redirect_mode = parts.uri.query().is_some_and(|q| {
@@ -65,12 +65,12 @@ impl App {
                             auth::append_cookies(&mut h.response, clear);
                             h
                         }
-                        Err(r) => Handled::new(r.respond(kind), "error"),
+                        Err(r) => Handled::new(r.respond(kind), Outcome::Error),
                     };
                 }
                 let mut resp = Rejection::Unauthenticated.respond(ClientKind::Api);
                 auth::append_cookies(&mut resp, clear);
-                return Handled::new(resp, "unauthorized");
+                return Handled::new(resp, Outcome::Unauthorized);
             }
         };
         if let Some(h) = self.denied(&principal, &method, target.as_ref(), kind) {
@@ -105,7 +105,7 @@ impl App {
         auth::append_cookies(&mut resp, principal.set_cookies);
         Handled {
             response: resp,
-            outcome: "auth_allowed",
+            outcome: Outcome::AuthAllowed,
             user: Some(principal.session.sub),
         }
     }

@@ -9,7 +9,7 @@ use crate::auth::bearer::{self, BearerError};
 use crate::auth::refresh::{needs_refresh, RefreshFailure, Refresher};
 use crate::auth::{self, Handled};
 use crate::authz::{Decision, Identity};
-use crate::pages::{ClientKind, Rejection};
+use crate::pages::{ClientKind, Outcome, Rejection};
 use crate::proxy::path;
 use crate::session::store::{Handle, Loaded};
 use crate::session::{now, Session};
@@ -29,18 +29,18 @@ impl App {
                     Ok(session) => Ok(Principal {
                         session,
                         set_cookies: Vec::new(),
-                        via: "bearer",
+                        via: Via::Bearer,
                     }),
                     Err(BearerError::Invalid(reason) | BearerError::UnknownKey(reason)) => {
                         tracing::info!(target: "tollgate::audit", event = "bearer_refused", reason = %reason, "bearer token refused");
                         Err(Failure::Respond(Handled::new(
                             Rejection::InvalidToken.respond(ClientKind::Api),
-                            "unauthorized",
+                            Outcome::Unauthorized,
                         )))
                     }
                     Err(BearerError::Unavailable) => Err(Failure::Respond(Handled::new(
                         Rejection::ProviderNotReady.respond(ClientKind::Api),
-                        "error",
+                        Outcome::Error,
                     ))),
                 };
             }
@@ -48,7 +48,7 @@ impl App {
         let loaded = self
             .load_session(headers)
             .await
-            .map_err(|r| Failure::Respond(Handled::new(r.respond(kind), "error")))?;
+            .map_err(|r| Failure::Respond(Handled::new(r.respond(kind), Outcome::Error)))?;
         self.fresh_session(loaded, kind).await
     }
 
@@ -69,7 +69,7 @@ impl App {
             return Ok(Principal {
                 session,
                 set_cookies,
-                via: "cookie",
+                via: Via::Cookie,
             });
         }
         match Refresher.refresh(self, &handle, &session).await {
@@ -84,7 +84,7 @@ impl App {
                 Ok(Principal {
                     session: new,
                     set_cookies,
-                    via: "cookie",
+                    via: Via::Cookie,
                 })
             }
             Err(RefreshFailure::Ended(reason)) => {
@@ -103,13 +103,13 @@ impl App {
                     return Ok(Principal {
                         session,
                         set_cookies: Vec::new(),
-                        via: "cookie",
+                        via: Via::Cookie,
                     });
                 }
                 tracing::warn!(user = %session.sub, reason = %reason, "refresh failed and the access token has expired");
                 Err(Failure::Respond(Handled {
                     response: Rejection::RefreshUnavailable.respond(kind),
-                    outcome: "error",
+                    outcome: Outcome::Error,
                     user: Some(session.sub),
                 }))
             }
@@ -171,7 +171,7 @@ impl App {
                 auth::append_cookies(&mut response, p.set_cookies.clone());
                 Some(Handled {
                     response,
-                    outcome: "forbidden",
+                    outcome: Outcome::Forbidden,
                     user: Some(p.session.sub.clone()),
                 })
             }
@@ -184,7 +184,14 @@ pub struct Principal {
     pub session: Session,
     /// Cookies to set on the response (a refreshed or re-sealed session).
     pub set_cookies: Vec<String>,
-    pub via: &'static str,
+    pub via: Via,
+}
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Bearer,
+    Cookie,
 }
 
 /// Why a request is not authenticated.

@@ -52,7 +52,7 @@ impl App {
         }
         let status = handled.response.status().as_u16();
         let took = started.elapsed();
-        metrics().request(handled.outcome, status, took);
+        metrics().request(handled.outcome.as_str(), status, took);
         tracing::info!(
             target: "tollgate::access",
             %method,
@@ -60,7 +60,7 @@ impl App {
             status,
             duration_ms = took.as_secs_f64() * 1000.0,
             user = handled.user.as_deref().unwrap_or("-"),
-            outcome = handled.outcome,
+            outcome = handled.outcome.as_str(),
             request_id = %id,
             "request"
         );

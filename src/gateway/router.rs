@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 
 use super::App;
 use crate::auth::{self, Handled};
-use crate::pages::{self, ClientKind, Rejection};
+use crate::pages::{self, ClientKind, Outcome, Rejection};
 use crate::telemetry::metrics::metrics;
 
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`, and a `Host`
@@ -34,7 +34,7 @@ impl App {
     pub(super) async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> Handled {
         let kind = ClientKind::of(req.headers());
         if !host_is_valid(&req) {
-            return Handled::new(Rejection::BadHost.respond(kind), "error");
+            return Handled::new(Rejection::BadHost.respond(kind), Outcome::Error);
         }
         // RFC 9110 §11.6.2: one set of credentials. With two, which one was
         // checked and which one the upstream reads could differ.
@@ -46,17 +46,17 @@ impl App {
             .is_some()
         {
             let r = Rejection::RepeatedHeader("Authorization");
-            return Handled::new(r.respond(kind), "error");
+            return Handled::new(r.respond(kind), Outcome::Error);
         }
         match req.uri().path() {
-            "/healthz" => Handled::new(pages::text(StatusCode::OK, "ok\n"), "probe"),
+            "/healthz" => Handled::new(pages::text(StatusCode::OK, "ok\n"), Outcome::Probe),
             "/readyz" => {
                 let resp = if self.is_ready().await {
                     pages::text(StatusCode::OK, "ready\n")
                 } else {
                     pages::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
                 };
-                Handled::new(resp, "probe")
+                Handled::new(resp, Outcome::Probe)
             }
             p if p.starts_with("/oauth2/") => self.oauth2(req, peer, kind).await,
             _ => self.proxy(req, peer, kind).await,
@@ -76,7 +76,10 @@ impl App {
                         metrics().login("failed", f.check());
                         tracing::warn!(target: "tollgate::audit", event = "login_failed", check = f.check(), reason = %f, "login refused");
                     }
-                    return Handled::new(auth::rescue(rejection, kind, clear), "login_failed");
+                    return Handled::new(
+                        auth::rescue(rejection, kind, clear),
+                        Outcome::LoginFailed,
+                    );
                 }
             },
             "/oauth2/sign_out" if get_like || post => auth::sign_out(self, &parts).await,
@@ -85,9 +88,14 @@ impl App {
                 return auth::backchannel::logout(self, &parts, body).await;
             }
             "/oauth2/auth" => return self.forward_auth(&parts, peer, kind).await,
-            "/oauth2/signed_out" if get_like => Ok(Handled::new(pages::signed_out(), "signed_out")),
+            "/oauth2/signed_out" if get_like => {
+                Ok(Handled::new(pages::signed_out(), Outcome::SignedOut))
+            }
             "/oauth2/jwks" if get_like => match &self.assertions {
-                Some(a) => Ok(Handled::new(pages::json(StatusCode::OK, &a.jwks()), "jwks")),
+                Some(a) => Ok(Handled::new(
+                    pages::json(StatusCode::OK, &a.jwks()),
+                    Outcome::Jwks,
+                )),
                 None => Err(Rejection::NotFound),
             },
             "/oauth2/start"
@@ -107,9 +115,9 @@ impl App {
                     kind
                 };
                 let outcome = match r {
-                    Rejection::Unauthenticated => "unauthorized",
-                    Rejection::CrossSite => "forbidden",
-                    _ => "error",
+                    Rejection::Unauthenticated => Outcome::Unauthorized,
+                    Rejection::CrossSite => Outcome::Forbidden,
+                    _ => Outcome::Error,
                 };
                 Handled::new(r.respond(kind), outcome)
             }

@@ -59,6 +59,71 @@ impl ClientKind {
     }
 }
 
+/// What tollgate did with a request: the `outcome` of the access log and
+/// of `tollgate_requests_total` (docs/metrics.md lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Forwarded with a session cookie.
+    Proxied,
+    /// Forwarded with a bearer token.
+    ProxiedBearer,
+    /// Forwarded without authentication (a public route).
+    Public,
+    /// A 401 (API clients, forward-auth without a session).
+    Unauthorized,
+    /// A 403 from the rules, or a cross-site request refused.
+    Forbidden,
+    /// Sent to the provider to log in.
+    LoginRedirect,
+    /// A login completed.
+    Login,
+    /// A login refused at the callback.
+    LoginFailed,
+    SignOut,
+    /// The "Sign out?" page for a sign-out not proven same-origin.
+    SignOutConfirm,
+    SignedOut,
+    Userinfo,
+    Jwks,
+    /// Forward-auth allowed the request (202).
+    AuthAllowed,
+    BackchannelLogout,
+    BackchannelRefused,
+    /// `/healthz`, `/readyz`.
+    Probe,
+    /// The upstream failed or timed out (502, 504).
+    UpstreamError,
+    /// Any other refusal or failure (4xx, 5xx).
+    Error,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Proxied => "proxied",
+            Outcome::ProxiedBearer => "proxied_bearer",
+            Outcome::Public => "public",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::Forbidden => "forbidden",
+            Outcome::LoginRedirect => "login_redirect",
+            Outcome::Login => "login",
+            Outcome::LoginFailed => "login_failed",
+            Outcome::SignOut => "sign_out",
+            Outcome::SignOutConfirm => "sign_out_confirm",
+            Outcome::SignedOut => "signed_out",
+            Outcome::Userinfo => "userinfo",
+            Outcome::Jwks => "jwks",
+            Outcome::AuthAllowed => "auth_allowed",
+            Outcome::BackchannelLogout => "backchannel_logout",
+            Outcome::BackchannelRefused => "backchannel_refused",
+            Outcome::Probe => "probe",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::Error => "error",
+        }
+    }
+}
+
 /// Why a request was not served normally.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {

@@ -1,0 +1,112 @@
+//! Validation: one function per section, each reporting every problem
+//! under its key into one [`Check`], and building that section's plain
+//! configuration. [`validate`] puts them together.
+
+mod provider;
+mod rules;
+mod server;
+mod session;
+mod upstream;
+
+use std::net::SocketAddr;
+
+use figment::Figment;
+
+use super::raw::{RawConfig, RawLog};
+use super::{origin, Check, Config, ConfigError, KeyError, LogConfig};
+
+pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
+    let mut c = Check {
+        figment,
+        errors: Vec::new(),
+    };
+    let server = server::check(&mut c, &raw.server);
+    let public_url = server.as_ref().map(|s| &s.public_url);
+    let upstream = upstream::check(&mut c, raw);
+    let provider = provider::check(&mut c, &raw.provider, public_url);
+    let session = session::check(&mut c, &raw.session);
+    let log = log(&mut c, &raw.log);
+    let bearer = rules::check(&mut c, raw, public_url);
+    let metrics_listen = metrics_listen(&mut c, raw, server.as_ref().map(|s| s.listen));
+    if !c.errors.is_empty() {
+        return Err(ConfigError::Invalid(c.errors));
+    }
+    // Every `None` here was reported above, but for a missing public_url
+    // that only made the default redirect URLs impossible.
+    let (Some(server), Some(upstream), Some(provider)) = (server, upstream, provider) else {
+        return Err(ConfigError::Invalid(vec![KeyError {
+            key: "server.public_url".into(),
+            origin: origin(figment, "server.public_url"),
+            message: "is required".into(),
+        }]));
+    };
+    Ok(Config {
+        server,
+        upstream,
+        provider,
+        session,
+        log,
+        authorization: raw.authorization.clone(),
+        routes: raw.routes.clone(),
+        bearer,
+        metrics_listen,
+    })
+}
+
+/// `[log]`.
+fn log(c: &mut Check<'_>, raw: &RawLog) -> LogConfig {
+    let json = match raw.format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            c.fail(
+                "log.format",
+                format!("`{other}` is not one of \"text\", \"json\""),
+            );
+            false
+        }
+    };
+    if !matches!(
+        raw.level.to_ascii_lowercase().as_str(),
+        "trace" | "debug" | "info" | "warn" | "error"
+    ) {
+        c.fail(
+            "log.level",
+            format!(
+                "`{}` is not one of trace, debug, info, warn, error",
+                raw.level
+            ),
+        );
+    }
+    LogConfig {
+        level: raw.level.to_ascii_lowercase(),
+        json,
+    }
+}
+
+/// `[metrics] listen`: never the proxied port.
+fn metrics_listen(
+    c: &mut Check<'_>,
+    raw: &RawConfig,
+    listen: Option<SocketAddr>,
+) -> Option<SocketAddr> {
+    match &raw.metrics.listen {
+        None => None,
+        Some(l) => {
+            match l.parse::<SocketAddr>() {
+                Ok(a) if Some(a) == listen => {
+                    c.fail("metrics.listen", "must differ from server.listen: metrics are never served on the proxied port");
+                    None
+                }
+                Ok(a) => Some(a),
+                Err(_) => {
+                    c.fail(
+                        "metrics.listen",
+                        format!("`{l}` is not an address like \"0.0.0.0:9090\""),
+                    );
+                    None
+                }
+            }
+        }
+    }
+}

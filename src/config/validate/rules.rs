@@ -1,0 +1,49 @@
+//! `[authorization]`, `[routes]`, `server.allowed_redirect_domains`: checked
+//! by key here, compiled by the gateway.
+
+use url::Url;
+
+use crate::config::raw::RawConfig;
+use crate::config::{bearer_algorithms, BearerConfig, Check};
+
+pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig, public_url: Option<&Url>) -> BearerConfig {
+    let compiled = |c: &mut Check<'_>, errs: Vec<(String, String)>| {
+        for (k, m) in errs {
+            c.fail(&k, m);
+        }
+    };
+    let fold_case = raw.upstream.case_insensitive_paths;
+    // Checked here, by key; the gateway compiles them again for use.
+    if let Err(e) = crate::authz::Policy::new(&raw.authorization, fold_case) {
+        compiled(c, e);
+    }
+    if let Err(e) = crate::proxy::path::PublicRoutes::new(&raw.routes, fold_case) {
+        compiled(c, e);
+    }
+    if let Some(origin) = public_url.cloned() {
+        let domains = &raw.server.allowed_redirect_domains;
+        if let Err(e) = crate::auth::redirect::RedirectPolicy::new(origin, domains) {
+            compiled(c, e);
+        }
+    }
+    let bearer = BearerConfig {
+        audiences: raw.authorization.bearer_audiences.clone(),
+        algorithms: bearer_algorithms(c, &raw.authorization.bearer_algorithms),
+        introspection: raw.authorization.bearer_introspection,
+    };
+    if bearer.audiences.iter().any(String::is_empty) {
+        c.fail(
+            "authorization.bearer_audiences",
+            "entries must not be empty",
+        );
+    }
+    if let Some(id) = &raw.provider.client_id {
+        if bearer.audiences.iter().any(|a| a == id) {
+            c.fail(
+                "authorization.bearer_audiences",
+                "must not contain provider.client_id: ID tokens carry that audience and must not pass as access tokens",
+            );
+        }
+    }
+    bearer
+}
