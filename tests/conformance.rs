@@ -22,6 +22,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Map, Value};
+use support::cases::Group;
 use support::evil::*;
 use support::*;
 
@@ -32,31 +33,6 @@ const CID: &str = "1PpG/Q 1";
 const SECRET: &str = "z/tZ9VwFZqApmIQ+ZH1I5pLk/uB4ud:X2/8bL+wfFTt1rFw=";
 const BASIC: &str = "Basic MVBwRyUyRlErMTp6JTJGdFo5VndGWnFBcG1JUSUyQlpIMUk1cExrJTJGdUI0dWQlM0FYMiUyRjhiTCUyQndmRlR0MXJGdyUzRA==";
 const APP: &str = "/app/x?y=1";
-
-struct World {
-    op: EvilOp,
-    upstream: Upstream,
-    tollgate: Tollgate,
-    toml: String,
-}
-
-impl World {
-    /// A new tollgate process with the same configuration (and so the same
-    /// session key): cookies stay valid, in-memory state is gone.
-    async fn restart(&mut self) {
-        let port = self.tollgate.port;
-        self.tollgate.terminate();
-        self.tollgate = Tollgate::spawn(&self.toml, port);
-        self.tollgate.wait_ready().await;
-    }
-}
-
-struct Client<'a> {
-    check: ClientCheck,
-    id: &'a str,
-    secret: Option<&'a str>,
-    auth: &'a str,
-}
 
 fn basic_client() -> Client<'static> {
     Client {
@@ -82,36 +58,14 @@ async fn world_session(
     before: Behaviour,
     ready: bool,
 ) -> World {
-    let op = EvilOp::start(client.id, client.check).await;
-    op.set(before);
-    let upstream = Upstream::start().await;
-    let port = free_port();
-    let upstream_url = upstream.url();
-    let setup = Setup {
-        port,
-        issuer: &op.issuer,
-        upstream: &upstream_url,
-        client_id: client.id,
-        client_secret: client.secret,
-        client_auth: client.auth,
-        extra: "",
+    let setup = WorldSetup {
+        provider,
         session,
-        server: "",
-        public_url: None,
+        before,
+        not_ready: !ready,
+        ..WorldSetup::default()
     };
-    let toml = setup
-        .toml()
-        .replace("\n[session]\n", &format!("\n{provider}\n[session]\n"));
-    let mut tollgate = Tollgate::spawn(&toml, port);
-    if ready {
-        tollgate.wait_ready().await;
-    }
-    World {
-        op,
-        upstream,
-        tollgate,
-        toml,
-    }
+    World::start(client, setup).await
 }
 
 async fn world(provider: &str, before: Behaviour) -> World {
@@ -376,8 +330,7 @@ fn now() -> i64 {
 
 // === §1, §2: ID tokens ===
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn id_token_cases() {
+async fn id_token_cases() -> Report {
     let w = world("", Behaviour::default()).await;
     let iss = w.op.issuer.clone();
     let i = |s: &str| format!("{iss}{s}");
@@ -789,12 +742,11 @@ async fn id_token_cases() {
         }
         report.record(c.id, c.what, r);
     }
-    report.finish();
+    report
 }
 
 /// Algorithm and audience policy that needs its own configuration.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn id_token_policy_cases() {
+async fn id_token_policy_cases() -> Report {
     use Then::*;
     let mut report = Report::new("conformance id_token_policy");
 
@@ -916,7 +868,7 @@ async fn id_token_policy_cases() {
         &["userinfo"],
     )
     .await;
-    report.finish();
+    report
 }
 
 // === §3: keys and discovery ===
@@ -963,8 +915,7 @@ fn with_member(jwk: Value, k: &str, v: Value) -> Value {
     j
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_cases() {
+async fn key_cases() -> Report {
     use Then::*;
     let mut report = Report::new("conformance keys");
     let okp = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&[7u8; 32])});
@@ -1332,13 +1283,12 @@ async fn key_cases() {
         };
         report.record(id, what, r);
     }
-    report.finish();
+    report
 }
 
 // === §4: the authorization request and response ===
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_flow_cases() {
+async fn login_flow_cases() -> Report {
     use Then::*;
     let mut report = Report::new("conformance login_flow");
     let w = world("", Behaviour::default()).await;
@@ -1794,13 +1744,12 @@ async fn login_flow_cases() {
         "metadata without code_challenge_methods_supported: S256 still sent",
         r,
     );
-    report.finish();
+    report
 }
 
 // === §5, §6: client authentication and the token endpoint ===
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_endpoint_cases() {
+async fn token_endpoint_cases() -> Report {
     use Then::*;
     let mut report = Report::new("conformance token_endpoint");
     let w = world("", Behaviour::default()).await;
@@ -2097,13 +2046,12 @@ async fn token_endpoint_cases() {
         "public client: client_id and code_verifier, no secret",
         r,
     );
-    report.finish();
+    report
 }
 
 /// CA-01..CA-17 end to end: for each vector, a provider that accepts only
 /// the exact RFC 6749 §2.3.1 header, and one login through tollgate.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_authentication_vectors_end_to_end() {
+async fn client_authentication_vectors_end_to_end() -> Report {
     let vectors: &[(&str, &str, &str, &str)] = &[
         (
             "CA-01",
@@ -2206,13 +2154,12 @@ async fn client_authentication_vectors_end_to_end() {
             r,
         );
     }
-    report.finish();
+    report
 }
 
 // === §7: userinfo ===
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn userinfo_cases() {
+async fn userinfo_cases() -> Report {
     use Then::*;
     let mut report = Report::new("conformance userinfo");
     let w = world("", Behaviour::default()).await;
@@ -2331,7 +2278,7 @@ async fn userinfo_cases() {
             Err(format!("{u:?}"))
         },
     );
-    report.finish();
+    report
 }
 
 // === §8: refresh ===
@@ -2433,8 +2380,7 @@ fn refreshing(f: impl Fn(&mut M) + Send + Sync + 'static) -> Behaviour {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refresh_cases() {
+async fn refresh_cases() -> Report {
     let mut report = Report::new("conformance refresh");
     let mut w = world("", Behaviour::default()).await;
     let iss1 = format!("{}1", w.op.issuer);
@@ -2665,7 +2611,7 @@ async fn refresh_cases() {
             Err(format!("{made} refreshes, {statuses:?}"))
         },
     );
-    report.finish();
+    report
 }
 
 // === §9: back-channel logout ===
@@ -2822,8 +2768,7 @@ async fn backchannel_group(report: &mut Report, w: &World) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backchannel_logout_cases_redis_store() {
+async fn backchannel_logout_cases_redis_store() -> Report {
     let redis = Redis::start().await;
     let session = format!(
         "store = \"redis\"\n[session.redis]\nurl = \"{}\"",
@@ -2839,48 +2784,59 @@ async fn backchannel_logout_cases_redis_store() {
     .await;
     let mut report = Report::new("conformance backchannel_redis");
     backchannel_group(&mut report, &w).await;
-    report.finish();
+    report
 }
 
 /// The same back-channel cases with sessions in cookies only: the ended
 /// sessions are remembered in the process (D-6, one replica).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backchannel_logout_cases_cookie_store() {
+async fn backchannel_logout_cases_cookie_store() -> Report {
     let w = world("id_token_algorithms = [\"RS256\"]", Behaviour::default()).await;
     let mut report = Report::new("conformance backchannel_cookie");
     backchannel_group(&mut report, &w).await;
-    report.finish();
+    report
 }
 
 /// CK-07 / LO-10 in cookie mode: a cookie copied before sign-out no longer
 /// authenticates, even while its refresh token would still work.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cookie_copied_before_sign_out_is_refused_after_it() {
+async fn copied_cookie_cases() -> Report {
+    let mut report = Report::new("conformance sign_out");
     let w = world("", Behaviour::default()).await;
     let (mut b, _) = logged_in(&w, 300).await;
     let copy = b.cookie("_tollgate").expect("session cookie");
     let out = b.sign_out(&w.tollgate.url("/oauth2/sign_out")).await;
-    assert_eq!(out.status, 302);
     let before = w.upstream.count();
     let mut thief = Browser::new();
     thief.set_cookie("_tollgate", &copy);
     let page = thief.get(&w.tollgate.url(APP)).await;
-    assert_eq!(
-        page.status, 302,
-        "the copy must lead to a login: {}",
-        page.body
-    );
-    assert!(page.location().is_some_and(|l| l.starts_with(&w.op.issuer)));
-    assert_eq!(w.upstream.count(), before, "the upstream was called");
+    let reached = w.upstream.count() != before;
     // A new login of the same user is a new session.
     let (mut again, _) = logged_in(&w, 300).await;
-    assert_eq!(again.get(&w.tollgate.url(APP)).await.status, 200);
+    let fresh = again.get(&w.tollgate.url(APP)).await.status;
+    let r = if out.status != 302 {
+        Err(format!("sign-out answered {}", out.status))
+    } else if page.status != 302 || !page.location().is_some_and(|l| l.starts_with(&w.op.issuer)) {
+        Err(format!(
+            "the copy must lead to a login, got {}: {}",
+            page.status, page.body
+        ))
+    } else if reached {
+        Err("the copy reached the upstream".into())
+    } else if fresh != 200 {
+        Err(format!("a new login answered {fresh}"))
+    } else {
+        Ok(())
+    };
+    report.record(
+        "CK-07",
+        "a cookie copied before sign-out is refused after it (LO-10, cookie store)",
+        r,
+    );
+    report
 }
 
 // === §9.2: RP-initiated logout ===
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_initiated_logout_cases() {
+async fn rp_initiated_logout_cases() -> Report {
     let mut report = Report::new("conformance logout");
     let w = world("", Behaviour::default()).await;
 
@@ -2984,5 +2940,44 @@ async fn rp_initiated_logout_cases() {
         "no end-session endpoint: local sign-out, then only a safe rd (else /)",
         r,
     );
-    report.finish();
+    report
+}
+
+/// Every group, its cases named `<group>::<ID>` (see `support::cases`).
+fn main() -> std::process::ExitCode {
+    macro_rules! group {
+        ($name:literal, [$($id:literal),*], $run:ident) => {
+            Group {
+                name: $name,
+                ids: &[$($id),*],
+                run: || Box::pin($run()),
+            }
+        };
+    }
+    support::cases::main(&[
+        group!("id_token", ["IDT"], id_token_cases),
+        group!("id_token_policy", ["IDT", "KEY-10"], id_token_policy_cases),
+        group!("keys", ["KEY", "IDT-43"], key_cases),
+        group!("login_flow", ["AZ"], login_flow_cases),
+        group!("token_endpoint", ["TE"], token_endpoint_cases),
+        group!(
+            "client_auth",
+            ["CA"],
+            client_authentication_vectors_end_to_end
+        ),
+        group!("userinfo", ["UI"], userinfo_cases),
+        group!("refresh", ["RF"], refresh_cases),
+        group!(
+            "backchannel_redis",
+            ["BCL"],
+            backchannel_logout_cases_redis_store
+        ),
+        group!(
+            "backchannel_cookie",
+            ["BCL"],
+            backchannel_logout_cases_cookie_store
+        ),
+        group!("sign_out", ["CK-07", "LO-10"], copied_cookie_cases),
+        group!("logout", ["LO"], rp_initiated_logout_cases),
+    ])
 }

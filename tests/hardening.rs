@@ -305,7 +305,7 @@ async fn a_non_ascii_cookie_neither_hides_the_session_nor_leaks_it() {
 // === against the in-process provider ===
 
 mod evil_world {
-    use super::support::evil::{ClientCheck, EvilOp};
+    use super::support::evil::{Client, ClientCheck, EvilOp, World, WorldSetup};
     use super::support::*;
 
     pub const CLIENT: &str = "tollgate";
@@ -329,31 +329,21 @@ mod evil_world {
     ) -> (EvilOp, Upstream, Tollgate) {
         use base64::Engine as _;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"));
-        let op = EvilOp::start(CLIENT, ClientCheck::Basic(format!("Basic {basic}"))).await;
-        let upstream = Upstream::start().await;
-        let port = free_port();
-        let up = upstream.url();
-        let setup = Setup {
-            port,
-            issuer: &op.issuer,
-            upstream: &up,
-            client_id: CLIENT,
-            client_secret: Some(SECRET),
-            client_auth: "client_secret_basic",
-            extra,
+        let client = Client {
+            check: ClientCheck::Basic(format!("Basic {basic}")),
+            id: CLIENT,
+            secret: Some(SECRET),
+            auth: "client_secret_basic",
+        };
+        let setup = WorldSetup {
+            provider,
             session,
             server,
-            public_url: None,
+            extra,
+            ..WorldSetup::default()
         };
-        let mut toml = setup
-            .toml()
-            .replace("\n[session]\n", &format!("\n{provider}\n[session]\n"));
-        if session.contains("secure = true") {
-            toml = toml.replace("secure = false\n", "");
-        }
-        let mut tollgate = Tollgate::spawn(&toml, port);
-        tollgate.wait_ready().await;
-        (op, upstream, tollgate)
+        let w = World::start(client, setup).await;
+        (w.op, w.upstream, w.tollgate)
     }
 }
 

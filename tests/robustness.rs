@@ -14,41 +14,26 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::evil::{sign_in, ClientCheck, EvilOp};
+use support::cases::Group;
+use support::evil::{sign_in, Client, ClientCheck, World, WorldSetup};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BASIC: &str = "Basic dG9sbGdhdGU6c2VjcmV0LXNlY3JldC1zZWNyZXQ=";
 
-struct World {
-    _op: EvilOp,
-    upstream: Upstream,
-    tollgate: Tollgate,
-}
-
 async fn world() -> World {
-    let op = EvilOp::start("tollgate", ClientCheck::Basic(BASIC.into())).await;
-    let upstream = Upstream::start().await;
-    let port = free_port();
-    let up = upstream.url();
-    let setup = Setup {
-        port,
-        issuer: &op.issuer,
-        upstream: &up,
-        client_id: "tollgate",
-        client_secret: Some("secret-secret-secret"),
-        client_auth: "client_secret_basic",
-        extra: "[[routes.public]]\npath = \"/public/.*\"\n",
-        session: "",
-        server: "header_read_timeout = \"1s\"",
-        public_url: None,
+    let client = Client {
+        check: ClientCheck::Basic(BASIC.into()),
+        id: "tollgate",
+        secret: Some("secret-secret-secret"),
+        auth: "client_secret_basic",
     };
-    let tollgate = Tollgate::start(&setup).await;
-    World {
-        _op: op,
-        upstream,
-        tollgate,
-    }
+    let setup = WorldSetup {
+        extra: "[[routes.public]]\npath = \"/public/.*\"\n",
+        server: "header_read_timeout = \"1s\"",
+        ..WorldSetup::default()
+    };
+    World::start(client, setup).await
 }
 
 /// The upstream saw only requests for `allowed` paths since `before`, and
@@ -83,8 +68,7 @@ async fn expect(w: &World, req: &[u8], want: &[u16], allowed: &[&str]) -> Result
     upstream_clean(w, before, allowed)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http1_smuggling_and_malformed_requests_are_refused() {
+async fn http1_smuggling_and_malformed_requests_are_refused() -> Report {
     let w = world().await;
     let mut r = Report::new("robustness");
     let none: &[&str] = &[];
@@ -248,11 +232,10 @@ async fn http1_smuggling_and_malformed_requests_are_refused() {
             Err(format!("{ok:?}"))
         },
     );
-    r.finish();
+    r
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn identity_headers_cannot_be_smuggled_past_the_rewrite() {
+async fn identity_headers_cannot_be_smuggled_past_the_rewrite() -> Report {
     let w = world().await;
     let mut r = Report::new("robustness");
     let mut b = Browser::new();
@@ -351,12 +334,12 @@ async fn identity_headers_cannot_be_smuggled_past_the_rewrite() {
             Err(format!("{:?}", statuses(&text)))
         },
     );
-    r.finish();
+    r
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_clients_are_closed_by_the_header_timeout() {
+async fn slow_clients_are_closed_by_the_header_timeout() -> Report {
     let w = world().await;
+    let mut r = Report::new("robustness");
     // HTTP-16: 200 connections that send half a request line and stop.
     let mut slow = Vec::new();
     for _ in 0..200 {
@@ -373,23 +356,32 @@ async fn slow_clients_are_closed_by_the_header_timeout() {
         .await
         .map(|r| r.status().as_u16())
         .ok();
-    assert_eq!(ok, Some(200), "a fresh client was not served");
+    let mut result = if ok == Some(200) {
+        Ok(())
+    } else {
+        Err(format!("a fresh client was not served ({ok:?})"))
+    };
     // Every slow connection is closed (header_read_timeout = 1s); the read
     // bound only turns a hang into a failure.
     for mut s in slow {
         let mut buf = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
-        assert!(read.is_ok(), "a slow client was not closed");
         let text = String::from_utf8_lossy(&buf);
-        assert!(
-            !text.contains("200 OK"),
-            "a partial request was served: {text}"
-        );
+        if read.is_err() {
+            result = Err("a slow client was not closed".into());
+        } else if text.contains("200 OK") {
+            result = Err(format!("a partial request was served: {text}"));
+        }
     }
-    assert!(
-        w.upstream.seen().iter().all(|s| s.path == "/public/x"),
-        "the upstream saw a partial request"
+    if !w.upstream.seen().iter().all(|s| s.path == "/public/x") {
+        result = Err("the upstream saw a partial request".into());
+    }
+    r.record(
+        "HTTP-16",
+        "200 clients that stop mid-request are closed; others are served",
+        result,
     );
+    r
 }
 
 // === HTTP/2 ===
@@ -482,8 +474,7 @@ async fn h2_request(port: u16, extra: &[(&str, &str)]) -> Result<u16, u8> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http2_malformed_requests_are_stream_errors() {
+async fn http2_malformed_requests_are_stream_errors() -> Report {
     let w = world().await;
     let mut r = Report::new("robustness");
     let port = w.tollgate.port;
@@ -569,5 +560,31 @@ async fn http2_malformed_requests_are_stream_errors() {
         "no malformed h2 request reached the upstream",
         res,
     );
-    r.finish();
+    r
+}
+
+/// Every group, its cases named `<group>::<ID>` (see `support::cases`).
+fn main() -> std::process::ExitCode {
+    support::cases::main(&[
+        Group {
+            name: "http1",
+            ids: &["HTTP", "HDR-2"],
+            run: || Box::pin(http1_smuggling_and_malformed_requests_are_refused()),
+        },
+        Group {
+            name: "identity_headers",
+            ids: &["HDR", "CK", "HTTP-21"],
+            run: || Box::pin(identity_headers_cannot_be_smuggled_past_the_rewrite()),
+        },
+        Group {
+            name: "slow_clients",
+            ids: &["HTTP-16"],
+            run: || Box::pin(slow_clients_are_closed_by_the_header_timeout()),
+        },
+        Group {
+            name: "http2",
+            ids: &["H2", "HTTP-11"],
+            run: || Box::pin(http2_malformed_requests_are_stream_errors()),
+        },
+    ])
 }

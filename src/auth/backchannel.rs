@@ -12,7 +12,7 @@ use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::Handled;
+use super::handled::Handled;
 use crate::gateway::state::App;
 use crate::oidc::logout_token::{self, LogoutClaims, LogoutTokenError};
 use crate::pages::{self, ClientKind, Outcome, Rejection};

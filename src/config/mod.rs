@@ -22,6 +22,15 @@ use url::Url;
 
 pub use raw::RawConfig;
 
+// Each section's types belong to the component that uses them; the loader
+// fills them in.
+pub use crate::auth::settings::BearerConfig;
+pub use crate::oidc::settings::{ClientAuth, ProviderConfig};
+pub use crate::proxy::settings::{IdentityHeaders, UpstreamConfig};
+pub use crate::server::settings::{ServerConfig, TlsFiles};
+pub use crate::session::settings::{RedisConfig, RedisMode, SessionConfig, MIN_SECRET_BYTES};
+pub use crate::telemetry::settings::LogConfig;
+
 /// The config file used when neither `--config` nor `TOLLGATE_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "tollgate.toml";
 /// The path the authorization response comes back to.
@@ -46,231 +55,7 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-/// Bearer-token access for machine clients.
-#[derive(Debug, Clone, Default)]
-pub struct BearerConfig {
-    /// JWT access tokens must name one of these in `aud`.
-    pub audiences: Vec<String>,
-    /// Algorithms JWT access tokens may be signed with; never HS*.
-    pub algorithms: Vec<Algorithm>,
-    /// Opaque tokens are checked at the introspection endpoint.
-    pub introspection: bool,
-}
-
-impl BearerConfig {
-    pub fn enabled(&self) -> bool {
-        !self.audiences.is_empty() || self.introspection
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    pub public_url: Url,
-    pub shutdown_grace: Duration,
-    /// From accept to a complete first request head; then per request head.
-    pub header_read_timeout: Duration,
-    /// A connection with no request in flight for this long is closed.
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
-    /// Per client address (IPv6: per /64); 0 = no limit.
-    pub max_connections_per_client: usize,
-    /// Requests one connection may carry; 0 = no limit.
-    pub max_requests_per_connection: usize,
-    /// Peers whose `X-Forwarded-*` headers are believed.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    pub allowed_redirect_domains: Vec<String>,
-    /// Serve HTTPS with this certificate chain and key (PEM files).
-    pub tls: Option<TlsFiles>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    pub url: Url,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub pass_host_header: bool,
-    /// Rules and public routes match paths ignoring ASCII case.
-    pub case_insensitive_paths: bool,
-    pub pass_user_headers: bool,
-    pub pass_access_token: bool,
-    pub pass_authorization_header: bool,
-    pub headers: IdentityHeaders,
-    /// Extra headers from claims, in config order.
-    pub claim_headers: Vec<(http::HeaderName, String)>,
-    /// Send a signed identity assertion (`X-Tollgate-Assertion`).
-    pub assertion: Option<AssertionConfig>,
-    /// PEM roots for an https upstream; `None`: the system's.
-    pub ca_file: Option<Vec<u8>>,
-    /// PEM client certificate chain and key for mTLS to the upstream.
-    pub client_cert: Option<(Vec<u8>, Secret)>,
-}
-
 pub use crate::proxy::assertion::AssertionConfig;
-
-/// Names of the identity headers sent upstream.
-#[derive(Debug, Clone)]
-pub struct IdentityHeaders {
-    pub user: http::HeaderName,
-    pub email: http::HeaderName,
-    pub preferred_username: http::HeaderName,
-    pub groups: http::HeaderName,
-    pub access_token: http::HeaderName,
-}
-
-/// How tollgate authenticates itself at the token endpoint (RFC 6749 §2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// HTTP Basic with form-urlencoded id and secret (RFC 6749 §2.3.1).
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-    /// Public client: no secret, PKCE only.
-    None,
-}
-
-#[derive(Clone)]
-pub struct ProviderConfig {
-    pub issuer: String,
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
-    pub client_auth: ClientAuth,
-    pub scopes: Vec<String>,
-    pub redirect_url: Url,
-    pub post_logout_redirect_url: Url,
-    pub pkce: bool,
-    pub id_token_algorithms: Vec<Algorithm>,
-    pub clock_skew: Duration,
-    /// Oldest acceptable ID-token `iat`; `None` when set to zero.
-    pub id_token_max_age: Option<Duration>,
-    pub trusted_audiences: Vec<String>,
-    pub strict_audience: bool,
-    pub groups_claim: String,
-    pub fetch_userinfo: bool,
-    pub timeout: Duration,
-    /// PEM bytes of extra trusted roots for the provider (`provider.ca_file`).
-    pub ca_file: Option<Vec<u8>>,
-}
-
-impl fmt::Debug for ProviderConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProviderConfig")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("client_auth", &self.client_auth)
-            .field("scopes", &self.scopes)
-            .field("redirect_url", &self.redirect_url.as_str())
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// Current key material first, then decrypt-only previous keys.
-    pub secrets: Vec<Secret>,
-    pub cookie_name: String,
-    pub lifetime: Duration,
-    pub secure: bool,
-    pub same_site: cookie::SameSite,
-    pub domain: Option<String>,
-    pub path: String,
-    /// Refresh the access token when it expires within this long.
-    pub refresh_before: Duration,
-    /// A GET sign-out without proof that it comes from this site gets a
-    /// confirmation page instead (`session.confirm_sign_out`).
-    pub confirm_sign_out: bool,
-    /// Cookie store: how many ended sessions the process remembers.
-    pub max_remembered_logouts: usize,
-    /// `None`: sessions live in the cookie.
-    pub redis: Option<RedisConfig>,
-}
-
-impl SessionConfig {
-    /// A cookie-store session config with defaults (tests, tools).
-    pub fn cookie_store(
-        secrets: Vec<Secret>,
-        cookie_name: &str,
-        lifetime: Duration,
-        secure: bool,
-    ) -> Self {
-        Self {
-            secrets,
-            cookie_name: cookie_name.to_string(),
-            lifetime,
-            secure,
-            same_site: cookie::SameSite::Lax,
-            domain: None,
-            path: "/".into(),
-            refresh_before: Duration::from_secs(60),
-            confirm_sign_out: true,
-            max_remembered_logouts: crate::session::revoked::MAX_ENTRIES,
-            redis: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedisMode {
-    Standalone,
-    Sentinel,
-    Cluster,
-}
-
-#[derive(Clone)]
-pub struct RedisConfig {
-    /// The server (standalone); ignored for sentinel and cluster.
-    pub url: String,
-    pub mode: RedisMode,
-    /// Sentinels (sentinel mode) or seed nodes (cluster mode), as URLs.
-    pub nodes: Vec<String>,
-    pub sentinel_master: String,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub tls: bool,
-    pub key_prefix: String,
-    pub timeout: Duration,
-}
-
-impl RedisConfig {
-    /// How sentinel mode connects to the master it finds.
-    pub fn node_connection_info(&self) -> Option<redis::sentinel::SentinelNodeConnectionInfo> {
-        let mut info = redis::sentinel::SentinelNodeConnectionInfo::default();
-        if self.tls {
-            info = info.set_tls_mode(redis::TlsMode::Secure);
-        }
-        let mut redis_info = redis::RedisConnectionInfo::default();
-        if let Some(u) = &self.username {
-            redis_info = redis_info.set_username(u.clone());
-        }
-        if let Some(p) = &self.password {
-            redis_info = redis_info.set_password(p.expose_str());
-        }
-        Some(info.set_redis_connection_info(redis_info))
-    }
-}
-
-impl fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("mode", &self.mode)
-            .field("nodes", &self.nodes.len())
-            .field("key_prefix", &self.key_prefix)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    pub level: String,
-    pub json: bool,
-}
 
 pub use crate::secret::Secret;
 
@@ -627,9 +412,6 @@ pub fn decode_key(text: &str) -> Option<Vec<u8>> {
         .iter()
         .find_map(|e| e.decode(t).ok())
 }
-
-/// Minimum session key material, in bytes.
-pub const MIN_SECRET_BYTES: usize = 32;
 
 fn redis_config(c: &mut Check<'_>, r: &raw::RawRedis) -> Option<RedisConfig> {
     let mode = match r.mode.as_str() {

@@ -8,13 +8,14 @@ pub mod jwks;
 pub mod jws;
 pub mod logout_token;
 pub mod pkce;
+pub mod settings;
 pub mod token;
 pub mod userinfo;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::ProviderConfig;
+use settings::ProviderConfig;
 
 pub use discovery::ProviderMetadata;
 pub use id_token::{IdTokenClaims, IdTokenError, IdTokenValidator};

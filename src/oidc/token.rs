@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{ClientAuth, ProviderConfig};
+use super::settings::{ClientAuth, ProviderConfig};
 use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]

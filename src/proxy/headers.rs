@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::UpstreamConfig;
+use super::settings::UpstreamConfig;
 use crate::session::{Session, SessionCookies};
 
 /// Hop-by-hop headers, RFC 9110 §7.6.1, plus the legacy ones proxies still
@@ -402,7 +402,8 @@ fn is_own_pair(pair: &[u8], cookies: &SessionCookies) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{IdentityHeaders, SessionConfig};
+    use crate::proxy::settings::IdentityHeaders;
+    use crate::session::settings::SessionConfig;
     use std::time::Duration;
 
     fn upstream_config() -> UpstreamConfig {

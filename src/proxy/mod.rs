@@ -6,6 +6,7 @@ pub mod assertion;
 pub mod forwarded;
 pub mod headers;
 pub mod path;
+pub mod settings;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,9 +22,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use crate::config::UpstreamConfig;
 use crate::proxy::path::Target;
 use crate::Body;
+use settings::UpstreamConfig;
 
 /// Upgraded connections (WebSockets) open now. Once upgraded they leave
 /// hyper's connection tracking, so shutdown waits for them here.

@@ -14,7 +14,13 @@
 //! - afterwards, once no request is in flight (a response body still
 //!   streaming counts as in flight), it has `server.idle_timeout`;
 //! - after `server.max_requests_per_connection` requests it is closed
-//!   gracefully (HTTP/1.1: after the current response; HTTP/2: GOAWAY).
+//!   gracefully: HTTP/1.1 with `Connection: close` on the last response
+//!   (what a client expects, as with nginx's `keepalive_requests`), HTTP/2
+//!   with GOAWAY.
+//!
+//! The watchdog is a timer, not a listener: requests only touch atomics
+//! (and wake it once, at the request limit), so it costs nothing per
+//! request.
 //!
 //! A timed-out connection is asked to close gracefully and, if it has not
 //! within [`CLOSE_GRACE`], dropped.
@@ -57,8 +63,8 @@ pub struct ConnState {
     requests: AtomicUsize,
     /// Milliseconds after `opened` when the last request finished.
     idle_since: AtomicU64,
-    /// Woken when a request starts or ends, and at the request limit.
-    changed: Notify,
+    /// Woken once, when an HTTP/2 connection reaches the request limit.
+    limit: Notify,
     max_requests: usize,
 }
 
@@ -69,22 +75,26 @@ impl ConnState {
             in_flight: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
-            changed: Notify::new(),
+            limit: Notify::new(),
             max_requests,
         })
     }
 
     /// A request begins; it ends when the returned guard drops (with the
-    /// response body, see [`Tracked`]).
-    pub fn begin(self: &Arc<Self>) -> InFlight {
+    /// response body, see [`Tracked`]). `http2` requests past the limit
+    /// wake the watchdog (GOAWAY); an HTTP/1.1 connection's last response
+    /// says `Connection: close` instead ([`InFlight::is_last`]).
+    pub fn begin(self: &Arc<Self>, http2: bool) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        self.changed.notify_one();
-        InFlight(self.clone())
-    }
-
-    fn limit_reached(&self) -> bool {
-        self.max_requests > 0 && self.requests.load(Ordering::SeqCst) >= self.max_requests
+        let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        let last = self.max_requests > 0 && n >= self.max_requests;
+        if last && http2 {
+            self.limit.notify_one();
+        }
+        InFlight {
+            conn: self.clone(),
+            last,
+        }
     }
 
     /// When the connection times out if nothing happens before: `None`
@@ -103,15 +113,24 @@ impl ConnState {
 
 /// One request in flight on a connection.
 #[derive(Debug)]
-pub struct InFlight(Arc<ConnState>);
+pub struct InFlight {
+    conn: Arc<ConnState>,
+    last: bool,
+}
+
+impl InFlight {
+    /// The connection's last request under `server.max_requests_per_connection`.
+    pub fn is_last(&self) -> bool {
+        self.last
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let s = &self.0;
+        let s = &self.conn;
         let ms = u64::try_from(s.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         s.idle_since.store(ms, Ordering::SeqCst);
         s.in_flight.fetch_sub(1, Ordering::SeqCst);
-        s.changed.notify_one();
     }
 }
 
@@ -161,23 +180,23 @@ pub enum Close {
     RequestLimit,
 }
 
-/// Resolves when the connection should close; never while a request is in
-/// flight (except at the request limit, which closes after it).
+/// Resolves when the connection should close: idle past its limit (never
+/// while a request is in flight), or an HTTP/2 connection at the request
+/// limit (GOAWAY lets its streams finish).
 pub async fn watch(state: &ConnState, limits: Limits) -> Close {
+    let limit = state.limit.notified();
+    tokio::pin!(limit);
     loop {
-        let changed = state.changed.notified();
-        if state.limit_reached() {
-            return Close::RequestLimit;
+        // In flight: look again one idle period later.
+        let at = state
+            .deadline(&limits)
+            .unwrap_or_else(|| Instant::now() + limits.idle);
+        if Instant::now() >= at {
+            return Close::Idle;
         }
-        match state.deadline(&limits) {
-            Some(at) if Instant::now() >= at => return Close::Idle,
-            Some(at) => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(at) => {}
-                    () = changed => {}
-                }
-            }
-            None => changed.await,
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            () = &mut limit => return Close::RequestLimit,
         }
     }
 }
@@ -307,7 +326,7 @@ mod tests {
         assert!(state.opened.elapsed() >= limits.first_request);
 
         let state = ConnState::new(limits.max_requests);
-        let request = state.begin();
+        let request = state.begin(true);
         let watching = watch(&state, limits);
         tokio::pin!(watching);
         // A request in flight: no timeout however long it takes.
@@ -330,8 +349,8 @@ mod tests {
             max_requests: 2,
         };
         let state = ConnState::new(limits.max_requests);
-        drop(state.begin());
-        let _second = state.begin();
+        drop(state.begin(true));
+        let _second = state.begin(true);
         assert_eq!(watch(&state, limits).await, Close::RequestLimit);
     }
 }

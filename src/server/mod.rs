@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 
 pub mod conn;
 pub mod reload;
+pub mod settings;
 pub mod tls;
 
 use crate::gateway::App;
@@ -57,7 +58,7 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(config: &crate::config::ServerConfig) -> Arc<Self> {
+    pub fn new(config: &settings::ServerConfig) -> Arc<Self> {
         Arc::new(Self {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             clients: conn::ClientLimit::new(config.max_connections_per_client),
@@ -219,11 +220,20 @@ impl Connection {
     {
         let (slot, peer, counted) = (self.slot.clone(), self.peer, state.clone());
         // Each request runs on the application current when it arrives.
-        let svc = service_fn(move |req| {
+        let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let app = slot.get();
-            let in_flight = counted.begin();
+            let http2 = req.version() == http::Version::HTTP_2;
+            let in_flight = counted.begin(http2);
             async move {
-                let resp = app.handle(req, peer).await;
+                let mut resp = app.handle(req, peer).await;
+                if in_flight.is_last() && !http2 {
+                    // The keep-alive limit, said the way HTTP/1.1 clients
+                    // expect (RFC 9112 §9.6): this response is the last.
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
                 Ok::<_, Infallible>(resp.map(|b| conn::Tracked::new(b, in_flight)))
             }
         });

@@ -28,7 +28,7 @@ impl Codec {
     pub fn new(secrets: &[Secret]) -> Self {
         let keys = secrets
             .iter()
-            .filter(|s| s.expose().len() >= crate::config::MIN_SECRET_BYTES)
+            .filter(|s| s.expose().len() >= super::settings::MIN_SECRET_BYTES)
             .map(|s| Key::derive_from(s.expose()))
             .collect();
         Self { keys }

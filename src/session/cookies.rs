@@ -13,8 +13,8 @@ use cookie::{Cookie, SameSite};
 
 use super::codec::{Codec, Opened};
 use super::redis::Ticket;
+use super::settings::SessionConfig;
 use super::{now, Session};
-use crate::config::SessionConfig;
 
 /// Bytes of sealed value per cookie: leaves room for the name and
 /// attributes under the 4096-byte limit browsers apply to one cookie.

@@ -6,6 +6,7 @@ pub mod cookies;
 pub mod login;
 pub mod redis;
 pub mod revoked;
+pub mod settings;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

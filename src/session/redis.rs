@@ -16,8 +16,8 @@ use std::time::Duration;
 use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use base64::Engine as _;
 
+use super::settings::{RedisConfig, RedisMode};
 use super::{now, Session};
-use crate::config::{RedisConfig, RedisMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {

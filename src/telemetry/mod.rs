@@ -5,9 +5,10 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogConfig;
+use settings::LogConfig;
 
 pub mod metrics;
+pub mod settings;
 
 tokio::task_local! {
     /// The request id of the request being handled (for pages and logs).

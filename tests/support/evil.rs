@@ -817,3 +817,82 @@ pub async fn sign_in(b: &mut crate::support::Browser, url: &str) -> crate::suppo
     let callback = at_op.location().expect("redirect back").to_string();
     b.get(&callback).await
 }
+
+// === a world around the misbehaving provider ===
+
+/// How tollgate authenticates to [`EvilOp`], and how the provider checks it.
+pub struct Client<'a> {
+    pub check: ClientCheck,
+    pub id: &'a str,
+    pub secret: Option<&'a str>,
+    pub auth: &'a str,
+}
+
+/// What a world is made of, beyond the client: extra `[provider]`,
+/// `[session]` and `[server]` keys, TOML appended at the end, the
+/// provider's behaviour at start-up, and whether to wait for readiness.
+#[derive(Default)]
+pub struct WorldSetup<'a> {
+    pub provider: &'a str,
+    pub session: &'a str,
+    pub server: &'a str,
+    pub extra: &'a str,
+    pub before: Behaviour,
+    pub not_ready: bool,
+}
+
+/// The misbehaving provider, a recording upstream and tollgate between them.
+pub struct World {
+    pub op: EvilOp,
+    pub upstream: crate::support::Upstream,
+    pub tollgate: crate::support::Tollgate,
+    pub toml: String,
+}
+
+impl World {
+    pub async fn start(client: Client<'_>, s: WorldSetup<'_>) -> Self {
+        use crate::support::{free_port, Setup, Tollgate, Upstream};
+        let op = EvilOp::start(client.id, client.check).await;
+        op.set(s.before);
+        let upstream = Upstream::start().await;
+        let port = free_port();
+        let upstream_url = upstream.url();
+        let setup = Setup {
+            port,
+            issuer: &op.issuer,
+            upstream: &upstream_url,
+            client_id: client.id,
+            client_secret: client.secret,
+            client_auth: client.auth,
+            extra: s.extra,
+            session: s.session,
+            server: s.server,
+            public_url: None,
+        };
+        let mut toml = setup
+            .toml()
+            .replace("\n[session]\n", &format!("\n{}\n[session]\n", s.provider));
+        if s.session.contains("secure = true") {
+            toml = toml.replace("secure = false\n", "");
+        }
+        let mut tollgate = Tollgate::spawn(&toml, port);
+        if !s.not_ready {
+            tollgate.wait_ready().await;
+        }
+        World {
+            op,
+            upstream,
+            tollgate,
+            toml,
+        }
+    }
+
+    /// A new tollgate process with the same configuration (and so the same
+    /// session key): cookies stay valid, in-memory state is gone.
+    pub async fn restart(&mut self) {
+        let port = self.tollgate.port;
+        self.tollgate.terminate();
+        self.tollgate = crate::support::Tollgate::spawn(&self.toml, port);
+        self.tollgate.wait_ready().await;
+    }
+}

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cases;
 pub mod evil;
 pub mod front;
 pub mod idp;
@@ -35,6 +36,14 @@ pub struct Report {
     group: String,
     passed: usize,
     failed: Vec<String>,
+    cases: Vec<Case>,
+}
+
+/// One recorded case.
+pub struct Case {
+    pub id: String,
+    pub what: String,
+    pub result: Result<(), String>,
 }
 
 impl Report {
@@ -43,10 +52,16 @@ impl Report {
             group: group.to_string(),
             passed: 0,
             failed: Vec::new(),
+            cases: Vec::new(),
         }
     }
 
     pub fn record(&mut self, id: &str, what: &str, r: Result<(), String>) {
+        self.cases.push(Case {
+            id: id.to_string(),
+            what: what.to_string(),
+            result: r.clone(),
+        });
         match r {
             Ok(()) => {
                 self.passed += 1;
@@ -57,6 +72,11 @@ impl Report {
                 self.failed.push(format!("{id} ({what}): {e}"));
             }
         }
+    }
+
+    /// The recorded cases, for the named-case harness ([`cases`]).
+    pub fn into_cases(self) -> Vec<Case> {
+        self.cases
     }
 
     pub fn finish(self) {

@@ -1,0 +1,231 @@
+//! `/oauth2/callback`: the state is checked before anything else, then the
+//! code is redeemed and the ID token validated; only then is a session made.
+
+use http::request::Parts;
+
+use crate::gateway::state::{request_cookies, App};
+use crate::oidc::id_token::Expect;
+use crate::oidc::{Provider, TokenError};
+use crate::pages::{self, Outcome, Rejection};
+use crate::session::store::{Handle, StoreError};
+use crate::session::{now, LoginState, Session};
+
+use super::failure::LoginFailure;
+use super::handled::{append_cookies, param, query_pairs, Handled};
+use super::profile::Profile;
+
+/// A refused callback: the rejection, and the login cookies to clear.
+type CallbackError = (Rejection, Vec<String>);
+
+/// `/oauth2/callback`: check the state before anything else, then redeem
+/// the code and validate the ID token; only then is a session created.
+pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, CallbackError> {
+    let pairs = query_pairs(parts);
+    let state = param(&pairs, "state");
+    let cookies = request_cookies(&parts.headers);
+    // Whatever happens next, the login cookie for this state is spent, and
+    // abandoned logins beyond the bound go too.
+    let clear: Vec<String> = state
+        .and_then(|s| app.login_cookies.removal(s))
+        .into_iter()
+        .chain(
+            app.login_cookies
+                .stale(&app.sessions.codec, cookies.pairs(), state),
+        )
+        .collect();
+    let fail = |f: LoginFailure| (Rejection::LoginFailed(f), clear.clone());
+
+    for name in ["state", "code", "iss", "error"] {
+        if pairs.iter().filter(|(k, _)| k == name).count() > 1 {
+            return Err(fail(LoginFailure::DuplicateParameter));
+        }
+    }
+    let login = app
+        .login_cookies
+        .finish(&app.sessions.codec, state, |name| {
+            cookies.get(name).map(str::to_string)
+        })
+        .map_err(|e| fail(e.into()))?;
+    let provider = app
+        .provider()
+        .ok_or((Rejection::ProviderNotReady, clear.clone()))?;
+    let code = authorization_code(app, &provider, &pairs).map_err(fail)?;
+    let signed_in = redeem(app, &provider, code, &login).await.map_err(fail)?;
+    let handle = Handle {
+        present: app.sessions.cookies.present(&cookies),
+        ..Handle::default()
+    };
+    let (session, set) = store_new_session(app, signed_in.session, &handle)
+        .await
+        .map_err(|r| (r, clear.clone()))?;
+    // The return-to URL was checked when the login began; check again, it
+    // costs nothing and the cookie could come from an older version.
+    let mut resp = pages::redirect(&app.rules.redirects.or_root(Some(&login.return_to)));
+    append_cookies(&mut resp, clear);
+    append_cookies(&mut resp, set);
+    crate::telemetry::metrics::metrics().login("completed", "");
+    tracing::info!(
+        target: "tollgate::audit",
+        event = "login",
+        user = %session.sub,
+        email = session.email.as_deref().unwrap_or(""),
+        provider_ms = signed_in.provider_time.as_secs_f64() * 1000.0,
+        "login succeeded"
+    );
+    Ok(Handled {
+        response: resp,
+        outcome: Outcome::Login,
+        user: Some(session.sub),
+    })
+}
+
+/// The authorization response's `code`, once its `iss` (RFC 9207) and
+/// `error` say it may be redeemed.
+fn authorization_code<'p>(
+    app: &App,
+    provider: &Provider,
+    pairs: &'p [(String, String)],
+) -> Result<&'p str, LoginFailure> {
+    match param(pairs, "iss") {
+        Some(iss) if iss != app.config.provider.issuer => return Err(LoginFailure::IssuerMismatch),
+        None if provider
+            .metadata
+            .authorization_response_iss_parameter_supported =>
+        {
+            return Err(LoginFailure::IssuerMissing)
+        }
+        _ => {}
+    }
+    if let Some(error) = param(pairs, "error") {
+        return Err(LoginFailure::Provider(crate::oidc::token::sanitize(error)));
+    }
+    param(pairs, "code")
+        .filter(|c| !c.is_empty())
+        .ok_or(LoginFailure::MissingCode)
+}
+
+/// A login the provider completed: the new session, and the time spent
+/// waiting for the provider (reported apart from our own work).
+struct SignedIn {
+    session: Session,
+    provider_time: std::time::Duration,
+}
+
+/// Redeems the code, validates the ID token, completes the profile from
+/// userinfo when the ID token has no email, and makes the session.
+async fn redeem(
+    app: &App,
+    provider: &Provider,
+    code: &str,
+    login: &LoginState,
+) -> Result<SignedIn, LoginFailure> {
+    let waited = std::time::Instant::now();
+    let tokens = provider
+        .tokens
+        .exchange_code(
+            code,
+            app.config.provider.redirect_url.as_str(),
+            login.verifier.as_deref(),
+        )
+        .await
+        .map_err(|e| match e {
+            TokenError::Refused { error, .. } if error == "invalid_client" => {
+                LoginFailure::ClientAuth
+            }
+            TokenError::Refused { error, .. } => LoginFailure::CodeRefused(error),
+            TokenError::Invalid(why) => LoginFailure::TokenResponse(why),
+            other => {
+                tracing::warn!(error = %other, "token endpoint failed during login");
+                LoginFailure::TokenEndpoint
+            }
+        })?;
+    let mut provider_time = waited.elapsed();
+    let id_token = tokens.id_token.as_deref().ok_or(LoginFailure::NoIdToken)?;
+    let expect = Expect {
+        nonce: Some(&login.nonce),
+        access_token: Some(&tokens.access_token),
+        ..Expect::default()
+    };
+    let claims = app
+        .validator
+        .validate(id_token, &provider.keys, expect)
+        .await?;
+    let mut profile = Profile::of(app, &claims);
+    if app.config.provider.fetch_userinfo && profile.email.is_none() {
+        if let Some(endpoint) = &provider.metadata.userinfo_endpoint {
+            let waited = std::time::Instant::now();
+            let info =
+                login_userinfo(app, endpoint, &tokens.access_token, claims.subject()).await?;
+            provider_time += waited.elapsed();
+            profile.complete(app, info);
+        }
+    }
+    let issued_at = now();
+    let mut session = Session {
+        sub: claims.subject().to_string(),
+        access_token: tokens.access_token.clone(),
+        access_expires_at: tokens
+            .expires_in
+            .map(|s| issued_at.saturating_add(s as i64)),
+        refresh_token: tokens.refresh_token.clone(),
+        id_token: Some(id_token.to_string()),
+        sid: claims.sid.clone(),
+        issued_at,
+        expires_at: issued_at.saturating_add(app.config.session.lifetime.as_secs() as i64),
+        nonce: claims.nonce.clone(),
+        auth_time: claims.auth_time.map(|t| t as i64),
+        ..Session::default()
+    };
+    profile.fill(&mut session);
+    Ok(SignedIn {
+        session,
+        provider_time,
+    })
+}
+
+/// The userinfo answer for a login (OIDC Core §5.3), its `sub` checked.
+async fn login_userinfo(
+    app: &App,
+    endpoint: &url::Url,
+    access_token: &str,
+    subject: &str,
+) -> Result<crate::oidc::userinfo::UserInfo, LoginFailure> {
+    use crate::oidc::userinfo::{fetch, UserInfoError};
+    fetch(&app.http, endpoint, access_token, subject)
+        .await
+        .map_err(|e| match e {
+            e @ (UserInfoError::SubjectMismatch | UserInfoError::Invalid) => {
+                LoginFailure::UserInfoRefused(e)
+            }
+            other => {
+                tracing::warn!(error = %other, "userinfo failed during login");
+                LoginFailure::UserInfo
+            }
+        })
+}
+
+/// Saves a new login's session (a new session, and server-side a new
+/// ticket); returns it with the cookies to set.
+async fn store_new_session(
+    app: &App,
+    mut session: Session,
+    handle: &Handle,
+) -> Result<(Session, Vec<String>), Rejection> {
+    match app.sessions.save(&session, handle).await {
+        Ok(c) => Ok((session, c)),
+        Err(StoreError::TooLarge(e)) => {
+            // The ID token is kept only as a logout hint; give it up before
+            // giving up the login.
+            tracing::warn!(user = %session.sub, error = %e, "session too large; dropping the ID token (logout will not send id_token_hint)");
+            session.id_token = None;
+            match app.sessions.save(&session, handle).await {
+                Ok(c) => Ok((session, c)),
+                Err(_) => Err(Rejection::LoginFailed(LoginFailure::SessionTooLarge)),
+            }
+        }
+        Err(e @ StoreError::Unavailable(_)) => {
+            tracing::warn!(error = %e, "could not store the new session");
+            Err(Rejection::SessionStoreUnavailable)
+        }
+    }
+}

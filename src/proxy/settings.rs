@@ -1,0 +1,40 @@
+//! `[upstream]` and `[headers]` as the loader validated them.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::proxy::assertion::AssertionConfig;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub url: Url,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub pass_host_header: bool,
+    /// Rules and public routes match paths ignoring ASCII case.
+    pub case_insensitive_paths: bool,
+    pub pass_user_headers: bool,
+    pub pass_access_token: bool,
+    pub pass_authorization_header: bool,
+    pub headers: IdentityHeaders,
+    /// Extra headers from claims, in config order.
+    pub claim_headers: Vec<(http::HeaderName, String)>,
+    /// Send a signed identity assertion (`X-Tollgate-Assertion`).
+    pub assertion: Option<AssertionConfig>,
+    /// PEM roots for an https upstream; `None`: the system's.
+    pub ca_file: Option<Vec<u8>>,
+    /// PEM client certificate chain and key for mTLS to the upstream.
+    pub client_cert: Option<(Vec<u8>, Secret)>,
+}
+
+/// Names of the identity headers sent upstream.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub user: http::HeaderName,
+    pub email: http::HeaderName,
+    pub preferred_username: http::HeaderName,
+    pub groups: http::HeaderName,
+    pub access_token: http::HeaderName,
+}

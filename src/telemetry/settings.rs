@@ -1,0 +1,7 @@
+//! `[log]` as the loader validated it.
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub json: bool,
+}
