@@ -16,7 +16,7 @@
 //! | discovery, JWKS, JWS, ID and logout tokens, token endpoint, PKCE | [`oidc`] |
 //! | path normalization and the judged `Target`, public routes, header hygiene, identity assertion, upstream client | [`proxy`] |
 //! | every generated response (errors, pages): the one place errors become responses | [`pages`] |
-//! | configuration: load, validate; plain data | [`config`] |
+//! | configuration: load, validate (one file per section); plain data in types each component owns (`settings.rs`) | [`config`] |
 //! | secret bytes that never print | [`secret`] |
 //! | logging, metrics | [`telemetry`] |
 //!
