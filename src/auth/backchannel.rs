@@ -12,8 +12,8 @@ use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use super::context::LogoutCtx;
 use super::handled::Handled;
-use crate::gateway::state::App;
 use crate::oidc::logout_token::{self, LogoutClaims, LogoutTokenError};
 use crate::pages::{self, ClientKind, Outcome, Rejection};
 use crate::session::revoked::JtiRefused;
@@ -24,18 +24,19 @@ const MAX_BODY: usize = 64 * 1024;
 /// How long a `jti` is remembered: longer than any acceptable token's life.
 const JTI_TTL: Duration = Duration::from_secs(3600);
 
-pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
+pub async fn logout(ctx: &LogoutCtx<'_>, parts: &Parts, body: Incoming) -> Handled {
     let token = match logout_token_param(parts, body).await {
         Ok(t) => t,
         Err(reason) => return refused(reason),
     };
-    let Some(provider) = app.provider() else {
+    let Some(provider) = ctx.provider.current.clone() else {
         return Handled::new(
             Rejection::ProviderNotReady.respond(ClientKind::Api),
             Outcome::Error,
         );
     };
-    let claims = match logout_token::validate(&app.validator, &token, &provider.keys).await {
+    let claims = match logout_token::validate(ctx.provider.validator, &token, &provider.keys).await
+    {
         Ok(c) => c,
         Err(e) => return refused(&e.to_string()),
     };
@@ -46,7 +47,7 @@ pub async fn logout(app: &App, parts: &Parts, body: Incoming) -> Handled {
     {
         return refused("logout token is too old (`iat` more than an hour ago)");
     }
-    match end_sessions(app, &claims).await {
+    match end_sessions(ctx, &claims).await {
         Ok(ended) => {
             tracing::info!(
                 target: "tollgate::audit",
@@ -129,12 +130,12 @@ enum NotEnded {
 /// Claims the token's `jti` (replay) and ends the sessions it names:
 /// Redis records are deleted; the cookie store remembers the logout.
 /// Returns how many records were deleted (0 for the cookie store).
-async fn end_sessions(app: &App, claims: &LogoutClaims) -> Result<usize, NotEnded> {
+async fn end_sessions(ctx: &LogoutCtx<'_>, claims: &LogoutClaims) -> Result<usize, NotEnded> {
     let jti = claims.jti.as_deref().unwrap_or_default();
-    let issuer = &app.config.provider.issuer;
+    let issuer = &ctx.provider.settings.issuer;
     let sid = claims.sid.as_deref().filter(|s| !s.is_empty());
     let replay = || NotEnded::Refused(LogoutTokenError::Replay.to_string());
-    match &app.sessions.backend {
+    match &ctx.sessions.backend {
         Backend::Redis(redis) => match redis.claim_jti(issuer, jti, JTI_TTL).await {
             Ok(true) => redis
                 .end(sid, claims.sub.as_deref())
@@ -159,7 +160,7 @@ async fn end_sessions(app: &App, claims: &LogoutClaims) -> Result<usize, NotEnde
                 }
             }
             let sub = claims.sub.as_deref().filter(|s| !s.is_empty());
-            let lifetime = app.config.session.lifetime.as_secs() as i64;
+            let lifetime = ctx.lifetime.as_secs() as i64;
             let _ = revoked.end_provider_session(sid, sub, now, lifetime);
             Ok(0)
         }

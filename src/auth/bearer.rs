@@ -11,8 +11,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::context::BearerCtx;
 pub use super::verdicts::BearerError;
-use crate::gateway::state::App;
 use crate::oidc::id_token::{Audience, IdTokenClaims};
 use crate::oidc::jwks::Refetch;
 use crate::oidc::jws::{Jws, JwsError};
@@ -44,9 +44,9 @@ struct AccessClaims {
 
 /// Authenticates a bearer token; the session it yields lives only for this
 /// request.
-pub async fn authenticate(app: &App, token: &str) -> Result<Session, BearerError> {
+pub async fn authenticate(ctx: &BearerCtx<'_>, token: &str) -> Result<Session, BearerError> {
     let is_jwt = token.split('.').count() == 3;
-    if !is_jwt && !app.config.bearer.introspection {
+    if !is_jwt && !ctx.settings.introspection {
         return Err(BearerError::Invalid(
             "not a JWT, and introspection is off".into(),
         ));
@@ -57,15 +57,15 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Session, BearerError
     key.copy_from_slice(
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
     );
-    if let Some(r) = app.introspections.get(&key) {
+    if let Some(r) = ctx.verdicts.get(&key) {
         return r;
     }
     let result = if is_jwt {
-        jwt(app, token).await
+        jwt(ctx, token).await
     } else {
-        introspect(app, token).await
+        introspect(ctx, token).await
     };
-    app.introspections.put(key, &result);
+    ctx.verdicts.put(key, &result);
     result
 }
 
@@ -77,10 +77,14 @@ fn audiences(aud: &Option<Audience>) -> Vec<&str> {
     }
 }
 
-async fn jwt(app: &App, token: &str) -> Result<Session, BearerError> {
-    let provider = app.provider().ok_or(BearerError::Unavailable)?;
+async fn jwt(ctx: &BearerCtx<'_>, token: &str) -> Result<Session, BearerError> {
+    let provider = ctx
+        .provider
+        .current
+        .clone()
+        .ok_or(BearerError::Unavailable)?;
     let jws = Jws {
-        algorithms: &app.config.bearer.algorithms,
+        algorithms: &ctx.settings.algorithms,
         hmac_secret: None,
         refetch: Refetch::Throttled,
     };
@@ -91,15 +95,15 @@ async fn jwt(app: &App, token: &str) -> Result<Session, BearerError> {
             JwsError::UnknownKey(_) => BearerError::UnknownKey(format!("bearer token: {e}")),
             e => BearerError::Invalid(format!("bearer token: {e}")),
         })?;
-    let leeway = app.config.provider.clock_skew.as_secs_f64();
+    let leeway = ctx.provider.settings.clock_skew.as_secs_f64();
     let t = now() as f64;
-    if c.iss.as_deref() != Some(app.config.provider.issuer.as_str()) {
+    if c.iss.as_deref() != Some(ctx.provider.settings.issuer.as_str()) {
         return Err(BearerError::Invalid("wrong issuer".into()));
     }
     let aud = audiences(&c.aud);
     if !aud
         .iter()
-        .any(|a| app.config.bearer.audiences.iter().any(|b| b == a))
+        .any(|a| ctx.settings.audiences.iter().any(|b| b == a))
     {
         return Err(BearerError::Invalid("audience not accepted".into()));
     }
@@ -117,11 +121,15 @@ async fn jwt(app: &App, token: &str) -> Result<Session, BearerError> {
     if c.nbf.is_some_and(|nbf| nbf - leeway > t) || c.iat.is_some_and(|iat| iat - leeway > t) {
         return Err(BearerError::Invalid("not valid yet".into()));
     }
-    principal(app, token, c.rest, c.exp.map(|e| e as i64))
+    principal(ctx, token, c.rest, c.exp.map(|e| e as i64))
 }
 
-async fn introspect(app: &App, token: &str) -> Result<Session, BearerError> {
-    let provider = app.provider().ok_or(BearerError::Unavailable)?;
+async fn introspect(ctx: &BearerCtx<'_>, token: &str) -> Result<Session, BearerError> {
+    let provider = ctx
+        .provider
+        .current
+        .clone()
+        .ok_or(BearerError::Unavailable)?;
     let endpoint = provider
         .metadata
         .introspection_endpoint
@@ -144,7 +152,7 @@ async fn introspect(app: &App, token: &str) -> Result<Session, BearerError> {
         ));
     };
     if let Some(iss) = claims.get("iss").and_then(Value::as_str) {
-        if iss != app.config.provider.issuer {
+        if iss != ctx.provider.settings.issuer {
             return Err(BearerError::Invalid("wrong issuer".into()));
         }
     }
@@ -154,10 +162,10 @@ async fn introspect(app: &App, token: &str) -> Result<Session, BearerError> {
         .cloned()
         .and_then(|a| serde_json::from_value(a).ok());
     let client_id = claims.get("client_id").and_then(Value::as_str);
-    let ours = client_id == Some(app.config.provider.client_id.as_str())
+    let ours = client_id == Some(ctx.provider.settings.client_id.as_str())
         || audiences(&aud)
             .iter()
-            .any(|a| app.config.bearer.audiences.iter().any(|b| b == a));
+            .any(|a| ctx.settings.audiences.iter().any(|b| b == a));
     if !ours {
         return Err(BearerError::Invalid("audience not accepted".into()));
     }
@@ -166,12 +174,12 @@ async fn introspect(app: &App, token: &str) -> Result<Session, BearerError> {
         return Err(BearerError::Invalid("expired".into()));
     }
     claims.remove("active");
-    principal(app, token, claims, exp)
+    principal(ctx, token, claims, exp)
 }
 
 /// The per-request identity of a bearer token's claims.
 fn principal(
-    app: &App,
+    ctx: &BearerCtx<'_>,
     token: &str,
     claims: Map<String, Value>,
     exp: Option<i64>,
@@ -205,7 +213,7 @@ fn principal(
         expires_at: exp.unwrap_or_else(|| now() + 60),
         ..Session::default()
     };
-    super::profile::Profile::of(app, &view).fill(&mut session);
+    super::profile::Profile::of(&ctx.claims, &view).fill(&mut session);
     Ok(session)
 }
 

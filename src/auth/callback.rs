@@ -3,7 +3,7 @@
 
 use http::request::Parts;
 
-use crate::gateway::state::{request_cookies, App};
+use super::context::LoginCtx;
 use crate::oidc::id_token::Expect;
 use crate::oidc::{Provider, TokenError};
 use crate::pages::{self, Outcome, Rejection};
@@ -13,24 +13,25 @@ use crate::session::{now, LoginState, Session};
 use super::failure::LoginFailure;
 use super::handled::{append_cookies, param, query_pairs, Handled};
 use super::profile::Profile;
+use crate::session::RequestCookies;
 
 /// A refused callback: the rejection, and the login cookies to clear.
 type CallbackError = (Rejection, Vec<String>);
 
 /// `/oauth2/callback`: check the state before anything else, then redeem
 /// the code and validate the ID token; only then is a session created.
-pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, CallbackError> {
+pub async fn callback(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, CallbackError> {
     let pairs = query_pairs(parts);
     let state = param(&pairs, "state");
-    let cookies = request_cookies(&parts.headers);
+    let cookies = RequestCookies::of(&parts.headers);
     // Whatever happens next, the login cookie for this state is spent, and
     // abandoned logins beyond the bound go too.
     let clear: Vec<String> = state
-        .and_then(|s| app.login_cookies.removal(s))
+        .and_then(|s| ctx.login_cookies.removal(s))
         .into_iter()
         .chain(
-            app.login_cookies
-                .stale(&app.sessions.codec, cookies.pairs(), state),
+            ctx.login_cookies
+                .stale(&ctx.sessions.codec, cookies.pairs(), state),
         )
         .collect();
     let fail = |f: LoginFailure| (Rejection::LoginFailed(f), clear.clone());
@@ -40,27 +41,29 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, CallbackError
             return Err(fail(LoginFailure::DuplicateParameter));
         }
     }
-    let login = app
+    let login = ctx
         .login_cookies
-        .finish(&app.sessions.codec, state, |name| {
+        .finish(&ctx.sessions.codec, state, |name| {
             cookies.get(name).map(str::to_string)
         })
         .map_err(|e| fail(e.into()))?;
-    let provider = app
-        .provider()
+    let provider = ctx
+        .provider
+        .current
+        .clone()
         .ok_or((Rejection::ProviderNotReady, clear.clone()))?;
-    let code = authorization_code(app, &provider, &pairs).map_err(fail)?;
-    let signed_in = redeem(app, &provider, code, &login).await.map_err(fail)?;
+    let code = authorization_code(ctx, &provider, &pairs).map_err(fail)?;
+    let signed_in = redeem(ctx, &provider, code, &login).await.map_err(fail)?;
     let handle = Handle {
-        present: app.sessions.cookies.present(&cookies),
+        present: ctx.sessions.cookies.present(&cookies),
         ..Handle::default()
     };
-    let (session, set) = store_new_session(app, signed_in.session, &handle)
+    let (session, set) = store_new_session(ctx, signed_in.session, &handle)
         .await
         .map_err(|r| (r, clear.clone()))?;
     // The return-to URL was checked when the login began; check again, it
     // costs nothing and the cookie could come from an older version.
-    let mut resp = pages::redirect(&app.rules.redirects.or_root(Some(&login.return_to)));
+    let mut resp = pages::redirect(&ctx.redirects.or_root(Some(&login.return_to)));
     append_cookies(&mut resp, clear);
     append_cookies(&mut resp, set);
     crate::telemetry::metrics::metrics().login("completed", "");
@@ -82,12 +85,14 @@ pub async fn callback(app: &App, parts: &Parts) -> Result<Handled, CallbackError
 /// The authorization response's `code`, once its `iss` (RFC 9207) and
 /// `error` say it may be redeemed.
 fn authorization_code<'p>(
-    app: &App,
+    ctx: &LoginCtx<'_>,
     provider: &Provider,
     pairs: &'p [(String, String)],
 ) -> Result<&'p str, LoginFailure> {
     match param(pairs, "iss") {
-        Some(iss) if iss != app.config.provider.issuer => return Err(LoginFailure::IssuerMismatch),
+        Some(iss) if iss != ctx.provider.settings.issuer => {
+            return Err(LoginFailure::IssuerMismatch)
+        }
         None if provider
             .metadata
             .authorization_response_iss_parameter_supported =>
@@ -114,7 +119,7 @@ struct SignedIn {
 /// Redeems the code, validates the ID token, completes the profile from
 /// userinfo when the ID token has no email, and makes the session.
 async fn redeem(
-    app: &App,
+    ctx: &LoginCtx<'_>,
     provider: &Provider,
     code: &str,
     login: &LoginState,
@@ -124,7 +129,7 @@ async fn redeem(
         .tokens
         .exchange_code(
             code,
-            app.config.provider.redirect_url.as_str(),
+            ctx.provider.settings.redirect_url.as_str(),
             login.verifier.as_deref(),
         )
         .await
@@ -146,18 +151,19 @@ async fn redeem(
         access_token: Some(&tokens.access_token),
         ..Expect::default()
     };
-    let claims = app
+    let claims = ctx
+        .provider
         .validator
         .validate(id_token, &provider.keys, expect)
         .await?;
-    let mut profile = Profile::of(app, &claims);
-    if app.config.provider.fetch_userinfo && profile.email.is_none() {
+    let mut profile = Profile::of(&ctx.claims, &claims);
+    if ctx.provider.settings.fetch_userinfo && profile.email.is_none() {
         if let Some(endpoint) = &provider.metadata.userinfo_endpoint {
             let waited = std::time::Instant::now();
             let info =
-                login_userinfo(app, endpoint, &tokens.access_token, claims.subject()).await?;
+                login_userinfo(ctx, endpoint, &tokens.access_token, claims.subject()).await?;
             provider_time += waited.elapsed();
-            profile.complete(app, info);
+            profile.complete(&ctx.claims, info);
         }
     }
     let issued_at = now();
@@ -171,7 +177,7 @@ async fn redeem(
         id_token: Some(id_token.to_string()),
         sid: claims.sid.clone(),
         issued_at,
-        expires_at: issued_at.saturating_add(app.config.session.lifetime.as_secs() as i64),
+        expires_at: issued_at.saturating_add(ctx.session.lifetime.as_secs() as i64),
         nonce: claims.nonce.clone(),
         auth_time: claims.auth_time.map(|t| t as i64),
         ..Session::default()
@@ -185,13 +191,13 @@ async fn redeem(
 
 /// The userinfo answer for a login (OIDC Core §5.3), its `sub` checked.
 async fn login_userinfo(
-    app: &App,
+    ctx: &LoginCtx<'_>,
     endpoint: &url::Url,
     access_token: &str,
     subject: &str,
 ) -> Result<crate::oidc::userinfo::UserInfo, LoginFailure> {
     use crate::oidc::userinfo::{fetch, UserInfoError};
-    fetch(&app.http, endpoint, access_token, subject)
+    fetch(ctx.provider.http, endpoint, access_token, subject)
         .await
         .map_err(|e| match e {
             e @ (UserInfoError::SubjectMismatch | UserInfoError::Invalid) => {
@@ -207,18 +213,18 @@ async fn login_userinfo(
 /// Saves a new login's session (a new session, and server-side a new
 /// ticket); returns it with the cookies to set.
 async fn store_new_session(
-    app: &App,
+    ctx: &LoginCtx<'_>,
     mut session: Session,
     handle: &Handle,
 ) -> Result<(Session, Vec<String>), Rejection> {
-    match app.sessions.save(&session, handle).await {
+    match ctx.sessions.save(&session, handle).await {
         Ok(c) => Ok((session, c)),
         Err(StoreError::TooLarge(e)) => {
             // The ID token is kept only as a logout hint; give it up before
             // giving up the login.
             tracing::warn!(user = %session.sub, error = %e, "session too large; dropping the ID token (logout will not send id_token_hint)");
             session.id_token = None;
-            match app.sessions.save(&session, handle).await {
+            match ctx.sessions.save(&session, handle).await {
                 Ok(c) => Ok((session, c)),
                 Err(_) => Err(Rejection::LoginFailed(LoginFailure::SessionTooLarge)),
             }

@@ -5,6 +5,8 @@ use http::request::Parts;
 use http::{header, HeaderValue, Response};
 
 use crate::pages::{ClientKind, Outcome, Rejection};
+use crate::session::store::{Loaded, SessionStore};
+use crate::session::RequestCookies;
 use crate::Body;
 
 /// What a handler produced, with what the access log needs to know.
@@ -54,4 +56,19 @@ pub fn rescue(rejection: Rejection, kind: ClientKind, clear: Vec<String>) -> Res
     let mut resp = rejection.respond(kind);
     append_cookies(&mut resp, clear);
     resp
+}
+
+/// The session a request carries; an unreachable store is a 503.
+pub async fn load_session(
+    sessions: &SessionStore,
+    headers: &http::HeaderMap,
+) -> Result<Loaded, Rejection> {
+    sessions
+        .load(&RequestCookies::of(headers))
+        .await
+        .map_err(|e| {
+            crate::telemetry::metrics::metrics().store_errors.inc();
+            tracing::warn!(error = %e, "session store failed");
+            Rejection::SessionStoreUnavailable
+        })
 }

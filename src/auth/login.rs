@@ -4,7 +4,7 @@
 
 use http::request::Parts;
 
-use crate::gateway::state::App;
+use super::context::LoginCtx;
 use crate::oidc::pkce::Pkce;
 use crate::oidc::random_token;
 use crate::pages::{self, Outcome, Rejection};
@@ -13,17 +13,21 @@ use crate::session::LoginState;
 use super::handled::{append_cookies, param, query_pairs, Handled};
 
 /// `/oauth2/start?rd=/path`: begin a login explicitly.
-pub fn start(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
+pub fn start(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Rejection> {
     let pairs = query_pairs(parts);
-    let rd = app.rules.redirects.or_root(param(&pairs, "rd"));
-    login_redirect(app, rd)
+    let rd = ctx.redirects.or_root(param(&pairs, "rd"));
+    login_redirect(ctx, rd)
 }
 
 /// The 302 to the provider's authorization endpoint, with a fresh state,
 /// nonce and PKCE challenge, and the login cookie that remembers them.
-pub fn login_redirect(app: &App, return_to: String) -> Result<Handled, Rejection> {
-    let provider = app.provider().ok_or(Rejection::ProviderNotReady)?;
-    let cfg = &app.config.provider;
+pub fn login_redirect(ctx: &LoginCtx<'_>, return_to: String) -> Result<Handled, Rejection> {
+    let provider = ctx
+        .provider
+        .current
+        .clone()
+        .ok_or(Rejection::ProviderNotReady)?;
+    let cfg = ctx.provider.settings;
     let state = random_token(32);
     let nonce = random_token(32);
     let pkce = cfg.pkce.then(Pkce::generate);
@@ -47,7 +51,7 @@ pub fn login_redirect(app: &App, return_to: String) -> Result<Handled, Rejection
     let mut resp = pages::redirect(url.as_str());
     append_cookies(
         &mut resp,
-        app.login_cookies.begin(&app.sessions.codec, login),
+        ctx.login_cookies.begin(&ctx.sessions.codec, login),
     );
     Ok(Handled::new(resp, Outcome::LoginRedirect))
 }

@@ -7,6 +7,7 @@
 pub mod backchannel;
 pub mod bearer;
 pub mod callback;
+pub mod context;
 pub mod failure;
 pub mod handled;
 pub mod login;

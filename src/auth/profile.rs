@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::gateway::state::App;
+use super::context::ClaimMap;
 use crate::oidc::userinfo::UserInfo;
 use crate::oidc::IdTokenClaims;
 use crate::session::Session;
@@ -23,25 +23,25 @@ pub struct Profile {
 
 impl Profile {
     /// The profile in `claims` (groups from `provider.groups_claim`).
-    pub fn of(app: &App, claims: &IdTokenClaims) -> Self {
+    pub fn of(map: &ClaimMap<'_>, claims: &IdTokenClaims) -> Self {
         Self {
             email: claims.email.clone(),
             name: claims.name.clone(),
             preferred_username: claims.preferred_username.clone(),
-            groups: claims.groups(&app.config.provider.groups_claim),
+            groups: claims.groups(map.groups_claim),
             email_verified: claims.email_verified,
-            claims: app.stored_claims(claims),
+            claims: map.stored(claims),
         }
     }
 
     /// Completes a login's profile from the userinfo answer: its email
     /// (the ID token had none), and what the ID token left out.
-    pub fn complete(&mut self, app: &App, info: UserInfo) {
+    pub fn complete(&mut self, map: &ClaimMap<'_>, info: UserInfo) {
         self.email = info.email;
         self.name = self.name.take().or(info.name);
         self.preferred_username = self.preferred_username.take().or(info.preferred_username);
         if self.groups.is_empty() {
-            if let Some(Value::Array(g)) = info.other.get(&app.config.provider.groups_claim) {
+            if let Some(Value::Array(g)) = info.other.get(map.groups_claim) {
                 self.groups = g
                     .iter()
                     .filter_map(|v| v.as_str().map(str::to_string))

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
-use crate::gateway::state::App;
+use super::context::RefreshCtx;
 use crate::oidc::id_token::Expect;
 use crate::oidc::TokenError;
 use crate::session::store::{Backend, Handle};
@@ -65,7 +65,7 @@ impl Refresher {
     /// recent) request that carries the same refresh token.
     pub async fn refresh(
         &self,
-        app: &App,
+        ctx: &RefreshCtx<'_>,
         handle: &Handle,
         session: &Session,
     ) -> Result<Session, RefreshFailure> {
@@ -85,7 +85,7 @@ impl Refresher {
                 .clone()
         };
         let result = flight
-            .get_or_init(|| refresh_once(app, handle, session))
+            .get_or_init(|| refresh_once(ctx, handle, session))
             .await
             .clone();
         if matches!(result, Err(RefreshFailure::Unavailable(_))) {
@@ -98,11 +98,11 @@ impl Refresher {
 }
 
 async fn refresh_once(
-    app: &App,
+    ctx: &RefreshCtx<'_>,
     handle: &Handle,
     session: &Session,
 ) -> Result<Session, RefreshFailure> {
-    match (&app.sessions.backend, &handle.ticket) {
+    match (&ctx.sessions.backend, &handle.ticket) {
         (Backend::Redis(redis), Some(ticket)) => {
             let token = crate::oidc::random_token(16);
             let started = Instant::now();
@@ -128,7 +128,7 @@ async fn refresh_once(
             // The lock is ours; the record may have moved on meanwhile.
             let result = match redis.get(ticket).await {
                 Ok(Some(current)) if current.refresh_token != session.refresh_token => Ok(current),
-                Ok(Some(current)) => match call_provider(app, &current).await {
+                Ok(Some(current)) => match call_provider(ctx, &current).await {
                     Ok(new) => match redis.replace(ticket, &new).await {
                         Ok(true) => Ok(new),
                         // Signed out (or ended by back-channel logout) while
@@ -148,13 +148,13 @@ async fn refresh_once(
             }
             result
         }
-        _ => call_provider(app, session).await,
+        _ => call_provider(ctx, session).await,
     }
 }
 
 /// One refresh-token grant at the provider, and the session it yields.
-async fn call_provider(app: &App, session: &Session) -> Result<Session, RefreshFailure> {
-    let result = call_provider_once(app, session).await;
+async fn call_provider(ctx: &RefreshCtx<'_>, session: &Session) -> Result<Session, RefreshFailure> {
+    let result = call_provider_once(ctx, session).await;
     let label = match &result {
         Ok(_) => "refreshed",
         Err(RefreshFailure::Ended(_)) => "session_ended",
@@ -167,9 +167,14 @@ async fn call_provider(app: &App, session: &Session) -> Result<Session, RefreshF
     result
 }
 
-async fn call_provider_once(app: &App, session: &Session) -> Result<Session, RefreshFailure> {
-    let provider = app
-        .provider()
+async fn call_provider_once(
+    ctx: &RefreshCtx<'_>,
+    session: &Session,
+) -> Result<Session, RefreshFailure> {
+    let provider = ctx
+        .provider
+        .current
+        .clone()
         .ok_or_else(|| RefreshFailure::Unavailable("provider not discovered".into()))?;
     let rt = session.refresh_token.as_deref().unwrap_or_default();
     let started = Instant::now();
@@ -186,7 +191,8 @@ async fn call_provider_once(app: &App, session: &Session) -> Result<Session, Ref
     if let Some(id_token) = &tokens.id_token {
         // OIDC Core §12.2: validated like the first, for the same subject,
         // `auth_time` and (if repeated) `nonce`.
-        let claims = app
+        let claims = ctx
+            .provider
             .validator
             .validate(
                 id_token,
@@ -201,7 +207,7 @@ async fn call_provider_once(app: &App, session: &Session) -> Result<Session, Ref
             )
             .await
             .map_err(|e| RefreshFailure::Ended(e.to_string()))?;
-        super::profile::Profile::of(app, &claims).update(&mut new);
+        super::profile::Profile::of(&ctx.claims, &claims).update(&mut new);
         new.id_token = Some(id_token.clone());
         if claims.sid.is_some() {
             new.sid = claims.sid.clone();

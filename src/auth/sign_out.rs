@@ -4,11 +4,12 @@
 use http::header;
 use http::request::Parts;
 
-use crate::gateway::state::{request_cookies, App};
+use super::context::LoginCtx;
 use crate::pages::{self, Outcome, Rejection};
 use crate::session::store::Loaded;
 
-use super::handled::{append_cookies, param, query_pairs, Handled};
+use super::handled::{append_cookies, load_session, param, query_pairs, Handled};
+use crate::session::RequestCookies;
 
 /// Where a browser says a request comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,18 +42,18 @@ fn request_site(headers: &http::HeaderMap, own: &url::Url) -> Site {
 /// and every cookie), revoke its refresh token where the provider allows
 /// (RFC 7009), then end the provider session when it publishes an
 /// `end_session_endpoint`.
-pub async fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
+pub async fn sign_out(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Rejection> {
     let pairs = query_pairs(parts);
-    let rd = app.rules.redirects.or_root(param(&pairs, "rd"));
+    let rd = ctx.redirects.or_root(param(&pairs, "rd"));
     // A page on another site must not be able to sign the user out (CSRF,
     // security-cases D-8): a cross-site POST is refused; a GET that is not
     // shown to be same-origin asks first, with a button that POSTs from here.
     match (
         parts.method == http::Method::POST,
-        request_site(&parts.headers, app.rules.redirects.origin()),
+        request_site(&parts.headers, ctx.redirects.origin()),
     ) {
         (_, Site::Same) | (true, Site::Unknown) => {}
-        (false, Site::Unknown) if !app.config.session.confirm_sign_out => {}
+        (false, Site::Unknown) if !ctx.session.confirm_sign_out => {}
         (true, Site::Cross) => return Err(Rejection::CrossSite),
         (false, _) => {
             return Ok(Handled::new(
@@ -63,27 +64,27 @@ pub async fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
     }
     // With the store down the browser's cookies are still cleared: the
     // user asked to leave, and the record expires by itself.
-    let (session, cleared) = match app.load_session(&parts.headers).await {
+    let (session, cleared) = match load_session(ctx.sessions, &parts.headers).await {
         Ok(Loaded { session, handle }) => {
-            let cleared = match app.sessions.delete(&handle, session.as_ref()).await {
+            let cleared = match ctx.sessions.delete(&handle, session.as_ref()).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not delete the server-side session at sign-out");
-                    app.sessions.cookies.clear(&handle.present)
+                    ctx.sessions.cookies.clear(&handle.present)
                 }
             };
             (session, cleared)
         }
         Err(_) => {
-            let present = app
+            let present = ctx
                 .sessions
                 .cookies
-                .present(&request_cookies(&parts.headers));
-            (None, app.sessions.cookies.clear(&present))
+                .present(&RequestCookies::of(&parts.headers));
+            (None, ctx.sessions.cookies.clear(&present))
         }
     };
 
-    let provider = app.provider();
+    let provider = ctx.provider.current.clone();
     if let (Some(p), Some(rt)) = (
         &provider,
         session.as_ref().and_then(|s| s.refresh_token.as_deref()),
@@ -101,10 +102,10 @@ pub async fn sign_out(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
                 if let Some(hint) = session.as_ref().and_then(|s| s.id_token.as_deref()) {
                     q.append_pair("id_token_hint", hint);
                 }
-                q.append_pair("client_id", &app.config.provider.client_id)
+                q.append_pair("client_id", &ctx.provider.settings.client_id)
                     .append_pair(
                         "post_logout_redirect_uri",
-                        app.config.provider.post_logout_redirect_url.as_str(),
+                        ctx.provider.settings.post_logout_redirect_url.as_str(),
                     );
             }
             url.to_string()

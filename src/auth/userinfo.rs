@@ -3,15 +3,14 @@
 use http::request::Parts;
 use http::StatusCode;
 
-use crate::gateway::state::App;
 use crate::pages::{self, Outcome, Rejection};
+use crate::session::store::SessionStore;
 
-use super::handled::Handled;
+use super::handled::{load_session, Handled};
 
 /// `/oauth2/userinfo`: the session's identity as JSON (oauth2-proxy's shape).
-pub async fn userinfo(app: &App, parts: &Parts) -> Result<Handled, Rejection> {
-    let session = app
-        .load_session(&parts.headers)
+pub async fn userinfo(sessions: &SessionStore, parts: &Parts) -> Result<Handled, Rejection> {
+    let session = load_session(sessions, &parts.headers)
         .await?
         .session
         .ok_or(Rejection::Unauthenticated)?;

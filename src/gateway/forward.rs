@@ -131,7 +131,7 @@ impl App {
             return Handled::new(resp, Outcome::Unauthorized);
         }
         let return_to = self.rules.redirects.or_root(Some(target.as_str()));
-        match auth::login_redirect(self, return_to) {
+        match auth::login_redirect(&self.login_ctx(), return_to) {
             Ok(mut h) => {
                 auth::append_cookies(&mut h.response, clear);
                 h

@@ -25,7 +25,7 @@ impl App {
     ) -> Result<Principal, Failure> {
         if self.config.bearer.enabled() {
             if let Some(token) = bearer::token(headers) {
-                return match bearer::authenticate(self, token).await {
+                return match bearer::authenticate(&self.bearer_ctx(), token).await {
                     Ok(session) => Ok(Principal {
                         session,
                         set_cookies: Vec::new(),
@@ -72,7 +72,10 @@ impl App {
                 via: Via::Cookie,
             });
         }
-        match Refresher.refresh(self, &handle, &session).await {
+        match Refresher
+            .refresh(&self.refresh_ctx(), &handle, &session)
+            .await
+        {
             Ok(new) => {
                 // The Redis store saved the record under its lock; the
                 // cookie store hands every response the new cookie.

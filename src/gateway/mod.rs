@@ -26,7 +26,7 @@ use std::time::Instant;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-pub use state::{request_cookies, App, AppError, Pending};
+pub use state::{App, AppError, Pending};
 
 use crate::telemetry::{self, metrics::metrics};
 use crate::Body;

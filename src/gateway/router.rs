@@ -68,8 +68,9 @@ impl App {
         let get_like = parts.method == Method::GET || parts.method == Method::HEAD;
         let post = parts.method == Method::POST;
         let result = match parts.uri.path() {
-            "/oauth2/start" if get_like => auth::start(self, &parts),
-            "/oauth2/callback" if get_like => match auth::callback(self, &parts).await {
+            "/oauth2/start" if get_like => auth::start(&self.login_ctx(), &parts),
+            "/oauth2/callback" if get_like => match auth::callback(&self.login_ctx(), &parts).await
+            {
                 Ok(h) => Ok(h),
                 Err((rejection, clear)) => {
                     if let Rejection::LoginFailed(f) = &rejection {
@@ -82,10 +83,12 @@ impl App {
                     );
                 }
             },
-            "/oauth2/sign_out" if get_like || post => auth::sign_out(self, &parts).await,
-            "/oauth2/userinfo" if get_like => auth::userinfo(self, &parts).await,
+            "/oauth2/sign_out" if get_like || post => {
+                auth::sign_out(&self.login_ctx(), &parts).await
+            }
+            "/oauth2/userinfo" if get_like => auth::userinfo(&self.sessions, &parts).await,
             "/oauth2/backchannel_logout" if post => {
-                return auth::backchannel::logout(self, &parts, body).await;
+                return auth::backchannel::logout(&self.logout_ctx(), &parts, body).await;
             }
             "/oauth2/auth" => return self.forward_auth(&parts, peer, kind).await,
             "/oauth2/signed_out" if get_like => {

@@ -7,8 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use http::header;
-
+use crate::auth::context::{BearerCtx, ClaimMap, LoginCtx, LogoutCtx, ProviderCtx, RefreshCtx};
 use crate::auth::redirect::RedirectPolicy;
 use crate::auth::verdicts::Introspections;
 use crate::authz::Policy;
@@ -23,8 +22,7 @@ use crate::proxy::Upstream;
 use crate::session::login::LoginCookies;
 use crate::session::redis::RedisStore;
 use crate::session::store::{Backend, Loaded, SessionStore};
-use crate::session::{Codec, RequestCookies, SessionCookies};
-use crate::telemetry::metrics::metrics;
+use crate::session::{Codec, SessionCookies};
 
 /// Who may go where, compiled from `[authorization]`, `[routes]`,
 /// `upstream.case_insensitive_paths` and `server.allowed_redirect_domains`.
@@ -216,25 +214,65 @@ impl App {
 
     /// The session a request carries; an unreachable store is a 503.
     pub async fn load_session(&self, headers: &http::HeaderMap) -> Result<Loaded, Rejection> {
-        self.sessions
-            .load(&request_cookies(headers))
-            .await
-            .map_err(|e| {
-                metrics().store_errors.inc();
-                tracing::warn!(error = %e, "session store failed");
-                Rejection::SessionStoreUnavailable
-            })
+        crate::auth::handled::load_session(&self.sessions, headers).await
     }
 
-    /// The claims a session keeps (those rules and `[headers]` read).
-    pub fn stored_claims(
-        &self,
-        claims: &crate::oidc::IdTokenClaims,
-    ) -> serde_json::Map<String, serde_json::Value> {
-        self.claim_paths
-            .iter()
-            .filter_map(|p| Some((p.clone(), claims.claim_value(p)?)))
-            .collect()
+    /// The provider as handlers use it.
+    pub fn provider_ctx(&self) -> ProviderCtx<'_> {
+        ProviderCtx {
+            current: self.provider(),
+            settings: &self.config.provider,
+            validator: &self.validator,
+            http: &self.http,
+        }
+    }
+
+    /// What a session keeps of a set of claims.
+    pub fn claim_map(&self) -> ClaimMap<'_> {
+        ClaimMap {
+            groups_claim: &self.config.provider.groups_claim,
+            paths: &self.claim_paths,
+        }
+    }
+
+    /// What login, callback and sign-out borrow.
+    pub fn login_ctx(&self) -> LoginCtx<'_> {
+        LoginCtx {
+            provider: self.provider_ctx(),
+            claims: self.claim_map(),
+            redirects: &self.rules.redirects,
+            login_cookies: &self.login_cookies,
+            sessions: &self.sessions,
+            session: &self.config.session,
+        }
+    }
+
+    /// What back-channel logout borrows.
+    pub fn logout_ctx(&self) -> LogoutCtx<'_> {
+        LogoutCtx {
+            provider: self.provider_ctx(),
+            sessions: &self.sessions,
+            lifetime: self.config.session.lifetime,
+        }
+    }
+
+    /// What bearer-token authentication borrows.
+    pub fn bearer_ctx(&self) -> BearerCtx<'_> {
+        BearerCtx {
+            provider: self.provider_ctx(),
+            settings: &self.config.bearer,
+            claims: self.claim_map(),
+            verdicts: &self.introspections,
+        }
+    }
+
+    /// What a refresh borrows.
+    pub fn refresh_ctx(&self) -> RefreshCtx<'_> {
+        RefreshCtx {
+            provider: self.provider_ctx(),
+            sessions: &self.sessions,
+            claims: self.claim_map(),
+        }
     }
 }
 
@@ -243,14 +281,4 @@ impl App {
 pub struct Pending {
     pub discovery: bool,
     pub store: bool,
-}
-
-/// The cookies of a request.
-pub fn request_cookies(headers: &http::HeaderMap) -> RequestCookies<'_> {
-    RequestCookies::parse(
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .map(http::HeaderValue::as_bytes),
-    )
 }

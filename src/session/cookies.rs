@@ -50,6 +50,16 @@ impl<'a> RequestCookies<'a> {
         Self { pairs }
     }
 
+    /// The cookies of a request's `Cookie` headers.
+    pub fn of(headers: &'a http::HeaderMap) -> Self {
+        Self::parse(
+            headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(http::HeaderValue::as_bytes),
+        )
+    }
+
     /// The first value of a cookie.
     pub fn get(&self, name: &str) -> Option<&'a str> {
         self.pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)

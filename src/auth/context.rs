@@ -1,0 +1,81 @@
+//! The narrow state each handler borrows, never the whole application: the
+//! gateway builds these from what requests share (`gateway::state`) and
+//! passes each handler only its own.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::redirect::RedirectPolicy;
+use super::settings::BearerConfig;
+use super::verdicts::Introspections;
+use crate::oidc::settings::ProviderConfig;
+use crate::oidc::{IdTokenClaims, IdTokenValidator, Provider};
+use crate::session::login::LoginCookies;
+use crate::session::settings::SessionConfig;
+use crate::session::store::SessionStore;
+
+/// The identity provider as handlers use it.
+#[derive(Clone)]
+pub struct ProviderCtx<'a> {
+    /// What discovery found; `None` until it has succeeded.
+    pub current: Option<Arc<Provider>>,
+    pub settings: &'a ProviderConfig,
+    pub validator: &'a IdTokenValidator,
+    /// The client for provider calls.
+    pub http: &'a reqwest::Client,
+}
+
+/// What a session keeps of a set of claims.
+#[derive(Clone, Copy)]
+pub struct ClaimMap<'a> {
+    /// `provider.groups_claim`.
+    pub groups_claim: &'a str,
+    /// The claim paths rules and `[headers]` read.
+    pub paths: &'a BTreeSet<String>,
+}
+
+impl ClaimMap<'_> {
+    /// The claims a session keeps, by claim path.
+    pub fn stored(&self, claims: &IdTokenClaims) -> Map<String, Value> {
+        self.paths
+            .iter()
+            .filter_map(|p| Some((p.clone(), claims.claim_value(p)?)))
+            .collect()
+    }
+}
+
+/// Login, callback and sign-out: the browser-facing session endpoints.
+pub struct LoginCtx<'a> {
+    pub provider: ProviderCtx<'a>,
+    pub claims: ClaimMap<'a>,
+    pub redirects: &'a RedirectPolicy,
+    pub login_cookies: &'a LoginCookies,
+    pub sessions: &'a SessionStore,
+    pub session: &'a SessionConfig,
+}
+
+/// Back-channel logout.
+pub struct LogoutCtx<'a> {
+    pub provider: ProviderCtx<'a>,
+    pub sessions: &'a SessionStore,
+    /// `session.lifetime`: how long a logout must be remembered.
+    pub lifetime: Duration,
+}
+
+/// Bearer tokens from API clients.
+pub struct BearerCtx<'a> {
+    pub provider: ProviderCtx<'a>,
+    pub settings: &'a BearerConfig,
+    pub claims: ClaimMap<'a>,
+    pub verdicts: &'a Introspections,
+}
+
+/// Refreshing a session's access token.
+pub struct RefreshCtx<'a> {
+    pub provider: ProviderCtx<'a>,
+    pub sessions: &'a SessionStore,
+    pub claims: ClaimMap<'a>,
+}
