@@ -28,10 +28,10 @@ pub struct ProviderMetadata {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
-    #[error("cannot fetch {url}: {source}")]
-    Fetch { url: String, source: reqwest::Error },
-    #[error("{url} answered HTTP {status}")]
-    Status { url: String, status: u16 },
+    #[error(transparent)]
+    Get(#[from] super::FetchError),
+    #[error("`{0}` is not a URL")]
+    NotAUrl(String),
     #[error("{url} is not valid provider metadata: {source}")]
     Parse {
         url: String,
@@ -88,27 +88,8 @@ async fn fetch_once(
     issuer: &str,
 ) -> Result<ProviderMetadata, DiscoveryError> {
     let url = discovery_url(issuer);
-    let resp = http
-        .get(&url)
-        .header(http::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|source| DiscoveryError::Fetch {
-            url: url.clone(),
-            source,
-        })?;
-    if !resp.status().is_success() {
-        return Err(DiscoveryError::Status {
-            url,
-            status: resp.status().as_u16(),
-        });
-    }
-    let body = super::read_limited(resp)
-        .await
-        .map_err(|source| DiscoveryError::Fetch {
-            url: url.clone(),
-            source,
-        })?;
+    let parsed = url::Url::parse(&url).map_err(|_| DiscoveryError::NotAUrl(url.clone()))?;
+    let body = super::get_document(http, &parsed).await?;
     parse(issuer, &url, &body)
 }
 

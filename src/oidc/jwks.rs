@@ -24,10 +24,8 @@ pub const MAX_CANDIDATES: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
-    #[error("cannot fetch JWKS {url}: {source}")]
-    Fetch { url: String, source: reqwest::Error },
-    #[error("JWKS {url} answered HTTP {status}")]
-    Status { url: String, status: u16 },
+    #[error("JWKS: {0}")]
+    Get(#[from] super::FetchError),
     #[error("JWKS {url} is not a JSON key set: {source}")]
     Parse {
         url: String,
@@ -204,28 +202,7 @@ impl KeyCache {
 
     async fn fetch_once(&self) -> Result<(), JwksError> {
         let url = self.uri.to_string();
-        let resp = self
-            .http
-            .get(self.uri.clone())
-            .header(http::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|source| JwksError::Fetch {
-                url: url.clone(),
-                source,
-            })?;
-        if !resp.status().is_success() {
-            return Err(JwksError::Status {
-                url,
-                status: resp.status().as_u16(),
-            });
-        }
-        let body = super::read_limited(resp)
-            .await
-            .map_err(|source| JwksError::Fetch {
-                url: url.clone(),
-                source,
-            })?;
+        let body = super::get_document(&self.http, &self.uri).await?;
         let set = KeySet::parse(&body).map_err(|source| JwksError::Parse { url, source })?;
         tracing::debug!(keys = set.len(), "loaded provider signing keys");
         *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);

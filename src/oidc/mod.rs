@@ -89,6 +89,40 @@ pub fn http_client(
     b.build()
 }
 
+/// Why a provider document (discovery, JWKS) could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot fetch {url}: {source}")]
+    Fetch { url: String, source: reqwest::Error },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+}
+
+/// GETs a JSON document from the provider: its body, at most
+/// [`MAX_RESPONSE_BYTES`], when the answer is a success.
+pub(crate) async fn get_document(
+    http: &reqwest::Client,
+    url: &url::Url,
+) -> Result<Vec<u8>, FetchError> {
+    let fetch = |source| FetchError::Fetch {
+        url: url.to_string(),
+        source,
+    };
+    let resp = http
+        .get(url.clone())
+        .header(http::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(fetch)?;
+    if !resp.status().is_success() {
+        return Err(FetchError::Status {
+            url: url.to_string(),
+            status: resp.status().as_u16(),
+        });
+    }
+    read_limited(resp).await.map_err(fetch)
+}
+
 /// Largest provider response body read (discovery, JWKS, token, userinfo).
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
