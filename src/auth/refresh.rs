@@ -236,21 +236,11 @@ mod tests {
     fn session(exp: Option<i64>, rt: bool) -> Session {
         Session {
             sub: "a".into(),
-            email: None,
-            name: None,
-            preferred_username: None,
-            groups: vec![],
             access_token: "at".into(),
             access_expires_at: exp,
             refresh_token: rt.then(|| "rt".into()),
-            id_token: None,
-            sid: None,
-            email_verified: None,
-            claims: Default::default(),
-            issued_at: 0,
             expires_at: i64::MAX,
-            nonce: None,
-            auth_time: None,
+            ..Session::default()
         }
     }
 

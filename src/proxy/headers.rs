@@ -443,20 +443,13 @@ mod tests {
         Session {
             sub: "alice".into(),
             email: Some("alice@example.com".into()),
-            name: None,
             preferred_username: Some("alice".into()),
             groups: vec!["dev".into(), "ops".into()],
             access_token: "AT".into(),
-            access_expires_at: None,
             refresh_token: Some("RT".into()),
             id_token: Some("IDT".into()),
-            sid: None,
-            email_verified: None,
-            claims: Default::default(),
-            issued_at: 0,
             expires_at: i64::MAX,
-            nonce: None,
-            auth_time: None,
+            ..Session::default()
         }
     }
 
