@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::settings::UpstreamConfig;
+use crate::session::cookies::cookie_pairs;
 use crate::session::{Session, SessionCookies};
 
 /// Hop-by-hop headers, RFC 9110 §7.6.1, plus the legacy ones proxies still
@@ -360,19 +361,23 @@ fn add_identity(headers: &mut HeaderMap, s: &Session, config: &UpstreamConfig) {
 /// `Cookie` headers (HTTP/2 sends one per cookie, RFC 9113 §8.2.3) become
 /// one, joined with `; `, as an HTTP/1.1 upstream expects (RFC 6265 §5.4).
 pub fn strip_own_cookies(headers: &mut HeaderMap, cookies: &SessionCookies) {
-    let mut values = headers.get_all(header::COOKIE).iter();
-    match (values.next(), values.next()) {
-        (None, _) => return,
-        (Some(one), None) if !has_own_cookie(one.as_bytes(), cookies) => return,
-        _ => {}
-    }
     let mut kept: Vec<&[u8]> = Vec::new();
+    let (mut values, mut ours) = (0, false);
     for v in headers.get_all(header::COOKIE) {
-        for pair in v.as_bytes().split(|&b| b == b';').map(<[u8]>::trim_ascii) {
-            if !pair.is_empty() && !is_own_pair(pair, cookies) {
+        values += 1;
+        for pair in cookie_pairs(v.as_bytes()).map(<[u8]>::trim_ascii) {
+            if pair.is_empty() {
+                continue;
+            }
+            if is_own_pair(pair, cookies) {
+                ours = true;
+            } else {
                 kept.push(pair);
             }
         }
+    }
+    if values == 0 || (values == 1 && !ours) {
+        return;
     }
     // Each pair came from a valid header value, and so does "; ".
     let joined = HeaderValue::from_bytes(&kept.join(&b"; "[..])).ok();
@@ -380,12 +385,6 @@ pub fn strip_own_cookies(headers: &mut HeaderMap, cookies: &SessionCookies) {
     if let Some(v) = joined.filter(|v| !v.is_empty()) {
         headers.insert(header::COOKIE, v);
     }
-}
-
-fn has_own_cookie(value: &[u8], cookies: &SessionCookies) -> bool {
-    value
-        .split(|&b| b == b';')
-        .any(|pair| is_own_pair(pair.trim_ascii(), cookies))
 }
 
 /// Whether `name=value` (trimmed) names one of tollgate's cookies. A name

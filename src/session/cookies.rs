@@ -36,7 +36,7 @@ impl<'a> RequestCookies<'a> {
     pub fn parse<I: IntoIterator<Item = &'a [u8]>>(headers: I) -> Self {
         let mut pairs = Vec::new();
         for h in headers {
-            for pair in h.split(|&b| b == b';') {
+            for pair in cookie_pairs(h) {
                 let Ok(pair) = std::str::from_utf8(pair) else {
                     continue;
                 };
@@ -72,6 +72,38 @@ impl<'a> RequestCookies<'a> {
     /// Every `(name, value)`, in request order.
     pub fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
         self.pairs.iter().copied()
+    }
+}
+
+/// The `;`-separated pairs of one `Cookie` header value, untrimmed. A value
+/// that is UTF-8 (nearly all) is split as text, which searches for `;` a
+/// word at a time; any other is split byte by byte, so one non-UTF-8 pair
+/// never hides the others.
+pub fn cookie_pairs(value: &[u8]) -> CookiePairs<'_> {
+    match std::str::from_utf8(value) {
+        Ok(text) => CookiePairs::Text(text.split(';')),
+        Err(_) => CookiePairs::Bytes(value.split(is_semicolon)),
+    }
+}
+
+fn is_semicolon(b: &u8) -> bool {
+    *b == b';'
+}
+
+/// See [`cookie_pairs`].
+pub enum CookiePairs<'a> {
+    Text(std::str::Split<'a, char>),
+    Bytes(std::slice::Split<'a, u8, fn(&u8) -> bool>),
+}
+
+impl<'a> Iterator for CookiePairs<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            CookiePairs::Text(s) => s.next().map(str::as_bytes),
+            CookiePairs::Bytes(b) => b.next(),
+        }
     }
 }
 
