@@ -66,7 +66,7 @@ pub async fn sign_out(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Reje
     // user asked to leave, and the record expires by itself.
     let (session, cleared) = match load_session(ctx.sessions, &parts.headers).await {
         Ok(Loaded { session, handle }) => {
-            let cleared = match ctx.sessions.delete(&handle, session.as_ref()).await {
+            let cleared = match ctx.sessions.delete(&handle, session.as_deref()).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not delete the server-side session at sign-out");

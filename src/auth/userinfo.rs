@@ -23,6 +23,6 @@ pub async fn userinfo(sessions: &SessionStore, parts: &Parts) -> Result<Handled,
     Ok(Handled {
         response: pages::json(StatusCode::OK, &body),
         outcome: Outcome::Userinfo,
-        user: Some(session.sub),
+        user: Some(session.sub.clone()),
     })
 }

@@ -57,7 +57,7 @@ impl App {
             set_cookies,
             via,
         } = principal;
-        let user = Some(session.sub);
+        let user = Some(session.sub.clone());
         match self.upstream.forward(req, &target, upgrade).await {
             Ok(mut resp) => {
                 auth::append_cookies(&mut resp, set_cookies);

@@ -106,7 +106,7 @@ impl App {
         Handled {
             response: resp,
             outcome: Outcome::AuthAllowed,
-            user: Some(principal.session.sub),
+            user: Some(principal.session.sub.clone()),
         }
     }
 }

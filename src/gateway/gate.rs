@@ -2,6 +2,8 @@
 //! refreshed when due, becomes a [`Principal`]; otherwise the login
 //! redirect or 401. Then the authorization rules' verdict.
 
+use std::sync::Arc;
+
 use http::Method;
 
 use super::App;
@@ -27,7 +29,7 @@ impl App {
             if let Some(token) = bearer::token(headers) {
                 return match bearer::authenticate(&self.bearer_ctx(), token).await {
                     Ok(session) => Ok(Principal {
-                        session,
+                        session: Arc::new(session),
                         set_cookies: Vec::new(),
                         via: Via::Bearer,
                     }),
@@ -85,7 +87,7 @@ impl App {
                     self.save_quietly(&new, &handle).await
                 };
                 Ok(Principal {
-                    session: new,
+                    session: Arc::new(new),
                     set_cookies,
                     via: Via::Cookie,
                 })
@@ -94,7 +96,7 @@ impl App {
                 tracing::info!(target: "tollgate::audit", event = "session_ended", user = %session.sub, reason = %reason, "refresh refused; session ended");
                 let clear = self
                     .sessions
-                    .delete(&handle, Some(&session))
+                    .delete(&handle, Some(&*session))
                     .await
                     .unwrap_or_else(|_| self.sessions.cookies.clear(&handle.present));
                 Err(Failure::Login { clear })
@@ -113,7 +115,7 @@ impl App {
                 Err(Failure::Respond(Handled {
                     response: Rejection::RefreshUnavailable.respond(kind),
                     outcome: Outcome::Error,
-                    user: Some(session.sub),
+                    user: Some(session.sub.clone()),
                 }))
             }
         }
@@ -184,7 +186,9 @@ impl App {
 
 /// An authenticated requester.
 pub struct Principal {
-    pub session: Session,
+    /// Shared with the opened-session cache (cookie store): no copy per
+    /// request.
+    pub session: Arc<Session>,
     /// Cookies to set on the response (a refreshed or re-sealed session).
     pub set_cookies: Vec<String>,
     pub via: Via,

@@ -115,7 +115,8 @@ pub struct TooLarge(pub usize);
 /// What reading the session cookie found.
 #[derive(Debug, Default)]
 pub struct Found {
-    pub session: Option<Session>,
+    /// Shared with the opened-session cache: a request costs no copy.
+    pub session: Option<Arc<Session>>,
     /// Opened with a previous key: write it again with the current one.
     pub reseal: bool,
     /// Names of our session cookies present in the request (for clearing).
@@ -153,7 +154,7 @@ struct CacheInner {
 }
 
 struct Cached {
-    session: Session,
+    session: Arc<Session>,
     stale_key: bool,
     /// Plaintext size: what the entry costs in memory, roughly.
     bytes: usize,
@@ -320,7 +321,7 @@ impl SessionCookies {
                 .open(&self.name, &sealed)
                 .and_then(|o| {
                     Some(Arc::new(Cached {
-                        session: serde_json::from_str::<Session>(&o.plaintext).ok()?,
+                        session: Arc::new(serde_json::from_str::<Session>(&o.plaintext).ok()?),
                         stale_key: o.stale_key,
                         bytes: o.plaintext.len(),
                     }))
@@ -524,7 +525,7 @@ mod tests {
             Some(session(1)).map(|mut s| {
                 s.issued_at = found.session.as_ref().map(|f| f.issued_at).unwrap_or(0);
                 s.expires_at = found.session.as_ref().map(|f| f.expires_at).unwrap_or(0);
-                s
+                Arc::new(s)
             })
         );
     }

@@ -4,6 +4,8 @@
 
 use super::cookies::{Found, RequestCookies, SessionCookies, TooLarge};
 use super::redis::{RedisError, RedisStore, Ticket};
+use std::sync::Arc;
+
 use super::{Codec, Session};
 
 /// How a loaded session is tied to the request, so it can be saved back or
@@ -21,7 +23,8 @@ pub struct Handle {
 /// A request's session (or none) and its handle.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    pub session: Option<Session>,
+    /// Shared with the cookie store's opened-session cache.
+    pub session: Option<Arc<Session>>,
     pub handle: Handle,
 }
 
@@ -85,7 +88,7 @@ impl SessionStore {
                         },
                     });
                 };
-                let session = redis.get(&ticket).await?;
+                let session = redis.get(&ticket).await?.map(Arc::new);
                 Ok(Loaded {
                     session,
                     handle: Handle {
