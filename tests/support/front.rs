@@ -119,8 +119,12 @@ http://127.0.0.1:{port} {{
     }
 
     async fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Self {
+        use std::os::unix::process::CommandExt;
         let output = Output::default();
+        // A group of its own, so that ending it ends nginx's workers too
+        // (killing only the master orphans them).
         let mut child = cmd
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -157,6 +161,10 @@ http://127.0.0.1:{port} {{
 
 impl Drop for Front {
     fn drop(&mut self) {
+        // The whole process group: the master and its workers.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
