@@ -133,12 +133,18 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Self {
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut children = Vec::new();
-        let mut dirs = Vec::new();
-        for p in &ports {
+        // Built first, so that a failure below still ends every node (Drop).
+        let mut cluster = Cluster {
+            children: Vec::new(),
+            ports: (0..3).map(|_| free_port()).collect(),
+            _dirs: Vec::new(),
+        };
+        for p in cluster.ports.clone() {
+            // The cluster bus is a port of its own (default: port + 10000,
+            // which free_port does not reserve and may be in use).
+            let bus = free_port();
             let dir = tempfile::tempdir().expect("tempdir");
-            children.push(
+            cluster.children.push(
                 Command::new("redis-server")
                     .args([
                         "--bind",
@@ -154,6 +160,7 @@ impl Cluster {
                         "--cluster-config-file",
                         "nodes.conf",
                     ])
+                    .args(["--cluster-port", &bus.to_string()])
                     .arg("--dir")
                     .arg(dir.path())
                     .stdout(Stdio::null())
@@ -161,11 +168,14 @@ impl Cluster {
                     .spawn()
                     .expect("start redis-server"),
             );
-            dirs.push(dir);
+            cluster._dirs.push(dir);
         }
-        for p in &ports {
+        for (i, p) in cluster.ports.clone().into_iter().enumerate() {
             let start = Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", *p)).is_err() {
+            while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+                if let Ok(Some(status)) = cluster.children[i].try_wait() {
+                    panic!("cluster node on port {p} exited with {status}");
+                }
                 assert!(
                     start.elapsed() < Duration::from_secs(30),
                     "cluster node did not start"
@@ -173,7 +183,17 @@ impl Cluster {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        cluster.form().await;
+        cluster
+    }
+
+    /// Joins the nodes into one cluster and waits until it says ok.
+    async fn form(&self) {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         let status = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
@@ -186,7 +206,7 @@ impl Cluster {
         assert!(status.success(), "cluster create failed");
         let start = Instant::now();
         loop {
-            let ok = ports.iter().all(|p| {
+            let ok = self.ports.iter().all(|p| {
                 Command::new("redis-cli")
                     .args(["-p", &p.to_string(), "cluster", "info"])
                     .output()
@@ -201,11 +221,6 @@ impl Cluster {
                 "cluster never became ok"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self {
-            children,
-            ports,
-            _dirs: dirs,
         }
     }
 
