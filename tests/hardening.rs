@@ -821,3 +821,25 @@ async fn a_host_prefixed_cookie_name_logs_in_and_out() {
     );
     assert_eq!(b.get(&tollgate.url("/x")).await.status, 302);
 }
+
+/// The keep-alive limit must not spoil a WebSocket upgrade: a 101 that is
+/// a connection's last allowed request keeps its `Connection: upgrade`.
+#[tokio::test]
+async fn an_upgrade_at_the_request_limit_still_upgrades() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (_op, _upstream, tollgate) = evil_world::start_with(
+        "",
+        "[[routes.public]]\npath = \"/ws\"\n",
+        "",
+        "max_requests_per_connection = 1",
+    )
+    .await;
+    let url = format!("ws://127.0.0.1:{}/ws", tollgate.port);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("the upgrade on a connection's only request");
+    ws.send(Message::text("ping")).await.expect("send");
+    let echo = ws.next().await.expect("an answer").expect("a message");
+    assert_eq!(echo.into_text().expect("text").as_str(), "ping");
+}

@@ -226,9 +226,12 @@ impl Connection {
             let in_flight = counted.begin(http2);
             async move {
                 let mut resp = app.handle(req, peer).await;
-                if in_flight.is_last() && !http2 {
+                let upgrading = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+                if in_flight.is_last() && !http2 && !upgrading {
                     // The keep-alive limit, said the way HTTP/1.1 clients
                     // expect (RFC 9112 §9.6): this response is the last.
+                    // (A 101 hands the connection over instead, and its
+                    // `Connection: upgrade` must stand.)
                     resp.headers_mut().insert(
                         http::header::CONNECTION,
                         http::HeaderValue::from_static("close"),
@@ -242,21 +245,21 @@ impl Connection {
             .serve_connection_with_upgrades(TokioIo::new(stream), svc);
         tokio::pin!(served);
         let mut draining = self.draining.clone();
+        // `None`: the server is shutting down.
         let why = tokio::select! {
             result = &mut served => return log_end(peer, result),
-            close = conn::watch(state, self.limits) => format!("{close:?}"),
-            _ = draining.wait_for(|d| *d) => "shutdown".to_string(),
+            close = conn::watch(state, self.limits) => Some(close),
+            _ = draining.wait_for(|d| *d) => None,
         };
-        tracing::debug!(%peer, reason = %why, "closing connection");
+        tracing::debug!(%peer, reason = ?why, "closing connection");
         served.as_mut().graceful_shutdown();
-        // At shutdown the server-wide grace period bounds the wait.
-        let result = if why == "shutdown" {
-            served.await
-        } else {
-            match tokio::time::timeout(conn::CLOSE_GRACE, served).await {
+        let result = match why {
+            // At shutdown the server-wide grace period bounds the wait.
+            None => served.await,
+            Some(_) => match tokio::time::timeout(conn::CLOSE_GRACE, served).await {
                 Ok(result) => result,
                 Err(_) => return,
-            }
+            },
         };
         log_end(peer, result);
     }
