@@ -283,15 +283,18 @@ pub fn prepare_request(
 /// quoted, §6), `host` (quoted: it may hold `:`), `proto`. A host that
 /// cannot be a quoted-string is left out.
 fn forwarded_element(peer: IpAddr, host: Option<&HeaderValue>, proto: &HeaderValue) -> String {
-    let mut out = match peer {
-        IpAddr::V4(v4) => format!("for={v4}"),
-        IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(96);
+    // Writing to a String cannot fail.
+    let _ = match peer {
+        IpAddr::V4(v4) => write!(out, "for={v4}"),
+        IpAddr::V6(v6) => write!(out, "for=\"[{v6}]\""),
     };
     let host = host
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && !h.contains(['"', '\\']));
     if let Some(h) = host {
-        out.push_str(&format!(";host=\"{h}\""));
+        let _ = write!(out, ";host=\"{h}\"");
     }
     if let Ok(p) = proto.to_str() {
         if p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https") {
