@@ -117,14 +117,19 @@ impl App {
 fn untrusted_forward_auth(peer: SocketAddr, trusted: bool) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     metrics().forward_auth_untrusted.inc();
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            %peer,
-            trusted,
-            "forward-auth request without a trusted X-Forwarded-Uri/X-Original-URI: public routes \
-             are not consulted and rules allow only users they allow on every path; add the \
-             ingress to server.trusted_proxies (further cases are counted in \
-             tollgate_forward_auth_untrusted_total)"
-        );
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
     }
+    let fix = if trusted {
+        "have the proxy send X-Forwarded-Uri (or X-Original-URI)"
+    } else {
+        "add the ingress to server.trusted_proxies"
+    };
+    tracing::warn!(
+        %peer,
+        trusted,
+        "forward-auth request without a trusted X-Forwarded-Uri/X-Original-URI: public routes \
+         are not consulted and rules allow only users they allow on every path; {fix} \
+         (further cases are counted in tollgate_forward_auth_untrusted_total)"
+    );
 }
