@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validates everything under deploy/ without a cluster and without Docker:
 #
-#   1. renders the kustomizations (deploy/kubernetes, base, forward-auth) with
+#   1. renders the kustomizations (deploy/kubernetes, base, forward-auth,
+#      workload-identity) with
 #      kustomize (`kubectl kustomize`, or `kustomize`, or one built with
 #      `go install` from the Go module proxy);
 #   2. lints (strict) and renders the Helm chart with each deploy/helm/tollgate/ci/*-values.yaml
@@ -124,6 +125,7 @@ render_kustomize() {  # dir label
 render_kustomize deploy/kubernetes root
 render_kustomize deploy/kubernetes/base base
 render_kustomize deploy/kubernetes/forward-auth forward-auth
+render_kustomize deploy/kubernetes/workload-identity workload-identity
 
 CHART=$ROOT/deploy/helm/tollgate
 # Lint and render with Helm's engine. Lists each render in $WORK/helm.list
@@ -387,6 +389,26 @@ def check_render(label, path, secrets_from, external):
                 value = {"secret_file": base64.b64encode(os.urandom(32)).decode(),
                          "password_file": "ci-redis-password"}.get(key, "ci-client-secret")
             files[f"{section}.{key}"] = value
+        # client_assertion_file: a projected service-account token of the
+        # pod's own (non-default) service account, for an explicit audience.
+        fpath = cfg.get("provider", {}).get("client_assertion_file")
+        if fpath:
+            tdir, tkey = os.path.split(fpath)
+            tm = mounts.get(tdir)
+            vol = volumes.get(tm["name"], {}) if tm else {}
+            sat = [s["serviceAccountToken"] for s in (vol.get("projected") or {}).get("sources", [])
+                   if "serviceAccountToken" in s and s["serviceAccountToken"].get("path") == tkey]
+            sa = pod.get("serviceAccountName", "default")
+            if not sat:
+                err(where, f"provider.client_assertion_file = {fpath} is not a serviceAccountToken of a mounted projected volume")
+            elif not sat[0].get("audience"):
+                err(where, "the projected token of provider.client_assertion_file has no audience (it would be one the API server accepts)")
+            elif not tm.get("readOnly"):
+                err(where, "the projected token of provider.client_assertion_file is not mounted readOnly")
+            elif sa == "default" or sa not in by_kind.get("ServiceAccount", {}):
+                err(where, f"serviceAccountName {sa} is not a ServiceAccount of the render (never `default`)")
+            # check-config only needs the file to exist; the payload is a JWT shape.
+            files["provider.client_assertion_file"] = "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjR9.c2ln"
         if tollgate:
             check_config(where, text, c.get("env", []), files)
             # The example Secrets hold placeholders that must stop tollgate.

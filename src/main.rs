@@ -1,5 +1,6 @@
 //! The `tollgate` binary: CLI, logging, runtime, signals, exit codes.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,6 +30,16 @@ enum Command {
     CheckConfig,
     /// Print a fresh random 32-byte key, base64, for `session.secret`.
     GenerateSecret,
+    /// Write a fresh private key for `client_auth = "private_key_jwt"` and
+    /// print its public JWK Set (to register at the provider).
+    GenerateKey {
+        /// ES256, ES384, EdDSA, RS256 or PS256 (RSA keys are 2048-bit).
+        #[arg(long, default_value = "ES256")]
+        algorithm: String,
+        /// Where the PEM private key goes (created with mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn config_path(cli: &Cli, env: &[(String, String)]) -> ConfigPath {
@@ -57,6 +68,18 @@ fn main() -> ExitCode {
             println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
             ExitCode::SUCCESS
         }
+        Some(Command::GenerateKey { algorithm, out }) => match generate_key(&algorithm, &out) {
+            Ok(jwks) => {
+                eprintln!("tollgate: wrote the private key to {}; register this public key set at the provider (or point it at /oauth2/client_jwks):", out.display());
+                // A closed pipe (`| head`) is not a failure: the key is written.
+                let _ = writeln!(std::io::stdout(), "{jwks}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tollgate: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::CheckConfig) => {
             let env = config::process_env();
             match config::load(&config_path(&cli, &env), &env) {
@@ -93,6 +116,48 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Writes a new key to `out` (never over an existing file) and returns its
+/// public JWK Set.
+fn generate_key(algorithm: &str, out: &std::path::Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use tollgate::oidc::client_auth::{generate_pem, ClientKeys};
+    use tollgate::oidc::settings::ClientKeyConfig;
+    let alg: jsonwebtoken::Algorithm = algorithm
+        .parse()
+        .ok()
+        .filter(|a| {
+            !matches!(
+                a,
+                jsonwebtoken::Algorithm::HS256
+                    | jsonwebtoken::Algorithm::HS384
+                    | jsonwebtoken::Algorithm::HS512
+            )
+        })
+        .with_context(|| {
+            format!("`{algorithm}` is not one of ES256, ES384, EdDSA, RS256/384/512, PS256/384/512")
+        })?;
+    let pem = generate_pem(alg)?;
+    let keys = ClientKeys::load(
+        &ClientKeyConfig {
+            file: out.display().to_string(),
+            pem: tollgate::secret::Secret::new(pem.clone().into_bytes()),
+            algorithm: Some(alg),
+            kid: None,
+            certificate: None,
+        },
+        &[],
+    )?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    file.write_all(pem.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(serde_json::to_string_pretty(&keys.jwks())?)
 }
 
 fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyhow::Result<()> {

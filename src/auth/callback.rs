@@ -137,6 +137,10 @@ async fn redeem(
             TokenError::Refused { error, .. } if error == "invalid_client" => {
                 LoginFailure::ClientAuth
             }
+            TokenError::Credential(e) => {
+                tracing::error!(error = %e, "tollgate cannot authenticate itself to the provider");
+                LoginFailure::ClientAuth
+            }
             TokenError::Refused { error, .. } => LoginFailure::CodeRefused(error),
             TokenError::Invalid(why) => LoginFailure::TokenResponse(why),
             other => {
@@ -146,9 +150,12 @@ async fn redeem(
         })?;
     let mut provider_time = waited.elapsed();
     let id_token = tokens.id_token.as_deref().ok_or(LoginFailure::NoIdToken)?;
+    let options = &ctx.provider.settings.login;
     let expect = Expect {
         nonce: Some(&login.nonce),
         access_token: Some(&tokens.access_token),
+        max_auth_age: options.max_age,
+        acr_values: &options.acr_values,
         ..Expect::default()
     };
     let claims = ctx

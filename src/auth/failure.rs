@@ -28,9 +28,11 @@ pub enum LoginFailure {
     CodeRefused(String),
     #[error("the identity provider's token endpoint could not be used")]
     TokenEndpoint,
+    #[error("the identity provider did not take the pushed authorization request (RFC 9126)")]
+    Pushed,
     #[error("the token response is not acceptable: {0}")]
     TokenResponse(String),
-    #[error("the identity provider refused tollgate's client credentials (`invalid_client`): check `provider.client_id`, `provider.client_secret` and `provider.client_auth` (RFC 6749 §2.3.1 form-encodes the id and secret inside HTTP Basic; a provider that does not decode them needs `client_auth = \"client_secret_post\"`)")]
+    #[error("the identity provider refused tollgate's client credentials (`invalid_client`): check `provider.client_id`, `provider.client_auth` and its credential (secret, key or assertion file); with client_secret_basic, RFC 6749 §2.3.1 form-encodes the id and secret inside HTTP Basic; a provider that does not decode them needs `client_auth = \"client_secret_post\"`)")]
     ClientAuth,
     #[error("the token response has no ID token")]
     NoIdToken,
@@ -47,7 +49,9 @@ pub enum LoginFailure {
 impl LoginFailure {
     pub fn status(&self) -> StatusCode {
         match self {
-            LoginFailure::TokenEndpoint | LoginFailure::ClientAuth => StatusCode::BAD_GATEWAY,
+            LoginFailure::TokenEndpoint | LoginFailure::ClientAuth | LoginFailure::Pushed => {
+                StatusCode::BAD_GATEWAY
+            }
             LoginFailure::UserInfo => StatusCode::BAD_GATEWAY,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -73,7 +77,7 @@ impl LoginFailure {
             LoginFailure::CodeRefused(_) => {
                 "The identity provider refused to complete this sign-in (it may have been used already). Please sign in again."
             }
-            LoginFailure::TokenEndpoint | LoginFailure::UserInfo => {
+            LoginFailure::TokenEndpoint | LoginFailure::UserInfo | LoginFailure::Pushed => {
                 "The identity provider could not be reached to complete the sign-in. Please try again in a moment."
             }
             LoginFailure::ClientAuth => {
@@ -106,6 +110,7 @@ impl LoginFailure {
             LoginFailure::MissingCode => "code_missing",
             LoginFailure::CodeRefused(_) => "code_refused",
             LoginFailure::TokenEndpoint => "token_endpoint",
+            LoginFailure::Pushed => "pushed_authorization",
             LoginFailure::TokenResponse(_) => "token_response_invalid",
             LoginFailure::ClientAuth => "client_auth",
             LoginFailure::NoIdToken => "id_token_missing",

@@ -5,6 +5,7 @@
 use http::request::Parts;
 
 use super::context::LoginCtx;
+use super::failure::LoginFailure;
 use crate::oidc::pkce::Pkce;
 use crate::oidc::random_token;
 use crate::pages::{self, Outcome, Rejection};
@@ -12,16 +13,60 @@ use crate::session::LoginState;
 
 use super::handled::{append_cookies, param, query_pairs, Handled};
 
-/// `/oauth2/start?rd=/path`: begin a login explicitly.
-pub fn start(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Rejection> {
+/// What a login link may pass on to the provider (OIDC Core §3.1.2.1).
+#[derive(Debug, Default)]
+pub struct Hints {
+    pub login_hint: Option<String>,
+    pub ui_locales: Option<String>,
+}
+
+impl Hints {
+    /// `login_hint` (at most 256 characters, no control characters) and
+    /// `ui_locales` (at most 8 language tags of letters, digits and `-`)
+    /// from `/oauth2/start`; anything else is a 400.
+    fn from_query(pairs: &[(String, String)]) -> Result<Self, Rejection> {
+        let login_hint = param(pairs, "login_hint").map(str::to_string);
+        if login_hint.as_deref().is_some_and(|h| {
+            h.is_empty() || h.chars().count() > 256 || h.chars().any(char::is_control)
+        }) {
+            return Err(Rejection::BadParameter("login_hint"));
+        }
+        let ui_locales = param(pairs, "ui_locales").map(str::to_string);
+        let tag_ok = |t: &str| {
+            (1..=35).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if ui_locales
+            .as_deref()
+            .is_some_and(|l| l.split(' ').count() > 8 || !l.split(' ').all(tag_ok))
+        {
+            return Err(Rejection::BadParameter("ui_locales"));
+        }
+        Ok(Self {
+            login_hint,
+            ui_locales,
+        })
+    }
+}
+
+/// `/oauth2/start?rd=/path`: begin a login explicitly, with an optional
+/// `login_hint` and `ui_locales` for the provider.
+pub async fn start(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Rejection> {
     let pairs = query_pairs(parts);
     let rd = ctx.redirects.or_root(param(&pairs, "rd"));
-    login_redirect(ctx, rd)
+    let hints = Hints::from_query(&pairs)?;
+    login_redirect(ctx, rd, &hints).await
 }
 
 /// The 302 to the provider's authorization endpoint, with a fresh state,
 /// nonce and PKCE challenge, and the login cookie that remembers them.
-pub fn login_redirect(ctx: &LoginCtx<'_>, return_to: String) -> Result<Handled, Rejection> {
+/// With pushed authorization requests (RFC 9126) the parameters go to the
+/// provider first and the browser carries only `client_id` and
+/// `request_uri`.
+pub async fn login_redirect(
+    ctx: &LoginCtx<'_>,
+    return_to: String,
+    hints: &Hints,
+) -> Result<Handled, Rejection> {
     let provider = ctx
         .provider
         .current
@@ -31,19 +76,47 @@ pub fn login_redirect(ctx: &LoginCtx<'_>, return_to: String) -> Result<Handled, 
     let state = random_token(32);
     let nonce = random_token(32);
     let pkce = cfg.pkce.then(Pkce::generate);
-
+    let scope = cfg.scopes.join(" ");
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", cfg.client_id.as_str()),
+        ("redirect_uri", cfg.redirect_url.as_str()),
+        ("scope", scope.as_str()),
+        ("state", state.as_str()),
+        ("nonce", nonce.as_str()),
+    ];
+    if let Some(p) = &pkce {
+        params.push(("code_challenge", p.challenge.as_str()));
+        params.push(("code_challenge_method", "S256"));
+    }
+    let options = &cfg.login;
+    let max_age = options.max_age.map(|m| m.as_secs().to_string());
+    let acr_values = options.acr_values.join(" ");
+    let optional = [
+        ("prompt", options.prompt.as_deref()),
+        ("max_age", max_age.as_deref()),
+        (
+            "acr_values",
+            Some(acr_values.as_str()).filter(|a| !a.is_empty()),
+        ),
+        ("login_hint", hints.login_hint.as_deref()),
+        ("ui_locales", hints.ui_locales.as_deref()),
+    ];
+    params.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
+    params.extend(options.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut url = provider.metadata.authorization_endpoint.clone();
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", &cfg.client_id)
-            .append_pair("redirect_uri", cfg.redirect_url.as_str())
-            .append_pair("scope", &cfg.scopes.join(" "))
-            .append_pair("state", &state)
-            .append_pair("nonce", &nonce);
-        if let Some(p) = &pkce {
-            q.append_pair("code_challenge", &p.challenge)
-                .append_pair("code_challenge_method", "S256");
+    match &provider.push_endpoint {
+        Some(endpoint) => {
+            let pushed = provider.tokens.push(endpoint, params).await.map_err(|e| {
+                tracing::warn!(error = %e, "pushed authorization request failed");
+                Rejection::LoginFailed(LoginFailure::Pushed)
+            })?;
+            url.query_pairs_mut()
+                .append_pair("client_id", &cfg.client_id)
+                .append_pair("request_uri", &pushed.request_uri);
+        }
+        None => {
+            url.query_pairs_mut().extend_pairs(params);
         }
     }
     let login = LoginState::new(state, nonce, pkce.map(|p| p.verifier), return_to);

@@ -22,6 +22,6 @@ pub mod verdicts;
 pub use callback::callback;
 pub use failure::LoginFailure;
 pub use handled::{append_cookies, rescue, Handled};
-pub use login::{login_redirect, start};
+pub use login::{login_redirect, start, Hints};
 pub use sign_out::sign_out;
 pub use userinfo::userinfo;

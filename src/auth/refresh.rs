@@ -203,6 +203,8 @@ async fn call_provider_once(
                     auth_time: session.auth_time,
                     original_nonce: session.nonce.as_deref(),
                     access_token: Some(&tokens.access_token),
+                    // Checked at login; a refresh repeats `auth_time`.
+                    ..Expect::default()
                 },
             )
             .await

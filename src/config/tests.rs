@@ -403,3 +403,68 @@ fn cookie_prefixes_are_held_to_what_browsers_accept() {
     let (_dir, path) = write(&text);
     assert!(load(&path, &[]).is_ok(), "the defaults suit __Host-");
 }
+
+#[test]
+fn login_options_are_checked_and_cannot_replace_tollgate_s_own_parameters() {
+    let text = minimal().replace(
+        "[session]",
+        "prompt = \"none login\"\nmax_age = \"soon\"\nacr_values = [\"a b\"]\nextra_authorize_params = { state = \"x\", display = \"page\" }\n[session]",
+    );
+    let (_d, path) = write(&text);
+    let keys: Vec<String> = errors(load(&path, &[]))
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    for key in [
+        "provider.prompt",
+        "provider.max_age",
+        "provider.acr_values[0]",
+        "provider.extra_authorize_params.state",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} not refused: {keys:?}");
+    }
+    assert!(!keys
+        .iter()
+        .any(|k| k == "provider.extra_authorize_params.display"));
+    let text = minimal().replace(
+        "[session]",
+        "prompt = \"login consent\"\nmax_age = \"1h\"\n[session]",
+    );
+    let (_d, path) = write(&text);
+    let (config, _) = load(&path, &[]).expect("valid");
+    assert_eq!(
+        config.provider.login.max_age,
+        Some(std::time::Duration::from_secs(3600))
+    );
+}
+
+#[test]
+fn key_settings_are_refused_with_methods_that_do_not_use_them() {
+    let text = minimal().replace(
+        "[session]",
+        "client_key_algorithm = \"ES256\"\nclient_extra_key_files = [\"k.pem\"]\n[session]",
+    );
+    let (_d, path) = write(&text);
+    let keys: Vec<String> = errors(load(&path, &[]))
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert!(
+        keys.contains(&"provider.client_key_algorithm".to_string()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&"provider.client_extra_key_files".to_string()),
+        "{keys:?}"
+    );
+    // client_secret_jwt signs HS256: the secret must be 32 bytes or more.
+    let text = minimal().replace(
+        "[session]",
+        "client_auth = \"client_secret_jwt\"\n[session]",
+    );
+    let (_d, path) = write(&text);
+    let errs = errors(load(&path, &[]));
+    assert!(errs
+        .iter()
+        .any(|e| e.key == "provider.client_secret" && e.message.contains("at least 32")));
+}

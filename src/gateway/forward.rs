@@ -46,7 +46,9 @@ impl App {
         let principal = match self.authenticate(req.headers(), kind).await {
             Ok(p) => p,
             Err(Failure::Respond(h)) => return h,
-            Err(Failure::Login { clear }) => return self.unauthenticated(&target, kind, clear),
+            Err(Failure::Login { clear }) => {
+                return self.unauthenticated(&target, kind, clear).await
+            }
         };
         if let Some(h) = self.denied(&principal, &method, Some(&target), kind) {
             return h;
@@ -119,7 +121,7 @@ impl App {
 
     /// No valid session: browsers are sent to log in (and lose any stale
     /// session cookies), API clients get 401 JSON.
-    fn unauthenticated(
+    async fn unauthenticated(
         &self,
         target: &path::Target,
         kind: ClientKind,
@@ -131,7 +133,7 @@ impl App {
             return Handled::new(resp, Outcome::Unauthorized);
         }
         let return_to = self.rules.redirects.or_root(Some(target.as_str()));
-        match auth::login_redirect(&self.login_ctx(), return_to) {
+        match auth::login_redirect(&self.login_ctx(), return_to, &auth::Hints::default()).await {
             Ok(mut h) => {
                 auth::append_cookies(&mut h.response, clear);
                 h

@@ -60,7 +60,13 @@ impl App {
                 if redirect_mode && kind == ClientKind::Browser {
                     let back = target.as_ref().and_then(|t| original.url(t));
                     let return_to = self.rules.redirects.or_root(back.as_deref());
-                    return match auth::login_redirect(&self.login_ctx(), return_to) {
+                    return match auth::login_redirect(
+                        &self.login_ctx(),
+                        return_to,
+                        &auth::Hints::default(),
+                    )
+                    .await
+                    {
                         Ok(mut h) => {
                             auth::append_cookies(&mut h.response, clear);
                             h

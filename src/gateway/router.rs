@@ -68,7 +68,7 @@ impl App {
         let get_like = parts.method == Method::GET || parts.method == Method::HEAD;
         let post = parts.method == Method::POST;
         let result = match parts.uri.path() {
-            "/oauth2/start" if get_like => auth::start(&self.login_ctx(), &parts),
+            "/oauth2/start" if get_like => auth::start(&self.login_ctx(), &parts).await,
             "/oauth2/callback" if get_like => match auth::callback(&self.login_ctx(), &parts).await
             {
                 Ok(h) => Ok(h),
@@ -97,6 +97,13 @@ impl App {
             "/oauth2/jwks" if get_like => match &self.assertions {
                 Some(a) => Ok(Handled::new(
                     pages::json(StatusCode::OK, &a.jwks()),
+                    Outcome::Jwks,
+                )),
+                None => Err(Rejection::NotFound),
+            },
+            "/oauth2/client_jwks" if get_like => match &self.client_keys {
+                Some(k) => Ok(Handled::new(
+                    pages::json(StatusCode::OK, &k.jwks()),
                     Outcome::Jwks,
                 )),
                 None => Err(Rejection::NotFound),

@@ -12,6 +12,7 @@ use crate::auth::redirect::RedirectPolicy;
 use crate::auth::verdicts::Introspections;
 use crate::authz::Policy;
 use crate::config::Config;
+use crate::oidc::client_auth::ClientKeys;
 use crate::oidc::{IdTokenValidator, Provider};
 use crate::pages::Rejection;
 use crate::proxy::assertion::Assertions;
@@ -64,6 +65,8 @@ pub struct App {
     pub trusted: TrustedProxies,
     /// Signs `X-Tollgate-Assertion` (when `upstream.assertion` is on).
     pub assertions: Option<Assertions>,
+    /// The `private_key_jwt` keys, published at `/oauth2/client_jwks`.
+    pub client_keys: Option<Arc<ClientKeys>>,
     pub introspections: Introspections,
     /// Claim paths that rules and `[headers]` read, kept in sessions.
     pub claim_paths: BTreeSet<String>,
@@ -81,6 +84,8 @@ pub enum AppError {
     Upstream(#[from] crate::proxy::UpstreamError),
     #[error(transparent)]
     Assertion(#[from] crate::proxy::assertion::AssertionError),
+    #[error("provider.client_key_file: {0}")]
+    ClientKey(#[from] crate::oidc::client_auth::CredentialError),
     /// Cannot happen for a configuration that loaded: it was checked there.
     #[error("the authorization rules do not compile: {0}")]
     Rules(String),
@@ -144,6 +149,10 @@ impl App {
                 )?),
                 None => None,
             },
+            client_keys: match &config.provider.client_keys {
+                Some((signing, extra)) => Some(Arc::new(ClientKeys::load(signing, extra)?)),
+                None => None,
+            },
             introspections: Introspections::default(),
             claim_paths,
             http,
@@ -196,7 +205,15 @@ impl App {
             && old.config.provider.timeout == self.config.provider.timeout;
         let provider = match old.provider() {
             Some(p) if same_provider => {
-                self.set_provider(p.reconfigured(&self.config.provider, &self.http));
+                match p.reconfigured(&self.config.provider, self.client_keys.clone(), &self.http) {
+                    Ok(p) => self.set_provider(p),
+                    // Loaded configs were checked; a provider that refuses
+                    // the new method keeps the running instance's.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the reloaded provider settings do not fit the provider; keeping the previous ones");
+                        self.set_provider(p);
+                    }
+                }
                 false
             }
             _ => true,

@@ -24,6 +24,14 @@ pub struct ProviderMetadata {
     /// RFC 9207 §3: when true, every authorization response must carry `iss`.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// Absent means `client_secret_basic` only (OIDC Discovery §3).
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// RFC 9126 §5.
+    #[serde(default)]
+    pub pushed_authorization_request_endpoint: Option<Url>,
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +49,13 @@ pub enum DiscoveryError {
     IssuerMismatch { expected: String, found: String },
     #[error("provider endpoint `{0}` must use https (http only on loopback)")]
     InsecureEndpoint(String),
+    #[error("`provider.client_auth` is \"{method}\", but the provider accepts only {offered:?} at its token endpoint (token_endpoint_auth_methods_supported)")]
+    ClientAuthNotOffered {
+        method: &'static str,
+        offered: Vec<String>,
+    },
+    #[error("`provider.pushed_authorization` is on, but the provider has no pushed_authorization_request_endpoint (RFC 9126)")]
+    NoPushEndpoint,
     #[error("the provider signs ID tokens only with {offered:?}, none of which `provider.id_token_algorithms` allows ({allowed:?})")]
     NoCommonAlgorithm {
         offered: Vec<String>,
@@ -73,6 +88,44 @@ pub fn check_algorithms(
             .collect(),
         allowed: allowed.iter().map(|a| format!("{a:?}")).collect(),
     })
+}
+
+/// Refuses a client authentication method the provider says it does not
+/// take: every login would fail with `invalid_client`. Providers that do
+/// not list their methods are given the benefit of the doubt.
+pub fn check_client_auth(
+    md: &ProviderMetadata,
+    auth: super::settings::ClientAuth,
+) -> Result<(), DiscoveryError> {
+    let method = auth.method();
+    match &md.token_endpoint_auth_methods_supported {
+        Some(offered) if !offered.iter().any(|m| m == method) => {
+            Err(DiscoveryError::ClientAuthNotOffered {
+                method,
+                offered: offered
+                    .iter()
+                    .take(8)
+                    .map(|s| super::token::sanitize(s))
+                    .collect(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Where authorization requests are pushed (RFC 9126): when configured, or
+/// when the provider requires it. `None`: the browser carries them.
+pub fn push_endpoint(
+    md: &ProviderMetadata,
+    configured: bool,
+) -> Result<Option<Url>, DiscoveryError> {
+    if !configured && !md.require_pushed_authorization_requests {
+        return Ok(None);
+    }
+    md.pushed_authorization_request_endpoint
+        .clone()
+        .map(Some)
+        .ok_or(DiscoveryError::NoPushEndpoint)
 }
 
 /// `issuer` + `/.well-known/openid-configuration`, without a doubled slash.
@@ -126,6 +179,7 @@ pub fn parse(issuer: &str, url: &str, body: &[u8]) -> Result<ProviderMetadata, D
         md.end_session_endpoint.as_ref(),
         md.revocation_endpoint.as_ref(),
         md.introspection_endpoint.as_ref(),
+        md.pushed_authorization_request_endpoint.as_ref(),
     ];
     for e in endpoints.into_iter().flatten() {
         if !secure(e) {

@@ -84,6 +84,12 @@ pub enum IdTokenError {
         "refreshed ID token `{0}` differs from the original authentication's (OIDC Core §12.2)"
     )]
     RefreshMismatch(&'static str),
+    #[error("ID token has no `auth_time`, which `provider.max_age` requires (OIDC Core §3.1.2.1)")]
+    MissingAuthTime,
+    #[error("ID token `auth_time` is older than `provider.max_age` allows")]
+    AuthTooOld,
+    #[error("ID token `acr` is missing or not one of `provider.acr_values`")]
+    Acr,
 }
 
 impl From<JwsError> for IdTokenError {
@@ -121,6 +127,8 @@ impl IdTokenError {
             IdTokenError::WrongType(_) => "id_token_typ",
             IdTokenError::AccessTokenHash => "id_token_at_hash",
             IdTokenError::RefreshMismatch(_) => "id_token_refresh",
+            IdTokenError::MissingAuthTime | IdTokenError::AuthTooOld => "id_token_auth_time",
+            IdTokenError::Acr => "id_token_acr",
         }
     }
 }
@@ -278,6 +286,11 @@ pub struct Expect<'a> {
     /// The access token issued with this ID token: its `at_hash`, when
     /// present, must match (OIDC Core §3.1.3.8).
     pub access_token: Option<&'a str>,
+    /// At login with `max_age` sent: `auth_time` must be present and no
+    /// older than this (OIDC Core §3.1.3.7 step 11).
+    pub max_auth_age: Option<Duration>,
+    /// At login with `acr_values` sent: `acr` must be one of them.
+    pub acr_values: &'a [String],
 }
 
 fn now() -> f64 {
@@ -400,6 +413,7 @@ impl IdTokenValidator {
                 Some(_) => {}
             }
         }
+        self.check_login_options(c, expect, now)?;
         if let Some(sub) = expect.subject {
             if c.sub.as_deref() != Some(sub) {
                 return Err(IdTokenError::SubjectChanged);
@@ -416,6 +430,30 @@ impl IdTokenValidator {
                 if !super::ct_eq(got, sent) {
                     return Err(IdTokenError::RefreshMismatch("nonce"));
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl IdTokenValidator {
+    /// What a login asked for with `max_age` and `acr_values`.
+    fn check_login_options(
+        &self,
+        c: &IdTokenClaims,
+        expect: Expect<'_>,
+        now: f64,
+    ) -> Result<(), IdTokenError> {
+        if let Some(max) = expect.max_auth_age {
+            let auth_time = c.auth_time.ok_or(IdTokenError::MissingAuthTime)?;
+            if auth_time + max.as_secs_f64() + self.leeway.as_secs_f64() < now {
+                return Err(IdTokenError::AuthTooOld);
+            }
+        }
+        if !expect.acr_values.is_empty() {
+            let acr = c.other.get("acr").and_then(Value::as_str);
+            if !acr.is_some_and(|a| expect.acr_values.iter().any(|v| v == a)) {
+                return Err(IdTokenError::Acr);
             }
         }
         Ok(())

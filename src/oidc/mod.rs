@@ -2,6 +2,7 @@
 //! the token endpoint, PKCE. Free of hyper types so every rule is testable
 //! alone.
 
+pub mod client_auth;
 pub mod discovery;
 pub mod id_token;
 pub mod jwks;
@@ -15,6 +16,7 @@ pub mod userinfo;
 use std::sync::Arc;
 use std::time::Duration;
 
+use client_auth::{ClientAuthenticator, ClientKeys};
 use settings::ProviderConfig;
 
 pub use discovery::ProviderMetadata;
@@ -29,6 +31,8 @@ pub struct Provider {
     /// Shared with the provider built for a reloaded config.
     pub keys: Arc<KeyCache>,
     pub tokens: TokenClient,
+    /// Where authorization requests are pushed (RFC 9126), when they are.
+    pub push_endpoint: Option<url::Url>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,33 +44,61 @@ pub enum ProviderError {
 }
 
 impl Provider {
-    /// Discovers the provider and loads its keys.
+    /// Discovers the provider and loads its keys. `client_keys`: the
+    /// loaded `private_key_jwt` keys, when that is the method.
     pub async fn discover(
         config: &ProviderConfig,
+        client_keys: Option<Arc<ClientKeys>>,
         http: &reqwest::Client,
     ) -> Result<Arc<Self>, ProviderError> {
         let metadata = discovery::fetch(http, &config.issuer).await?;
         discovery::check_algorithms(&metadata, &config.id_token_algorithms)?;
+        discovery::check_client_auth(&metadata, config.client_auth)?;
         let keys = Arc::new(KeyCache::new(http.clone(), metadata.jwks_uri.clone()));
         keys.refresh().await?;
-        let tokens = TokenClient::new(http.clone(), metadata.token_endpoint.clone(), config);
+        Self::assemble(metadata, keys, config, client_keys, http)
+    }
+
+    fn assemble(
+        metadata: ProviderMetadata,
+        keys: Arc<KeyCache>,
+        config: &ProviderConfig,
+        client_keys: Option<Arc<ClientKeys>>,
+        http: &reqwest::Client,
+    ) -> Result<Arc<Self>, ProviderError> {
+        let push_endpoint = discovery::push_endpoint(&metadata, config.pushed_authorization)?;
+        let auth = ClientAuthenticator::new(
+            config,
+            client_keys,
+            &metadata.issuer,
+            &metadata.token_endpoint,
+        );
+        let tokens = TokenClient::new(http.clone(), metadata.token_endpoint.clone(), auth);
         Ok(Arc::new(Self {
             metadata,
             keys,
             tokens,
+            push_endpoint,
         }))
     }
-}
 
-impl Provider {
     /// The same provider under a reloaded configuration: metadata and keys
-    /// kept, the client credentials (a rotated secret) taken from `config`.
-    pub fn reconfigured(&self, config: &ProviderConfig, http: &reqwest::Client) -> Arc<Self> {
-        Arc::new(Self {
-            metadata: self.metadata.clone(),
-            keys: self.keys.clone(),
-            tokens: TokenClient::new(http.clone(), self.metadata.token_endpoint.clone(), config),
-        })
+    /// kept, the client credentials (a rotated secret or key) and the PAR
+    /// choice taken from `config`.
+    pub fn reconfigured(
+        &self,
+        config: &ProviderConfig,
+        client_keys: Option<Arc<ClientKeys>>,
+        http: &reqwest::Client,
+    ) -> Result<Arc<Self>, ProviderError> {
+        discovery::check_client_auth(&self.metadata, config.client_auth)?;
+        Self::assemble(
+            self.metadata.clone(),
+            self.keys.clone(),
+            config,
+            client_keys,
+            http,
+        )
     }
 }
 

@@ -15,8 +15,70 @@ pub enum ClientAuth {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT assertion signed HS256 with the client secret (RFC 7523 §2.2).
+    ClientSecretJwt,
+    /// A JWT assertion signed with `provider.client_key_file`.
+    PrivateKeyJwt,
+    /// An assertion written to `provider.client_assertion_file` by someone
+    /// else (workload identity).
+    ClientAssertionFile,
     /// Public client: no secret, PKCE only.
     None,
+}
+
+impl ClientAuth {
+    /// The name discovery's `token_endpoint_auth_methods_supported` uses.
+    pub fn method(self) -> &'static str {
+        match self {
+            ClientAuth::ClientSecretBasic => "client_secret_basic",
+            ClientAuth::ClientSecretPost => "client_secret_post",
+            ClientAuth::ClientSecretJwt => "client_secret_jwt",
+            // A file assertion is a JWT bearer assertion like any other.
+            ClientAuth::PrivateKeyJwt | ClientAuth::ClientAssertionFile => "private_key_jwt",
+            ClientAuth::None => "none",
+        }
+    }
+}
+
+/// A PEM private key file as configured (checked when the config loads).
+#[derive(Clone)]
+pub struct ClientKeyConfig {
+    /// The path, for messages.
+    pub file: String,
+    pub pem: Secret,
+    /// `None`: the key type's usual algorithm.
+    pub algorithm: Option<Algorithm>,
+    /// `None`: the RFC 7638 thumbprint.
+    pub kid: Option<String>,
+    /// DER of the key's X.509 certificate, when one is configured: its
+    /// thumbprints go in the assertion header (`x5t`, `x5t#S256`), as
+    /// Microsoft Entra ID requires for certificate credentials.
+    pub certificate: Option<Vec<u8>>,
+}
+
+/// `provider.prompt`, `max_age`, `acr_values` and the static extra
+/// parameters (OIDC Core §3.1.2.1).
+#[derive(Debug, Clone, Default)]
+pub struct LoginOptions {
+    pub prompt: Option<String>,
+    /// Sent as `max_age`; the ID token must then carry an `auth_time`
+    /// no older than this (plus the clock skew).
+    pub max_age: Option<Duration>,
+    /// Sent as `acr_values`; the ID token's `acr` must be one of them.
+    pub acr_values: Vec<String>,
+    pub extra: Vec<(String, String)>,
+}
+
+/// `aud` of the assertions tollgate signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssertionAudience {
+    /// The token endpoint, whatever endpoint is called (RFC 7523 §3).
+    TokenEndpoint,
+    /// The URL of the endpoint being called (Okta's rule).
+    Endpoint,
+    /// The issuer identifier.
+    Issuer,
+    Url(String),
 }
 
 #[derive(Clone)]
@@ -25,6 +87,16 @@ pub struct ProviderConfig {
     pub client_id: String,
     pub client_secret: Option<Secret>,
     pub client_auth: ClientAuth,
+    /// `private_key_jwt`: the signing key, then keys only published.
+    pub client_keys: Option<(ClientKeyConfig, Vec<ClientKeyConfig>)>,
+    /// `client_assertion_file`: where the assertion is read from.
+    pub client_assertion_file: Option<std::path::PathBuf>,
+    pub client_assertion_audience: AssertionAudience,
+    /// Push every authorization request (RFC 9126), not only when the
+    /// provider requires it.
+    pub pushed_authorization: bool,
+    /// Login options sent on every authorization request.
+    pub login: LoginOptions,
     pub scopes: Vec<String>,
     pub redirect_url: Url,
     pub post_logout_redirect_url: Url,

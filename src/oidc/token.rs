@@ -1,12 +1,10 @@
 //! The token endpoint (RFC 6749 §3.2, §4.1.3, §6) and client authentication
 //! (RFC 6749 §2.3.1).
 
-use base64::Engine as _;
 use serde::Deserialize;
 use url::Url;
 
-use super::settings::{ClientAuth, ProviderConfig};
-use crate::secret::Secret;
+use super::client_auth::{ClientAuthenticator, CredentialError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -19,6 +17,9 @@ pub enum TokenError {
     Status(u16),
     #[error("token endpoint response is not valid: {0}")]
     Invalid(String),
+    /// tollgate could not make its own client credential.
+    #[error("client authentication: {0}")]
+    Credential(#[from] CredentialError),
 }
 
 /// A successful token response. `Debug` leaves the tokens out.
@@ -74,30 +75,51 @@ struct ErrorResponse {
 pub struct TokenClient {
     http: reqwest::Client,
     endpoint: Url,
-    client_id: String,
-    secret: Option<Secret>,
-    auth: ClientAuth,
+    auth: ClientAuthenticator,
 }
 
-/// `Basic base64(urlencode(id) ":" urlencode(secret))`, RFC 6749 §2.3.1: the
-/// id and secret are form-urlencoded (Appendix B) before being joined, so a
-/// secret holding `:`, `%`, `+`, `&` or a space survives the trip.
-pub fn basic_authorization(client_id: &str, secret: &str) -> String {
-    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
-    let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-    let creds = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-    format!("Basic {creds}")
+/// A pushed authorization request's answer (RFC 9126 §2.2).
+#[derive(Deserialize)]
+pub struct Pushed {
+    pub request_uri: String,
 }
 
 impl TokenClient {
-    pub fn new(http: reqwest::Client, endpoint: Url, config: &ProviderConfig) -> Self {
+    pub fn new(http: reqwest::Client, endpoint: Url, auth: ClientAuthenticator) -> Self {
         Self {
             http,
             endpoint,
-            client_id: config.client_id.clone(),
-            secret: config.client_secret.clone(),
-            auth: config.client_auth,
+            auth,
         }
+    }
+
+    /// Pushes an authorization request (RFC 9126 §2.1) with this client's
+    /// authentication; the answer's `request_uri` stands for it.
+    pub async fn push(
+        &self,
+        endpoint: &Url,
+        params: Vec<(&str, &str)>,
+    ) -> Result<Pushed, TokenError> {
+        let started = std::time::Instant::now();
+        let result = self.push_once(endpoint, params).await;
+        crate::telemetry::metrics::metrics().observe_provider("par", started.elapsed());
+        result
+    }
+
+    async fn push_once(
+        &self,
+        endpoint: &Url,
+        params: Vec<(&str, &str)>,
+    ) -> Result<Pushed, TokenError> {
+        let pushed: Pushed = self.exchange(endpoint, params).await?;
+        // It travels in the browser's URL: only visible ASCII, bounded.
+        if pushed.request_uri.is_empty()
+            || pushed.request_uri.len() > 2048
+            || !pushed.request_uri.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(TokenError::Invalid("unusable request_uri".into()));
+        }
+        Ok(pushed)
     }
 
     /// Redeems an authorization code (RFC 6749 §4.1.3, RFC 7636 §4.5).
@@ -137,6 +159,7 @@ impl TokenClient {
         ];
         let resp = self
             .authenticated(endpoint, form)
+            .await?
             .send()
             .await
             .map_err(TokenError::Unreachable)?;
@@ -157,6 +180,7 @@ impl TokenClient {
                 endpoint,
                 vec![("token", token), ("token_type_hint", "access_token")],
             )
+            .await?
             .send()
             .await
             .map_err(TokenError::Unreachable)?;
@@ -193,34 +217,29 @@ impl TokenClient {
     }
 
     /// A POST to a provider endpoint with this client's authentication.
-    fn authenticated<'a>(
-        &'a self,
+    async fn authenticated(
+        &self,
         endpoint: &Url,
-        mut form: Vec<(&'a str, &'a str)>,
-    ) -> reqwest::RequestBuilder {
+        mut form: Vec<(&str, &str)>,
+    ) -> Result<reqwest::RequestBuilder, TokenError> {
+        let proof = self.auth.proof(endpoint).await?;
         let mut req = self
             .http
             .post(endpoint.clone())
             .header(http::header::ACCEPT, "application/json");
-        let secret = self
-            .secret
-            .as_ref()
-            .map(Secret::expose_str)
-            .unwrap_or_default();
-        match self.auth {
-            ClientAuth::ClientSecretBasic => {
-                req = req.header(
-                    http::header::AUTHORIZATION,
-                    basic_authorization(&self.client_id, secret),
-                );
-            }
-            ClientAuth::ClientSecretPost => {
-                form.push(("client_id", &self.client_id));
-                form.push(("client_secret", secret));
-            }
-            ClientAuth::None => form.push(("client_id", &self.client_id)),
+        if let Some(h) = &proof.authorization {
+            req = req.header(http::header::AUTHORIZATION, h);
         }
-        req.form(&form)
+        // A pushed request already names the client.
+        let named = form.iter().any(|(k, _)| *k == "client_id");
+        form.extend(
+            proof
+                .fields
+                .iter()
+                .filter(|(k, _)| !(named && *k == "client_id"))
+                .map(|(k, v)| (*k, v.as_str())),
+        );
+        Ok(req.form(&form))
     }
 
     async fn post(&self, form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
@@ -230,9 +249,16 @@ impl TokenClient {
         result
     }
 
-    async fn post_once(&self, form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
+    /// An authenticated POST whose success is a JSON document `T`; a
+    /// failure is the OAuth error or the status.
+    async fn exchange<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &Url,
+        form: Vec<(&str, &str)>,
+    ) -> Result<T, TokenError> {
         let resp = self
-            .authenticated(&self.endpoint, form)
+            .authenticated(endpoint, form)
+            .await?
             .send()
             .await
             .map_err(TokenError::Unreachable)?;
@@ -241,16 +267,13 @@ impl TokenClient {
             .await
             .map_err(TokenError::Unreachable)?;
         if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
-                Ok(e) => TokenError::Refused {
-                    error: sanitize(&e.error),
-                    status: status.as_u16(),
-                },
-                Err(_) => TokenError::Status(status.as_u16()),
-            });
+            return Err(refusal(status.as_u16(), &body));
         }
-        let tokens: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(json_error(&e)))?;
+        serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(json_error(&e)))
+    }
+
+    async fn post_once(&self, form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
+        let tokens: TokenResponse = self.exchange(&self.endpoint, form).await?;
         // RFC 6749 §5.1: token_type is case-insensitive.
         if !tokens.token_type.eq_ignore_ascii_case("bearer") {
             return Err(TokenError::Invalid(format!(
@@ -269,6 +292,18 @@ impl TokenClient {
             ));
         }
         Ok(tokens)
+    }
+}
+
+/// An unsuccessful answer: the OAuth error code when there is one
+/// (RFC 6749 §5.2), the status otherwise.
+fn refusal(status: u16, body: &[u8]) -> TokenError {
+    match serde_json::from_slice::<ErrorResponse>(body) {
+        Ok(e) => TokenError::Refused {
+            error: sanitize(&e.error),
+            status,
+        },
+        Err(_) => TokenError::Status(status),
     }
 }
 
@@ -314,19 +349,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn basic_auth_form_urlencodes_id_and_secret() {
-        // id "my-app", secret "s3:cr%t+&= x" → "my-app:s3%3Acr%25t%2B%26%3D+x"
-        let header = basic_authorization("my-app", "s3:cr%t+&= x");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(header.trim_start_matches("Basic "))
-            .expect("base64");
-        assert_eq!(
-            String::from_utf8(decoded).expect("utf8"),
-            "my-app:s3%3Acr%25t%2B%26%3D+x"
-        );
-    }
-
-    #[test]
     fn json_errors_never_quote_the_input() {
         let e = serde_json::from_str::<TokenResponse>(
             r#"{"access_token":"SECRET-TOKEN","token_type":7}"#,
@@ -346,74 +368,6 @@ mod tests {
             "{}",
             json_error(&e)
         );
-    }
-
-    #[test]
-    fn basic_auth_plain_secret_is_unchanged() {
-        assert_eq!(
-            basic_authorization("client", "secret"),
-            "Basic Y2xpZW50OnNlY3JldA=="
-        );
-    }
-
-    /// The client-authentication vectors CA-01..CA-17 (RFC 6749 §2.3.1 and
-    /// Appendix B): id, secret, the exact header, and the header a client
-    /// that forgot to encode would send (which must differ wherever
-    /// encoding changes anything).
-    const VECTORS: &[(&str, &str, &str, &str, &str)] = &[
-        ("CA-01", "s6BhdRkqt3", "gX1fBat3bV", "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW", "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW"),
-        ("CA-02", "1PpG/Q 1", "z/tZ9VwFZqApmIQ+ZH1I5pLk/uB4ud:X2/8bL+wfFTt1rFw=",
-            "Basic MVBwRyUyRlErMTp6JTJGdFo5VndGWnFBcG1JUSUyQlpIMUk1cExrJTJGdUI0dWQlM0FYMiUyRjhiTCUyQndmRlR0MXJGdyUzRA==",
-            "Basic MVBwRy9RIDE6ei90WjlWd0ZacUFwbUlRK1pIMUk1cExrL3VCNHVkOlgyLzhiTCt3ZkZUdDFyRnc9"),
-        ("CA-03", "tollgate", " %&+\u{a3}\u{20ac}", "Basic dG9sbGdhdGU6KyUyNSUyNiUyQiVDMiVBMyVFMiU4MiVBQw==", "Basic dG9sbGdhdGU6ICUmK8Kj4oKs"),
-        ("CA-04", "tollgate", "a:b", "Basic dG9sbGdhdGU6YSUzQWI=", "Basic dG9sbGdhdGU6YTpi"),
-        ("CA-05", "tollgate:1", "secret", "Basic dG9sbGdhdGUlM0ExOnNlY3JldA==", "Basic dG9sbGdhdGU6MTpzZWNyZXQ="),
-        ("CA-06", "tollgate", "100%", "Basic dG9sbGdhdGU6MTAwJTI1", "Basic dG9sbGdhdGU6MTAwJQ=="),
-        ("CA-07", "tollgate", "%41", "Basic dG9sbGdhdGU6JTI1NDE=", "Basic dG9sbGdhdGU6JTQx"),
-        ("CA-08", "tollgate", "a+b", "Basic dG9sbGdhdGU6YSUyQmI=", "Basic dG9sbGdhdGU6YSti"),
-        ("CA-09", "tollgate", "a b", "Basic dG9sbGdhdGU6YSti", "Basic dG9sbGdhdGU6YSBi"),
-        ("CA-10", "tollgate", "p\u{e4}ssw\u{f6}rd", "Basic dG9sbGdhdGU6cCVDMyVBNHNzdyVDMyVCNnJk", "Basic dG9sbGdhdGU6cMOkc3N3w7ZyZA=="),
-        ("CA-11", "tollgate", "s\u{e9}cr\u{e9}t\u{20ac}", "Basic dG9sbGdhdGU6cyVDMyVBOWNyJUMzJUE5dCVFMiU4MiVBQw==", "Basic dG9sbGdhdGU6c8OpY3LDqXTigqw="),
-        ("CA-12", "tollgate", "\u{1f511}key", "Basic dG9sbGdhdGU6JUYwJTlGJTk0JTkxa2V5", "Basic dG9sbGdhdGU68J+UkWtleQ=="),
-        ("CA-13", "tollgate", "e\u{301}", "Basic dG9sbGdhdGU6ZSVDQyU4MQ==", "Basic dG9sbGdhdGU6ZcyB"),
-        ("CA-14", "tollgate", "p@ss/w=rd?&#", "Basic dG9sbGdhdGU6cCU0MHNzJTJGdyUzRHJkJTNGJTI2JTIz", "Basic dG9sbGdhdGU6cEBzcy93PXJkPyYj"),
-        ("CA-15", "tollgate", "!'()*~", "Basic dG9sbGdhdGU6JTIxJTI3JTI4JTI5KiU3RQ==", "Basic dG9sbGdhdGU6IScoKSp+"),
-        ("CA-16", "tollgate", "a\"b'c<d>", "Basic dG9sbGdhdGU6YSUyMmIlMjdjJTNDZCUzRQ==", "Basic dG9sbGdhdGU6YSJiJ2M8ZD4="),
-        ("CA-17", "my client", "p@ss:w0rd!", "Basic bXkrY2xpZW50OnAlNDBzcyUzQXcwcmQlMjE=", "Basic bXkgY2xpZW50OnBAc3M6dzByZCE="),
-    ];
-
-    #[test]
-    fn client_authentication_vectors_give_exactly_the_expected_header() {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        for (case, id, secret, exact, unencoded) in VECTORS {
-            let header = basic_authorization(id, secret);
-            assert_eq!(&header, exact, "{case}: id {id:?}, secret {secret:?}");
-            // The vector's own "forgot to encode" header is what a naive
-            // client sends; ours differs wherever encoding changes a byte.
-            let naive = format!("Basic {}", b64.encode(format!("{id}:{secret}")));
-            assert_eq!(&naive, unencoded, "{case}: the table's un-encoded header");
-            if *case != "CA-01" {
-                assert_ne!(&header, unencoded, "{case}: sent without encoding");
-            }
-            // A conforming server splits at the one raw ':' and decodes both
-            // halves back to exactly what was configured.
-            let decoded = b64
-                .decode(header.trim_start_matches("Basic "))
-                .expect("base64");
-            let decoded = String::from_utf8(decoded).expect("utf8");
-            let (user, pass) = decoded.split_once(':').expect("one separator");
-            let undo = |s: &str| -> String {
-                form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            assert_eq!(
-                (undo(user), undo(pass)),
-                (id.to_string(), secret.to_string()),
-                "{case}"
-            );
-        }
     }
 
     #[test]

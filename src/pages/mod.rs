@@ -161,6 +161,9 @@ pub enum Rejection {
     RepeatedHeader(&'static str),
     #[error("invalid bearer token")]
     InvalidToken,
+    /// A query parameter tollgate passes on is malformed or too long.
+    #[error("malformed {0} parameter")]
+    BadParameter(&'static str),
 }
 
 impl From<ForwardError> for Rejection {
@@ -192,9 +195,10 @@ impl Rejection {
             | Rejection::SessionStoreUnavailable
             | Rejection::RefreshUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Rejection::BadPath | Rejection::BadHost | Rejection::RepeatedHeader(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Rejection::BadPath
+            | Rejection::BadHost
+            | Rejection::RepeatedHeader(_)
+            | Rejection::BadParameter(_) => StatusCode::BAD_REQUEST,
             Rejection::InvalidToken => StatusCode::UNAUTHORIZED,
             Rejection::BadGateway => StatusCode::BAD_GATEWAY,
             Rejection::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -223,6 +227,7 @@ impl Rejection {
             Rejection::BadHost => "bad_host",
             Rejection::RepeatedHeader(_) => "repeated_header",
             Rejection::InvalidToken => "invalid_token",
+            Rejection::BadParameter(_) => "bad_parameter",
         }
     }
 
@@ -241,7 +246,10 @@ impl Rejection {
                 "Temporarily unavailable"
             }
             Rejection::Forbidden { .. } => "Access denied",
-            Rejection::BadPath | Rejection::BadHost | Rejection::RepeatedHeader(_) => "Bad request",
+            Rejection::BadPath
+            | Rejection::BadHost
+            | Rejection::RepeatedHeader(_)
+            | Rejection::BadParameter(_) => "Bad request",
             Rejection::InvalidToken => "Invalid token",
         }
     }
@@ -275,6 +283,7 @@ impl Rejection {
             Rejection::BadHost => "The Host header is missing, repeated or malformed.".into(),
             Rejection::RepeatedHeader(name) => format!("The {name} header appears more than once."),
             Rejection::InvalidToken => "The bearer token is invalid, expired, or not meant for this service.".into(),
+            Rejection::BadParameter(name) => format!("The {name} parameter is empty, too long or malformed."),
         }
     }
 

@@ -315,7 +315,7 @@ pub async fn serve_metrics(listener: TcpListener) {
 pub async fn discover(app: Arc<App>) {
     let mut delay = Duration::from_millis(500);
     loop {
-        match Provider::discover(&app.config.provider, &app.http).await {
+        match Provider::discover(&app.config.provider, app.client_keys.clone(), &app.http).await {
             Ok(p) => {
                 tracing::info!(issuer = %app.config.provider.issuer, "identity provider discovered; ready");
                 app.set_provider(p.clone());

@@ -63,8 +63,17 @@ fn watched(path: &ConfigPath, raw: &RawConfig) -> Vec<PathBuf> {
         &raw.upstream.ca_file,
         &raw.upstream.client_cert_file,
         &raw.upstream.client_key_file,
+        &raw.provider.client_key_file,
     ];
     files.extend(named.into_iter().flatten().map(PathBuf::from));
+    // A rotated key is picked up like a rotated secret. The assertion
+    // file is not watched: it is read afresh on every use.
+    files.extend(
+        raw.provider
+            .client_extra_key_files
+            .iter()
+            .map(PathBuf::from),
+    );
     files
 }
 

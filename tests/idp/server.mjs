@@ -156,6 +156,7 @@ const stats = {
   revocation_requests: 0,
   end_session_requests: 0,
   jwks_requests: 0,
+  par_requests: 0,
   discovery_requests: 0,
   logins: 0,
 };
@@ -216,6 +217,9 @@ ${withYes}
     introspection: { enabled: true },
     backchannelLogout: { enabled: true },
     claimsParameter: { enabled: true },
+    // `"requirePar": true` in the config: every authorization request must
+    // be pushed (RFC 9126), and discovery says so.
+    pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: Boolean(config.requirePar) },
     // Machine clients: client_credentials with a `resource` parameter get a
     // JWT access token whose `aud` is that resource (RFC 8707), signed with
     // the provider's keys. Requests without `resource` keep opaque tokens.
@@ -265,6 +269,9 @@ ${withYes}
   },
   ttl: ttls(),
   clientBasedCORS: () => true,
+  // `"clientAuthMethods": [...]` in the config narrows what the token
+  // endpoint accepts (and what discovery lists).
+  ...(config.clientAuthMethods ? { clientAuthMethods: config.clientAuthMethods } : {}),
   // `"rotateRefreshToken": true` in the config: a new refresh token on every
   // refresh, and reuse of an old one revokes the grant (as strict providers do).
   ...(config.rotateRefreshToken !== undefined ? { rotateRefreshToken: config.rotateRefreshToken } : {}),
@@ -274,7 +281,9 @@ const provider = new Provider(issuer, providerConfig);
 provider.on('server_error', (_ctx, err) => log('server_error', err?.stack || err));
 provider.on('backchannel.error', (_ctx, err, client) => log('backchannel.error', client?.clientId, err?.message));
 provider.on('backchannel.success', (_ctx, client) => log('backchannel.success', client?.clientId));
-provider.on('grant.error', (_ctx, err) => log('grant.error', err?.name, err?.error_description || err?.message));
+provider.on('pushed_authorization_request.error', (_ctx, err) => log('par.error', err?.name, err?.error_description || err?.message));
+provider.on('revocation.error', (_ctx, err) => log('revocation.error', err?.name, err?.error_description || err?.message));
+provider.on('grant.error', (_ctx, err) => log('grant.error', err?.name, err?.error_description || err?.message, err?.error_detail || ''));
 provider.on('authorization.error', (_ctx, err) => log('authorization.error', err?.name, err?.error_description || err?.message));
 provider.on('end_session.error', (_ctx, err) => log('end_session.error', err?.name, err?.error_description || err?.message));
 
@@ -358,6 +367,7 @@ const ROUTE_STATS = [
   ['/token/introspection', 'introspection_requests'],
   ['/token/revocation', 'revocation_requests'],
   ['/token', 'token_requests'],
+  ['/request', 'par_requests'],
   ['/auth', 'authorization_requests'],
   ['/me', 'userinfo_requests'],
   ['/session/end', 'end_session_requests'],
@@ -383,7 +393,7 @@ server.on('request', (req, res) => {
     }
   }
   let line = `#${n} ${req.method} ${path}`;
-  if (path === '/token') {
+  if (path === '/token' || path === '/request') {
     line += ` authorization-header=${req.headers.authorization ? 'present' : 'absent'}`;
   }
   res.on('finish', () => log(`${line} -> ${res.statusCode}`));

@@ -461,6 +461,12 @@ impl Inner {
 
     fn discovery(&self) -> Response<Full<Bytes>> {
         let i = &self.issuer;
+        // The one method this provider checks, as a real one lists it.
+        let method = match self.state.lock().expect("state").client {
+            ClientCheck::Basic(_) => "client_secret_basic",
+            ClientCheck::Post(_) => "client_secret_post",
+            ClientCheck::Public => "none",
+        };
         let mut md = json!({
             "issuer": i,
             "authorization_endpoint": format!("{i}/authorize"),
@@ -473,7 +479,7 @@ impl Inner {
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "token_endpoint_auth_methods_supported": [method],
             "authorization_response_iss_parameter_supported": true,
             "backchannel_logout_supported": true,
             "backchannel_logout_session_supported": true,

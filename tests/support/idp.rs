@@ -24,6 +24,13 @@ pub struct IdpOptions {
     /// Public URLs (other than tollgate's own ports) whose callbacks are
     /// registered: an nginx or Caddy in front of tollgate.
     pub front_urls: Vec<String>,
+    /// More clients: (client_id, token_endpoint_auth_method, extra client
+    /// metadata merged in), registered with the same redirect URIs.
+    pub extra_clients: Vec<(String, String, Value)>,
+    /// Every authorization request must be pushed (RFC 9126).
+    pub require_par: bool,
+    /// The token endpoint's accepted client authentication methods.
+    pub client_auth_methods: Option<Vec<String>>,
 }
 
 pub struct Idp {
@@ -81,6 +88,20 @@ impl Idp {
             }
             c
         };
+        let mut clients = vec![
+            client("tollgate-basic", Some(BASIC_SECRET), "client_secret_basic"),
+            client("tollgate-post", Some(POST_SECRET), "client_secret_post"),
+            client("tollgate-public", None, "none"),
+            json!({"client_id": "machine", "client_secret": MACHINE_SECRET, "token_endpoint_auth_method": "client_secret_basic",
+             "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": []}),
+        ];
+        for (id, method, extra) in &o.extra_clients {
+            let mut c = client(id, None, method);
+            if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+                c.extend(extra.clone());
+            }
+            clients.push(c);
+        }
         let mut ttl = json!({});
         if let Some(at) = o.access_token_ttl {
             ttl["AccessToken"] = json!(at);
@@ -89,13 +110,9 @@ impl Idp {
             "ttl": ttl,
             "rotateRefreshToken": o.rotate_refresh_tokens,
             "port": o.idp_port,
-            "clients": [
-                client("tollgate-basic", Some(BASIC_SECRET), "client_secret_basic"),
-                client("tollgate-post", Some(POST_SECRET), "client_secret_post"),
-                client("tollgate-public", None, "none"),
-                {"client_id": "machine", "client_secret": MACHINE_SECRET, "token_endpoint_auth_method": "client_secret_basic",
-                 "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": []},
-            ],
+            "clients": clients,
+            "requirePar": o.require_par,
+            "clientAuthMethods": o.client_auth_methods,
             "accounts": {
                 "alice": {"email": "alice@example.com", "email_verified": true, "name": "Alice",
                           "preferred_username": "alice", "groups": ["admins", "dev"]}

@@ -7,6 +7,8 @@ use url::Url;
 
 use crate::config::raw::RawProvider;
 use crate::config::{Check, ClientAuth, ProviderConfig, Secret, CALLBACK_PATH};
+use crate::oidc::client_auth::ClientKey;
+use crate::oidc::settings::{AssertionAudience, ClientKeyConfig, LoginOptions};
 
 /// `None` when a required value is missing or invalid (reported).
 pub(super) fn check(
@@ -15,6 +17,9 @@ pub(super) fn check(
     public_url: Option<&Url>,
 ) -> Option<ProviderConfig> {
     let (issuer, client_id, client_auth, client_secret) = client(c, p);
+    let (client_keys, client_assertion_file) = credentials(c, p, client_auth);
+    let client_assertion_audience = assertion_audience(c, p);
+    let login = login_options(c, p);
     let id_token_algorithms = id_token_algorithms(c, p, client_secret.as_deref());
     let clock_skew = c.duration("provider.clock_skew", &p.clock_skew);
     if clock_skew > Duration::from_secs(300) {
@@ -64,6 +69,11 @@ pub(super) fn check(
         client_id,
         client_secret: client_secret.map(Secret::new),
         client_auth,
+        client_keys,
+        client_assertion_file,
+        client_assertion_audience,
+        pushed_authorization: p.pushed_authorization,
+        login,
         scopes: p.scopes.clone(),
         redirect_url: redirect_url?,
         post_logout_redirect_url: post_logout_redirect_url?,
@@ -98,9 +108,12 @@ fn client(c: &mut Check<'_>, p: &RawProvider) -> (String, String, ClientAuth, Op
     let client_auth = match p.client_auth.as_str() {
         "client_secret_basic" => ClientAuth::ClientSecretBasic,
         "client_secret_post" => ClientAuth::ClientSecretPost,
+        "client_secret_jwt" => ClientAuth::ClientSecretJwt,
+        "private_key_jwt" => ClientAuth::PrivateKeyJwt,
+        "client_assertion_file" => ClientAuth::ClientAssertionFile,
         "none" => ClientAuth::None,
         other => {
-            c.fail("provider.client_auth", format!("`{other}` is not one of \"client_secret_basic\", \"client_secret_post\", \"none\""));
+            c.fail("provider.client_auth", format!("`{other}` is not one of \"client_secret_basic\", \"client_secret_post\", \"client_secret_jwt\", \"private_key_jwt\", \"client_assertion_file\", \"none\""));
             ClientAuth::ClientSecretBasic
         }
     };
@@ -110,7 +123,12 @@ fn client(c: &mut Check<'_>, p: &RawProvider) -> (String, String, ClientAuth, Op
         &p.client_secret_file,
     );
     match (&client_secret, client_auth) {
-        (None, ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost) => c.fail(
+        (
+            None,
+            ClientAuth::ClientSecretBasic
+            | ClientAuth::ClientSecretPost
+            | ClientAuth::ClientSecretJwt,
+        ) => c.fail(
             "provider.client_secret",
             format!(
                 "is required with client_auth = \"{}\" (or set `provider.client_secret_file`)",
@@ -118,6 +136,11 @@ fn client(c: &mut Check<'_>, p: &RawProvider) -> (String, String, ClientAuth, Op
             ),
         ),
         (Some(s), _) if s.is_empty() => c.fail("provider.client_secret", "is empty"),
+        // RFC 7518 §3.2: an HS256 key of at least 32 bytes.
+        (Some(s), ClientAuth::ClientSecretJwt) if s.len() < 32 => c.fail(
+            "provider.client_secret",
+            format!("is {} bytes, but client_secret_jwt signs HS256 with it, which needs at least 32 (RFC 7518 §3.2)", s.len()),
+        ),
         // RFC 6749 Appendix A says VSCHAR, yet Appendix B's own example
         // encodes `£` and `€`: non-ASCII secrets exist, and the Basic
         // encoding carries them. Control characters never belong in one
@@ -151,6 +174,249 @@ fn client(c: &mut Check<'_>, p: &RawProvider) -> (String, String, ClientAuth, Op
         );
     }
     (issuer, client_id, client_auth, client_secret)
+}
+
+/// The credential of `private_key_jwt` (keys, read and checked here) or
+/// `client_assertion_file` (only its path: it is read on each use).
+fn credentials(
+    c: &mut Check<'_>,
+    p: &RawProvider,
+    auth: ClientAuth,
+) -> (
+    Option<(ClientKeyConfig, Vec<ClientKeyConfig>)>,
+    Option<std::path::PathBuf>,
+) {
+    let keys = match (&p.client_key_file, auth) {
+        (Some(file), ClientAuth::PrivateKeyJwt) => {
+            let algorithm = p.client_key_algorithm.as_deref().and_then(|a| match a.parse::<Algorithm>() {
+                Ok(alg) if !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => Some(alg),
+                _ => {
+                    c.fail("provider.client_key_algorithm", format!("`{a}` is not one of RS256/384/512, PS256/384/512, ES256, ES384, EdDSA"));
+                    None
+                }
+            });
+            let certificate = p
+                .client_key_certificate_file
+                .as_ref()
+                .and_then(|f| first_certificate(c, f));
+            let signing = key_file(
+                c,
+                "provider.client_key_file",
+                file,
+                algorithm,
+                p.client_key_id.clone(),
+            )
+            .map(|k| ClientKeyConfig { certificate, ..k });
+            let extra: Vec<ClientKeyConfig> = p
+                .client_extra_key_files
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| {
+                    key_file(
+                        c,
+                        &format!("provider.client_extra_key_files[{i}]"),
+                        f,
+                        None,
+                        None,
+                    )
+                })
+                .collect();
+            signing.map(|s| (s, extra))
+        }
+        (None, ClientAuth::PrivateKeyJwt) => {
+            c.fail("provider.client_key_file", "is required with client_auth = \"private_key_jwt\" (`tollgate generate-key` writes one)");
+            None
+        }
+        (Some(_), _) => {
+            c.fail(
+                "provider.client_key_file",
+                "is only used with client_auth = \"private_key_jwt\"",
+            );
+            None
+        }
+        (None, _) => None,
+    };
+    if auth != ClientAuth::PrivateKeyJwt {
+        let set = [
+            (
+                "provider.client_key_algorithm",
+                p.client_key_algorithm.is_some(),
+            ),
+            ("provider.client_key_id", p.client_key_id.is_some()),
+            (
+                "provider.client_key_certificate_file",
+                p.client_key_certificate_file.is_some(),
+            ),
+            (
+                "provider.client_extra_key_files",
+                !p.client_extra_key_files.is_empty(),
+            ),
+        ];
+        for (key, _) in set.iter().filter(|(_, on)| *on) {
+            c.fail(key, "is only used with client_auth = \"private_key_jwt\"");
+        }
+    }
+    let assertion_file = match (&p.client_assertion_file, auth) {
+        (Some(f), ClientAuth::ClientAssertionFile) => {
+            // Read now to catch a wrong path early; it is read again on
+            // every use, as its writer rotates it.
+            if let Err(e) = std::fs::metadata(f) {
+                c.fail(
+                    "provider.client_assertion_file",
+                    format!("cannot read `{f}`: {e}"),
+                );
+            }
+            Some(std::path::PathBuf::from(f))
+        }
+        (None, ClientAuth::ClientAssertionFile) => {
+            c.fail(
+                "provider.client_assertion_file",
+                "is required with client_auth = \"client_assertion_file\"",
+            );
+            None
+        }
+        (Some(_), _) => {
+            c.fail(
+                "provider.client_assertion_file",
+                "is only used with client_auth = \"client_assertion_file\"",
+            );
+            None
+        }
+        (None, _) => None,
+    };
+    (keys, assertion_file)
+}
+
+/// The DER of the first certificate in a PEM file.
+fn first_certificate(c: &mut Check<'_>, file: &str) -> Option<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let key = "provider.client_key_certificate_file";
+    let pem = c.pem_certs(key, file)?;
+    match CertificateDer::pem_slice_iter(&pem).next() {
+        Some(Ok(der)) => Some(der.to_vec()),
+        _ => {
+            c.fail(key, format!("`{file}` holds no PEM CERTIFICATE"));
+            None
+        }
+    }
+}
+
+/// One PEM private key file, loaded and checked against its algorithm.
+fn key_file(
+    c: &mut Check<'_>,
+    key: &str,
+    file: &str,
+    algorithm: Option<Algorithm>,
+    kid: Option<String>,
+) -> Option<ClientKeyConfig> {
+    let pem = match super::super::read_file(file) {
+        Ok(p) => p,
+        Err(e) => {
+            c.fail(key, format!("cannot read `{file}`: {e}"));
+            return None;
+        }
+    };
+    let config = ClientKeyConfig {
+        file: file.to_string(),
+        pem: Secret::new(pem),
+        algorithm,
+        kid,
+        certificate: None,
+    };
+    match ClientKey::load(&config) {
+        Ok(_) => Some(config),
+        Err(e) => {
+            c.fail(key, e.to_string());
+            None
+        }
+    }
+}
+
+/// Parameters tollgate itself sets on the authorization request; a static
+/// extra parameter may not replace them.
+const OWN_PARAMETERS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "request_uri",
+    "request",
+    "prompt",
+    "max_age",
+    "acr_values",
+    "login_hint",
+    "ui_locales",
+    "response_mode",
+];
+
+/// `provider.prompt`, `max_age`, `acr_values`, `extra_authorize_params`.
+fn login_options(c: &mut Check<'_>, p: &RawProvider) -> LoginOptions {
+    if let Some(prompt) = &p.prompt {
+        let values: Vec<&str> = prompt.split(' ').collect();
+        let known = values.iter().all(|v| {
+            matches!(
+                *v,
+                "none" | "login" | "consent" | "select_account" | "create"
+            )
+        });
+        if !known || (values.len() > 1 && values.contains(&"none")) {
+            c.fail("provider.prompt", format!("`{prompt}` is not \"login\", \"consent\", \"select_account\", \"create\", several of them separated by spaces, or \"none\" alone (OIDC Core §3.1.2.1)"));
+        }
+    }
+    let max_age = p
+        .max_age
+        .as_ref()
+        .map(|m| c.duration("provider.max_age", m));
+    for (i, a) in p.acr_values.iter().enumerate() {
+        if a.is_empty() || a.contains(' ') || a.chars().any(char::is_control) {
+            c.fail(
+                &format!("provider.acr_values[{i}]"),
+                "must be one non-empty value without spaces",
+            );
+        }
+    }
+    for (name, value) in &p.extra_authorize_params {
+        let key = format!("provider.extra_authorize_params.{name}");
+        if OWN_PARAMETERS.contains(&name.as_str()) {
+            c.fail(
+                &key,
+                "is set by tollgate itself (or by its own key) and cannot be replaced",
+            );
+        } else if name.is_empty() || value.chars().any(char::is_control) {
+            c.fail(
+                &key,
+                "must have a name and a value without control characters",
+            );
+        }
+    }
+    LoginOptions {
+        prompt: p.prompt.clone(),
+        max_age,
+        acr_values: p.acr_values.clone(),
+        extra: p
+            .extra_authorize_params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// `provider.client_assertion_audience`.
+fn assertion_audience(c: &mut Check<'_>, p: &RawProvider) -> AssertionAudience {
+    match p.client_assertion_audience.as_str() {
+        "token_endpoint" => AssertionAudience::TokenEndpoint,
+        "endpoint" => AssertionAudience::Endpoint,
+        "issuer" => AssertionAudience::Issuer,
+        other => match c.url("provider.client_assertion_audience", other) {
+            Some(u) => AssertionAudience::Url(u.to_string()),
+            None => AssertionAudience::TokenEndpoint,
+        },
+    }
 }
 
 /// `provider.id_token_algorithms`; HS* need a long enough client secret.

@@ -1,0 +1,180 @@
+//! Login options: `prompt`, `max_age`, `acr_values`, static extra
+//! parameters and the hints `/oauth2/start` passes on, against the real
+//! provider; and the ID-token checks they oblige (`auth_time`, `acr`)
+//! against the in-process provider, because a conforming provider never
+//! omits `auth_time` after `max_age` or answers with an `acr` it was not
+//! asked for.
+
+mod support;
+
+use support::evil::{hook, Behaviour, Client, ClientCheck, World, WorldSetup};
+use support::*;
+
+const OPTIONS: &str = r#"prompt = "login"
+max_age = "5m"
+extra_authorize_params = { display = "page" }"#;
+
+/// Every option is on the authorization request, the hints from
+/// `/oauth2/start` too, and the provider's answer (with `auth_time`, as
+/// `max_age` demands) signs the user in.
+#[tokio::test]
+async fn login_options_and_hints_reach_the_provider_and_the_login_completes() {
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let url = upstream.url();
+    let toml = Setup::basic(port, &idp, &url)
+        .toml()
+        .replace("\n[session]\n", &format!("\n{OPTIONS}\n[session]\n"));
+    let mut tollgate = Tollgate::spawn(&toml, port);
+    tollgate.wait_ready().await;
+    let mut b = Browser::new();
+    let start = b
+        .get(
+            &tollgate.url(
+                "/oauth2/start?rd=/inbox&login_hint=alice%40example.com&ui_locales=de-CH%20en",
+            ),
+        )
+        .await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let location = url::Url::parse(start.location().expect("location")).expect("url");
+    let q: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+    for (k, v) in [
+        ("prompt", "login"),
+        ("max_age", "300"),
+        ("display", "page"),
+        ("login_hint", "alice@example.com"),
+        ("ui_locales", "de-CH en"),
+    ] {
+        assert!(
+            q.contains(&(k.to_string(), v.to_string())),
+            "{k}={v} missing from {location}"
+        );
+    }
+    // The provider pre-fills its form with the hint.
+    let form = b.follow(location.as_str()).await;
+    assert!(
+        form.body.contains("value=\"alice@example.com\""),
+        "{}",
+        form.body
+    );
+    let page = b.submit_login(form, "alice").await;
+    assert_eq!(
+        page.status,
+        200,
+        "{}\n{}",
+        page.body,
+        tollgate.output.text()
+    );
+    assert!(page.url.ends_with("/inbox"), "{}", page.url);
+}
+
+/// Hints are bounded and plain: anything else is a 400, not a redirect.
+#[tokio::test]
+async fn malformed_hints_are_refused_before_any_redirect() {
+    let (_idp, _upstream, tollgate) = direct("", "").await;
+    let long = "a".repeat(300);
+    for query in [
+        "login_hint=a%0Ab".to_string(),
+        format!("login_hint={long}"),
+        "login_hint=".to_string(),
+        "ui_locales=de%3Cscript".to_string(),
+        "ui_locales=a%20b%20c%20d%20e%20f%20g%20h%20i".to_string(),
+    ] {
+        let resp = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .get(tollgate.url(&format!("/oauth2/start?{query}")))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 400, "{query}");
+        assert!(resp.headers().get("location").is_none(), "{query}");
+    }
+}
+
+/// The in-process provider with `provider` keys, its ID token claims
+/// changed by `claims`.
+async fn evil(
+    provider: &str,
+    claims: impl Fn(&mut serde_json::Map<String, serde_json::Value>) + Send + Sync + 'static,
+) -> World {
+    use base64::Engine as _;
+    let secret = "a-client-secret-that-is-32-bytes-or-more";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("tollgate:{secret}"));
+    World::start(
+        Client {
+            check: ClientCheck::Basic(format!("Basic {basic}")),
+            id: "tollgate",
+            secret: Some(secret),
+            auth: "client_secret_basic",
+        },
+        WorldSetup {
+            provider,
+            before: Behaviour {
+                claims: hook(claims),
+                ..Behaviour::default()
+            },
+            ..WorldSetup::default()
+        },
+    )
+    .await
+}
+
+/// The callback's status and body after signing in at `/app`.
+async fn sign_in(w: &World) -> (u16, String) {
+    let mut b = Browser::new();
+    let page = support::evil::sign_in(&mut b, &w.tollgate.url("/app")).await;
+    (page.status, page.body)
+}
+
+#[tokio::test]
+async fn max_age_refuses_an_id_token_without_auth_time() {
+    let w = evil("max_age = \"10m\"", |c| {
+        c.remove("auth_time");
+    })
+    .await;
+    let (status, body) = sign_in(&w).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(w.tollgate.output.has("id_token_auth_time"));
+    assert_eq!(w.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn max_age_refuses_an_authentication_older_than_allowed() {
+    let w = evil("max_age = \"10m\"", |c| {
+        c.insert("auth_time".into(), (support::evil::now() - 3600).into());
+    })
+    .await;
+    let (status, body) = sign_in(&w).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(w.tollgate.output.has("id_token_auth_time"));
+    // The same age is accepted without max_age.
+    let w = evil("", |c| {
+        c.insert("auth_time".into(), (support::evil::now() - 3600).into());
+    })
+    .await;
+    assert_eq!(sign_in(&w).await.0, 302);
+}
+
+#[tokio::test]
+async fn acr_values_refuse_an_acr_that_was_not_asked_for() {
+    let w = evil("acr_values = [\"urn:example:gold\"]", |c| {
+        c.insert("acr".into(), "urn:example:silver".into());
+    })
+    .await;
+    let (status, body) = sign_in(&w).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(w.tollgate.output.has("id_token_acr"));
+    let authorize = w.op.last("authorize").expect("authorize");
+    assert_eq!(
+        authorize.param("acr_values").as_deref(),
+        Some("urn:example:gold")
+    );
+    let w = evil("acr_values = [\"urn:example:gold\"]", |c| {
+        c.insert("acr".into(), "urn:example:gold".into());
+    })
+    .await;
+    assert_eq!(sign_in(&w).await.0, 302);
+}
