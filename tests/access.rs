@@ -453,7 +453,33 @@ async fn forward_auth_answers_202_with_identity_and_401_without() {
         Some("alice")
     );
     assert_eq!(h("x-auth-request-groups").as_deref(), Some("admins,dev"));
-    assert!(h("x-auth-request-access-token").is_some());
+    // The browser asked itself: identity yes, credentials no.
+    assert!(h("x-auth-request-access-token").is_none());
+}
+
+/// The access token (with `pass_access_token`) goes only to a caller in
+/// `server.trusted_proxies`, the ingress that asked; a script on the page
+/// calling `/oauth2/auth` gets the identity but no credential.
+#[tokio::test]
+async fn forward_auth_hands_the_access_token_only_to_a_trusted_proxy() {
+    for (trusted, expect_token) in [("", false), ("trusted_proxies = [\"127.0.0.1/32\"]", true)] {
+        let (_idp, _upstream, tollgate) = direct("", trusted).await;
+        let mut alice = Browser::new();
+        alice.login(&tollgate.url("/"), "alice").await;
+        let r = alice.get(&tollgate.url("/oauth2/auth")).await;
+        assert_eq!(r.status, 202);
+        assert_eq!(
+            r.headers
+                .get("x-auth-request-user")
+                .and_then(|v| v.to_str().ok()),
+            Some("alice")
+        );
+        assert_eq!(
+            r.headers.contains_key("x-auth-request-access-token"),
+            expect_token,
+            "trusted_proxies: {trusted:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -101,10 +101,18 @@ impl App {
             if !s.groups.is_empty() {
                 set("x-auth-request-groups", &s.groups.join(","));
             }
-            if self.config.upstream.pass_access_token {
+            // Credentials go only to the ingress that asked: a browser can
+            // call /oauth2/auth itself, and a script on the page could read
+            // an access token or assertion from the answer.
+            if trusted && self.config.upstream.pass_access_token {
                 set("x-auth-request-access-token", &s.access_token);
             }
-            if let Some(a) = self.assertions.as_ref().and_then(|a| a.sign(s)) {
+            if let Some(a) = self
+                .assertions
+                .as_ref()
+                .filter(|_| trusted)
+                .and_then(|a| a.sign(s))
+            {
                 set(crate::proxy::assertion::HEADER, &a);
             }
         }
