@@ -132,13 +132,14 @@ cat >"$TMP/idp.json" <<EOF
 {
   "port": $IDP_PORT,
   "host": "$HOST",
+  "issuer": "http://localhost:$IDP_PORT",
   "clients": [
     {
       "client_id": "$CLIENT_ID",
       "client_secret": "$CLIENT_SECRET",
       "token_endpoint_auth_method": "client_secret_basic",
       "redirect_uris": ["$BASE/oauth2/callback"],
-      "post_logout_redirect_uris": ["$BASE/"],
+      "post_logout_redirect_uris": ["$BASE/", "$BASE/oauth2/signed_out"],
       "grant_types": ["authorization_code", "refresh_token"],
       "response_types": ["code"]
     }
@@ -177,6 +178,8 @@ url = "$UPSTREAM_URL"
 issuer = "$ISSUER"
 client_id = "$CLIENT_ID"
 client_secret = "$CLIENT_SECRET"   # sent with client_secret_basic, the default
+# Signing out ends on tollgate's "signed out" page, not on a new login.
+post_logout_redirect_url = "$BASE/oauth2/signed_out"
 
 [session]
 secret = "$SESSION_SECRET"
@@ -244,7 +247,11 @@ box \
   "Who am I   $BASE/oauth2/userinfo" \
   "Sign out   $BASE/oauth2/sign_out" \
   "" \
-  "Provider   $ISSUER  (client $CLIENT_ID)" \
+  "Provider   $ISSUER  (on localhost, so its cookies stay apart" \
+  "           from tollgate's on $HOST)" \
+  "Client     id $CLIENT_ID, secret '$CLIENT_SECRET'" \
+  "Redirects  $BASE/oauth2/callback (login)," \
+  "           $BASE/oauth2/signed_out (after sign-out)" \
   "Upstream   $UPSTREAM_URL  (echoes the headers it receives)" \
   "Logs       tollgate: below" \
   "           provider, upstream: $TMP/" \

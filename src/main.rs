@@ -24,12 +24,35 @@ struct Cli {
     command: Option<Command>,
 }
 
+#[derive(clap::Args)]
+/// `tollgate init`'s flags.
+struct InitArgs {
+    #[arg(long)]
+    issuer: String,
+    #[arg(long)]
+    client_id: String,
+    /// The service tollgate forwards to, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    upstream: String,
+    /// How browsers reach tollgate, e.g. https://app.example.com.
+    #[arg(long)]
+    public_url: String,
+    #[arg(long, default_value = "0.0.0.0:4180")]
+    listen: String,
+    /// An existing file holding the client secret.
+    #[arg(long)]
+    client_secret_file: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig,
     /// Print a fresh random 32-byte key, base64, for `session.secret`.
     GenerateSecret,
+    /// Write ./tollgate.toml with fresh secrets (in files beside it): the
+    /// client secret is read from stdin unless --client-secret-file names one.
+    Init(InitArgs),
     /// Write a fresh private key for `client_auth = "private_key_jwt"` and
     /// print its public JWK Set (to register at the provider).
     GenerateKey {
@@ -53,7 +76,10 @@ fn config_path(cli: &Cli, env: &[(String, String)]) -> ConfigPath {
 }
 
 fn describe(err: &ConfigError) -> String {
-    format!("tollgate: {err}\nFix the configuration (see config/tollgate.toml for every key) and start again.")
+    match err {
+        ConfigError::NoConfig => format!("tollgate: {err}"),
+        _ => format!("tollgate: {err}\nFix the configuration and start again (`tollgate check-config` checks it; every key is described in the configuration reference, docs/configuration.md)."),
+    }
 }
 
 fn main() -> ExitCode {
@@ -68,6 +94,7 @@ fn main() -> ExitCode {
             println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
             ExitCode::SUCCESS
         }
+        Some(Command::Init(args)) => init(args),
         Some(Command::GenerateKey { algorithm, out }) => match generate_key(&algorithm, &out) {
             Ok(jwks) => {
                 eprintln!("tollgate: wrote the private key to {}; register this public key set at the provider (or point it at /oauth2/client_jwks):", out.display());
@@ -114,6 +141,60 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `tollgate init`: see [`config::init`].
+fn init(args: InitArgs) -> ExitCode {
+    let InitArgs {
+        issuer,
+        client_id,
+        upstream,
+        public_url,
+        listen,
+        client_secret_file,
+    } = args;
+    let client_secret = match &client_secret_file {
+        Some(_) => None,
+        None => {
+            eprintln!("tollgate: client secret for {client_id} (one line on stdin):");
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() || line.trim().is_empty() {
+                eprintln!(
+                    "tollgate: no client secret given; pass --client-secret-file FILE or type it"
+                );
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            Some(line)
+        }
+    };
+    let options = config::init::InitOptions {
+        issuer,
+        client_id,
+        upstream,
+        public_url,
+        listen,
+        client_secret,
+        client_secret_file,
+        // Absolute paths: the secrets are found whatever directory
+        // tollgate later runs from.
+        dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    };
+    match config::init::init(&options) {
+        Ok(w) => {
+            println!(
+                "wrote {} (session secret in {}, client secret in {}, both mode 0600)",
+                w.config.display(),
+                w.session_secret.display(),
+                w.client_secret.display()
+            );
+            println!("register {}/oauth2/callback as the redirect URI at the provider; then run: tollgate", options.public_url.trim_end_matches('/'));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }

@@ -113,6 +113,76 @@ fn check_config_prints_the_effective_config_without_secrets() {
     assert!(text.contains("<redacted>"));
 }
 
+/// A newcomer's first steps: with nothing configured tollgate says so (and
+/// how to start), `init` writes a config that checks, and never overwrites.
+#[test]
+fn init_writes_a_working_config_and_an_empty_directory_says_how_to_start() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("dir");
+    let bare = Command::new(binary())
+        .arg("check-config")
+        .current_dir(dir.path())
+        .env_remove("TOLLGATE_CONFIG")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&bare.stderr);
+    assert!(
+        err.contains("no configuration")
+            && err.contains("tollgate init")
+            && !err.contains("is required"),
+        "{err}"
+    );
+    let init = || {
+        let mut child = Command::new(binary())
+            .args([
+                "init",
+                "--issuer",
+                "https://idp.example.com",
+                "--client-id",
+                "my-app",
+                "--upstream",
+                "http://127.0.0.1:8080",
+                "--public-url",
+                "https://app.example.com",
+            ])
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"the-client-secret\n")
+            .expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    let first = init();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("/oauth2/callback"));
+    let check = Command::new(binary())
+        .arg("check-config")
+        .current_dir(dir.path())
+        .env_remove("TOLLGATE_CONFIG")
+        .output()
+        .expect("run");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&check.stdout).contains("the-client-secret"));
+    let again = init();
+    assert_eq!(again.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+}
+
 #[test]
 fn generate_secret_prints_32_random_bytes() {
     use base64::Engine as _;

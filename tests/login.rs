@@ -272,6 +272,27 @@ async fn signed_out_page_offers_a_new_sign_in() {
     );
 }
 
+/// The page does not claim "signed out" while the session is valid: it
+/// says who is still signed in and offers the sign-out button; after
+/// signing out it says "signed out".
+#[tokio::test]
+async fn signed_out_page_tells_the_truth_about_a_live_session() {
+    let w = world().await;
+    let mut b = Browser::new();
+    b.login(&w.tollgate.url("/"), "alice").await;
+    let page = b.get(&w.tollgate.url("/oauth2/signed_out")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("still signed in as alice@example.com")
+            && page.body.contains("action=\"/oauth2/sign_out"),
+        "{}",
+        page.body
+    );
+    b.sign_out(&w.tollgate.url("/oauth2/sign_out")).await;
+    let page = b.get(&w.tollgate.url("/oauth2/signed_out")).await;
+    assert!(page.body.contains("You are signed out"), "{}", page.body);
+}
+
 /// security-cases LO-06 / D-8: another site cannot sign the user out.
 #[tokio::test]
 async fn sign_out_needs_proof_it_comes_from_this_site() {

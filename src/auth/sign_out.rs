@@ -124,3 +124,18 @@ pub async fn sign_out(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Reje
         user,
     })
 }
+
+/// `/oauth2/signed_out`: "signed out" only when no valid session came with
+/// the request; otherwise who is still signed in, and a sign-out button.
+pub async fn signed_out(ctx: &LoginCtx<'_>, parts: &Parts) -> Handled {
+    let user = match load_session(ctx.sessions, &parts.headers).await {
+        Ok(Loaded {
+            session: Some(s), ..
+        }) => Some(s.email.clone().unwrap_or_else(|| s.sub.clone())),
+        _ => None,
+    };
+    match user {
+        Some(u) => Handled::new(pages::still_signed_in(&u), Outcome::SignedOut),
+        None => Handled::new(pages::signed_out(), Outcome::SignedOut),
+    }
+}

@@ -3,9 +3,10 @@
 //! typed [`Config`] of plain data.
 //!
 //! Every error names the key and where its value came from (the file, the
-//! environment variable, or the built-in default), and all errors are reported
+//! environment variable, or "not set"), and all errors are reported
 //! at once so a broken config is fixed in one round trip.
 
+pub mod init;
 mod raw;
 mod validate;
 
@@ -71,6 +72,10 @@ pub struct KeyError {
 
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A syntax error belongs to the file, not to a key.
+        if self.key.is_empty() {
+            return write!(f, "{}: {}", self.origin, self.message.trim_end());
+        }
         write!(f, "`{}` ({}): {}", self.key, self.origin, self.message)
     }
 }
@@ -79,6 +84,8 @@ impl fmt::Display for KeyError {
 pub enum ConfigError {
     #[error("config file {path} does not exist (named by {named_by})")]
     FileMissing { path: PathBuf, named_by: String },
+    #[error("no configuration: ./{DEFAULT_CONFIG_PATH} does not exist and no TOLLGATE_<SECTION>__<KEY> variable is set. `tollgate init --issuer URL --client-id ID --upstream URL --public-url URL` writes one; or name a file with --config or TOLLGATE_CONFIG")]
+    NoConfig,
     #[error("invalid configuration:\n{}", list(.0))]
     Invalid(Vec<KeyError>),
 }
@@ -137,6 +144,9 @@ fn figment(path: &ConfigPath, env: &[(String, String)]) -> Result<Figment, Confi
         }
         ConfigPath::Default => {
             let p = Path::new(DEFAULT_CONFIG_PATH);
+            if !p.is_file() && !env.iter().any(|(k, _)| is_config_var(k)) {
+                return Err(ConfigError::NoConfig);
+            }
             p.is_file().then_some(p)
         }
     };
@@ -153,10 +163,7 @@ fn with_env(mut figment: Figment, env: &[(String, String)]) -> Figment {
     // becomes a provider of its own, named after the variable for errors.
     let vars: Vec<(String, String)> = env
         .iter()
-        // Only `TOLLGATE_<SECTION>__<KEY>`: every key lives in a section,
-        // and Kubernetes injects `TOLLGATE_PORT`, `TOLLGATE_SERVICE_HOST`, …
-        // for a Service named tollgate; those are not config.
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k[ENV_PREFIX.len()..].contains("__"))
+        .filter(|(k, _)| is_config_var(k))
         .cloned()
         .collect();
     for (k, v) in &vars {
@@ -169,6 +176,14 @@ fn with_env(mut figment: Figment, env: &[(String, String)]) -> Figment {
         figment = figment.merge(figment::providers::Serialized::global(&key, value).with_origin(k));
     }
     figment
+}
+
+/// `TOLLGATE_<SECTION>__<KEY>`: every key lives in a section, and
+/// Kubernetes injects `TOLLGATE_PORT`, `TOLLGATE_SERVICE_HOST`, … for a
+/// Service named tollgate; those are not config.
+fn is_config_var(name: &str) -> bool {
+    name.strip_prefix(ENV_PREFIX)
+        .is_some_and(|rest| rest.contains("__"))
 }
 
 /// Marks a serialized value as coming from an environment variable.
@@ -232,7 +247,9 @@ fn origin(figment: &Figment, key: &str) -> String {
             Some(figment::Source::File(p)) => p.display().to_string(),
             _ => md.name.to_string(),
         },
-        None => "built-in default".to_string(),
+        // No file or variable sets it: a required key that is missing, or
+        // a default that conflicts with another key.
+        None => "not set".to_string(),
     }
 }
 

@@ -92,7 +92,7 @@ impl App {
             }
             "/oauth2/auth" => return self.forward_auth(&parts, peer, kind).await,
             "/oauth2/signed_out" if get_like => {
-                Ok(Handled::new(pages::signed_out(), Outcome::SignedOut))
+                Ok(auth::sign_out::signed_out(&self.login_ctx(), &parts).await)
             }
             "/oauth2/jwks" if get_like => match &self.assertions {
                 Some(a) => Ok(Handled::new(

@@ -430,6 +430,18 @@ pub fn confirm_sign_out(rd: &str) -> Response<Body> {
     )
 }
 
+/// `/oauth2/signed_out` while a session is still valid (the page was
+/// opened directly, or the sign-out went to another site's session): it
+/// says so instead of claiming otherwise.
+pub fn still_signed_in(user: &str) -> Response<Body> {
+    html(
+        StatusCode::OK,
+        "Still signed in",
+        &format!("You are still signed in as {user}."),
+        Link::ConfirmSignOut("/oauth2/signed_out".into()),
+    )
+}
+
 /// The page `/oauth2/signed_out` shows (a `post_logout_redirect_url` target).
 pub fn signed_out() -> Response<Body> {
     html(
