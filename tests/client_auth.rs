@@ -426,6 +426,14 @@ fn unreadable_or_mismatched_keys_are_refused_at_start() {
         ),
         ("client_auth = \"private_key_jwt\"".to_string(), "is required with client_auth = \"private_key_jwt\""),
         (
+            "client_auth = \"tls_client_auth\"".to_string(),
+            "are required with client_auth = \"tls_client_auth\"",
+        ),
+        (
+            format!("client_auth = \"tls_client_auth\"\ntls_client_certificate_file = \"{}\"\ntls_client_key_file = \"{}\"", mtls_file("client.pem"), mtls_file("ca.pem")),
+            "provider.tls_client_key_file",
+        ),
+        (
             "client_auth = \"client_assertion_file\"\nclient_assertion_file = \"/nonexistent/token\"".to_string(),
             "provider.client_assertion_file",
         ),
@@ -449,4 +457,82 @@ fn unreadable_or_mismatched_keys_are_refused_at_start() {
         assert!(!out.status.success(), "{provider}: accepted");
         assert!(err.contains(expected), "{provider}: {err}");
     }
+}
+
+fn mtls_file(name: &str) -> String {
+    format!("{}/tests/data/mtls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `[provider]` keys for mutual TLS with `cert`/`key`, trusting the test CA
+/// for the provider's HTTPS.
+fn mtls_provider(method: &str, cert: &str, key: &str) -> String {
+    format!(
+        "client_auth = \"{method}\"\ntls_client_certificate_file = \"{}\"\ntls_client_key_file = \"{}\"\nca_file = \"{}\"",
+        mtls_file(cert),
+        mtls_file(key),
+        mtls_file("ca.pem"),
+    )
+}
+
+/// RFC 8705 §2.1: a certificate from a CA the provider trusts, matched by
+/// its subject; the tokens are bound to it, and refresh and revocation
+/// present it again.
+#[tokio::test]
+async fn tls_client_auth_with_a_ca_issued_certificate() {
+    let w = world(
+        (
+            "tollgate-mtls",
+            "tls_client_auth",
+            json!({"tls_client_auth_subject_dn": "CN=tollgate-mtls"}),
+        ),
+        IdpOptions {
+            tls: true,
+            ..IdpOptions::default()
+        },
+        &mtls_provider("tls_client_auth", "client.pem", "client.key"),
+        tempfile::tempdir().expect("dir"),
+    )
+    .await;
+    login_refresh_sign_out(&w).await;
+}
+
+/// RFC 8705 §2.2: a self-signed certificate the client registered in its
+/// JWK set (`x5c`).
+#[tokio::test]
+async fn self_signed_tls_client_auth_with_a_registered_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    let cert = std::fs::read(mtls_file("selfsigned.pem")).expect("cert");
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(&cert).expect("der");
+    let keys = tollgate::oidc::client_auth::ClientKeys::load(
+        &tollgate::oidc::settings::ClientKeyConfig {
+            file: "selfsigned.key".into(),
+            pem: tollgate::config::Secret::new(
+                std::fs::read(mtls_file("selfsigned.key")).expect("key"),
+            ),
+            algorithm: None,
+            kid: None,
+            certificate: Some(der.to_vec()),
+        },
+        &[],
+    )
+    .expect("keys");
+    let w = world(
+        (
+            "tollgate-self-signed",
+            "self_signed_tls_client_auth",
+            json!({"jwks": keys.jwks()}),
+        ),
+        IdpOptions {
+            tls: true,
+            ..IdpOptions::default()
+        },
+        &mtls_provider(
+            "self_signed_tls_client_auth",
+            "selfsigned.pem",
+            "selfsigned.key",
+        ),
+        tempfile::tempdir().expect("dir"),
+    )
+    .await;
+    login_refresh_sign_out(&w).await;
 }

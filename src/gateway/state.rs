@@ -97,7 +97,11 @@ impl App {
             Some(pem) => reqwest::Certificate::from_pem_bundle(pem)?,
             None => Vec::new(),
         };
-        let http = crate::oidc::http_client(config.provider.timeout, &roots)?;
+        let identity = match &config.provider.tls_client_identity {
+            Some(pem) => Some(reqwest::Identity::from_pem(pem.expose())?),
+            None => None,
+        };
+        let http = crate::oidc::http_client(config.provider.timeout, &roots, identity)?;
         let rules = Rules::new(&config)?;
         let mut claim_paths = rules.policy.claim_paths();
         claim_paths.extend(config.upstream.claim_headers.iter().map(|(_, c)| c.clone()));
@@ -200,9 +204,13 @@ impl App {
     /// and the Redis connection (when `[session.redis]` is unchanged).
     /// Returns which of the two still need setting up.
     pub fn take_over(&self, old: &App) -> Pending {
-        let same_provider = old.config.provider.issuer == self.config.provider.issuer
-            && old.config.provider.ca_file == self.config.provider.ca_file
-            && old.config.provider.timeout == self.config.provider.timeout;
+        let (was, is) = (&old.config.provider, &self.config.provider);
+        // Mutual TLS uses the provider's endpoint aliases: switching to or
+        // from it is a new discovery.
+        let same_provider = was.issuer == is.issuer
+            && was.ca_file == is.ca_file
+            && was.timeout == is.timeout
+            && was.client_auth.is_mtls() == is.client_auth.is_mtls();
         let provider = match old.provider() {
             Some(p) if same_provider => {
                 match p.reconfigured(&self.config.provider, self.client_keys.clone(), &self.http) {

@@ -309,7 +309,13 @@ impl ClientAuthenticator {
                 Some(p) => Credential::AssertionFile(p.clone()),
                 None => Credential::None,
             },
-            (ClientAuth::PrivateKeyJwt, None) | (ClientAuth::None, _) => Credential::None,
+            // Mutual TLS: the certificate is in the connection; the body
+            // names the client (RFC 8705 §2).
+            (ClientAuth::PrivateKeyJwt, None)
+            | (
+                ClientAuth::None | ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth,
+                _,
+            ) => Credential::None,
         };
         Self {
             client_id: config.client_id.clone(),

@@ -32,6 +32,51 @@ pub struct ProviderMetadata {
     pub pushed_authorization_request_endpoint: Option<Url>,
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// RFC 8705 §5: where a mutual-TLS client sends its requests.
+    #[serde(default)]
+    pub mtls_endpoint_aliases: Option<MtlsAliases>,
+}
+
+/// The endpoints a provider serves mutual-TLS clients on (RFC 8705 §5).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MtlsAliases {
+    #[serde(default)]
+    pub token_endpoint: Option<Url>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<Url>,
+    #[serde(default)]
+    pub introspection_endpoint: Option<Url>,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<Url>,
+    #[serde(default)]
+    pub pushed_authorization_request_endpoint: Option<Url>,
+}
+
+impl ProviderMetadata {
+    /// For a mutual-TLS client: every endpoint with an alias is used by
+    /// its alias.
+    pub fn use_mtls_aliases(&mut self) {
+        let Some(a) = self.mtls_endpoint_aliases.clone() else {
+            return;
+        };
+        if let Some(t) = a.token_endpoint {
+            self.token_endpoint = t;
+        }
+        let optional = [
+            (&mut self.revocation_endpoint, a.revocation_endpoint),
+            (&mut self.introspection_endpoint, a.introspection_endpoint),
+            (&mut self.userinfo_endpoint, a.userinfo_endpoint),
+            (
+                &mut self.pushed_authorization_request_endpoint,
+                a.pushed_authorization_request_endpoint,
+            ),
+        ];
+        for (slot, alias) in optional {
+            if alias.is_some() {
+                *slot = alias;
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +226,16 @@ pub fn parse(issuer: &str, url: &str, body: &[u8]) -> Result<ProviderMetadata, D
         md.introspection_endpoint.as_ref(),
         md.pushed_authorization_request_endpoint.as_ref(),
     ];
-    for e in endpoints.into_iter().flatten() {
+    let aliases = md.mtls_endpoint_aliases.clone().unwrap_or_default();
+    let aliased = [
+        aliases.token_endpoint.as_ref(),
+        aliases.revocation_endpoint.as_ref(),
+        aliases.introspection_endpoint.as_ref(),
+        aliases.userinfo_endpoint.as_ref(),
+        aliases.pushed_authorization_request_endpoint.as_ref(),
+    ];
+    let endpoints = endpoints.into_iter().chain(aliased);
+    for e in endpoints.flatten() {
         if !secure(e) {
             return Err(DiscoveryError::InsecureEndpoint(e.to_string()));
         }

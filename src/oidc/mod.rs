@@ -51,7 +51,10 @@ impl Provider {
         client_keys: Option<Arc<ClientKeys>>,
         http: &reqwest::Client,
     ) -> Result<Arc<Self>, ProviderError> {
-        let metadata = discovery::fetch(http, &config.issuer).await?;
+        let mut metadata = discovery::fetch(http, &config.issuer).await?;
+        if config.client_auth.is_mtls() {
+            metadata.use_mtls_aliases();
+        }
         discovery::check_algorithms(&metadata, &config.id_token_algorithms)?;
         discovery::check_client_auth(&metadata, config.client_auth)?;
         let keys = Arc::new(KeyCache::new(http.clone(), metadata.jwks_uri.clone()));
@@ -106,9 +109,12 @@ impl Provider {
 /// endpoint that redirects is misconfigured or hostile), bounded time, rustls.
 /// `extra_roots`: PEM certificates of a private CA the provider's
 /// certificate chains to, trusted in addition to the system's.
+/// `identity`: the certificate and key of mutual-TLS client
+/// authentication (RFC 8705), presented on every provider connection.
 pub fn http_client(
     timeout: Duration,
     extra_roots: &[reqwest::Certificate],
+    identity: Option<reqwest::Identity>,
 ) -> Result<reqwest::Client, reqwest::Error> {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -117,6 +123,9 @@ pub fn http_client(
         .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")));
     for c in extra_roots {
         b = b.add_root_certificate(c.clone());
+    }
+    if let Some(id) = identity {
+        b = b.identity(id);
     }
     b.build()
 }

@@ -22,11 +22,25 @@ pub enum ClientAuth {
     /// An assertion written to `provider.client_assertion_file` by someone
     /// else (workload identity).
     ClientAssertionFile,
+    /// Mutual TLS with a certificate from a CA the provider trusts
+    /// (RFC 8705 §2.1).
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate registered at the
+    /// provider (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
     /// Public client: no secret, PKCE only.
     None,
 }
 
 impl ClientAuth {
+    /// Whether the client proves itself with its TLS certificate.
+    pub fn is_mtls(self) -> bool {
+        matches!(
+            self,
+            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth
+        )
+    }
+
     /// The name discovery's `token_endpoint_auth_methods_supported` uses.
     pub fn method(self) -> &'static str {
         match self {
@@ -35,6 +49,8 @@ impl ClientAuth {
             ClientAuth::ClientSecretJwt => "client_secret_jwt",
             // A file assertion is a JWT bearer assertion like any other.
             ClientAuth::PrivateKeyJwt | ClientAuth::ClientAssertionFile => "private_key_jwt",
+            ClientAuth::TlsClientAuth => "tls_client_auth",
+            ClientAuth::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             ClientAuth::None => "none",
         }
     }
@@ -89,6 +105,9 @@ pub struct ProviderConfig {
     pub client_auth: ClientAuth,
     /// `private_key_jwt`: the signing key, then keys only published.
     pub client_keys: Option<(ClientKeyConfig, Vec<ClientKeyConfig>)>,
+    /// PEM certificate chain and private key presented to the provider by
+    /// mutual TLS (`tls_client_auth`, `self_signed_tls_client_auth`).
+    pub tls_client_identity: Option<Secret>,
     /// `client_assertion_file`: where the assertion is read from.
     pub client_assertion_file: Option<std::path::PathBuf>,
     pub client_assertion_audience: AssertionAudience,

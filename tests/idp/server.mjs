@@ -9,9 +9,10 @@
 // Prints exactly one line to stdout once listening: `IDP_READY <issuer>`.
 // See README.md in this directory.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 
 import Provider from 'oidc-provider';
 
@@ -161,7 +162,19 @@ const stats = {
   logins: 0,
 };
 
-const server = http.createServer();
+// `"tls": {"cert": FILE, "key": FILE, "ca": FILE}` in the config: HTTPS,
+// asking every client for a certificate (verified against `ca`, but not
+// required), for mutual-TLS client authentication (RFC 8705).
+const tls = config.tls
+  ? {
+    cert: readFileSync(config.tls.cert),
+    key: readFileSync(config.tls.key),
+    ca: readFileSync(config.tls.ca),
+    requestCert: true,
+    rejectUnauthorized: false,
+  }
+  : undefined;
+const server = tls ? https.createServer(tls) : http.createServer();
 
 await new Promise((resolve, reject) => {
   server.once('error', reject);
@@ -172,7 +185,13 @@ await new Promise((resolve, reject) => {
 });
 
 const { port } = server.address();
-const issuer = config.issuer || `http://127.0.0.1:${port}`;
+const issuer = config.issuer || `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+
+/** The TLS client certificate of the request, PEM; undefined without one. */
+function peerCertificate(ctx) {
+  const peer = ctx.socket.getPeerCertificate?.();
+  return peer && peer.raw ? new X509Certificate(peer.raw) : undefined;
+}
 
 const providerConfig = {
   clients: config.clients || [],
@@ -217,6 +236,28 @@ ${withYes}
     introspection: { enabled: true },
     backchannelLogout: { enabled: true },
     claimsParameter: { enabled: true },
+    // With `tls`: tls_client_auth (CA-issued certificate, subject DN) and
+    // self_signed_tls_client_auth (certificate in the client's jwks), and
+    // certificate-bound access tokens.
+    mTLS: {
+      enabled: Boolean(tls),
+      tlsClientAuth: true,
+      selfSignedTlsClientAuth: true,
+      certificateBoundAccessTokens: true,
+      getCertificate: (ctx) => peerCertificate(ctx)?.toString(),
+      certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+      certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
+        && peerCertificate(ctx)?.subject.split('\n').join(',') === expected,
+    },
+    // `"dpop": true` in the config: sender-constrained tokens by DPoP
+    // (RFC 9449), with server nonces required.
+    dPoP: {
+      enabled: Boolean(config.dpop),
+      nonceSecret: randomBytes(32),
+      requireNonce: () => Boolean(config.dpop),
+    },
+    // `"fapi": "2.0"` in the config: the FAPI 2.0 Security Profile.
+    ...(config.fapi ? { fapi: { enabled: true, profile: config.fapi } } : {}),
     // `"requirePar": true` in the config: every authorization request must
     // be pushed (RFC 9126), and discovery says so.
     pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: Boolean(config.requirePar) },
@@ -272,6 +313,10 @@ ${withYes}
   // `"clientAuthMethods": [...]` in the config narrows what the token
   // endpoint accepts (and what discovery lists).
   ...(config.clientAuthMethods ? { clientAuthMethods: config.clientAuthMethods } : {}),
+  ...(tls && !config.clientAuthMethods ? {
+    clientAuthMethods: ['client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt',
+      'none', 'tls_client_auth', 'self_signed_tls_client_auth'],
+  } : {}),
   // `"rotateRefreshToken": true` in the config: a new refresh token on every
   // refresh, and reuse of an old one revokes the grant (as strict providers do).
   ...(config.rotateRefreshToken !== undefined ? { rotateRefreshToken: config.rotateRefreshToken } : {}),

@@ -62,8 +62,10 @@ impl Default for Browser {
 impl Browser {
     pub fn new() -> Self {
         Self {
+            // Trusts the test CA too, for a provider served over HTTPS.
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .add_root_certificate(super::test_ca())
                 .build()
                 .expect("client"),
             jar: Vec::new(),

@@ -31,6 +31,13 @@ pub struct IdpOptions {
     pub require_par: bool,
     /// The token endpoint's accepted client authentication methods.
     pub client_auth_methods: Option<Vec<String>>,
+    /// Serve HTTPS with `tests/data/mtls/server.pem`, asking clients for a
+    /// certificate (mutual-TLS client authentication).
+    pub tls: bool,
+    /// DPoP (RFC 9449) enabled, nonces required.
+    pub dpop: bool,
+    /// The FAPI profile enabled ("2.0").
+    pub fapi: Option<String>,
 }
 
 pub struct Idp {
@@ -113,6 +120,16 @@ impl Idp {
             "clients": clients,
             "requirePar": o.require_par,
             "clientAuthMethods": o.client_auth_methods,
+            "dpop": o.dpop,
+            "fapi": o.fapi,
+            "tls": o.tls.then(|| {
+                let dir = repo().join("tests/data/mtls");
+                json!({
+                    "cert": dir.join("server.pem"),
+                    "key": dir.join("server.key"),
+                    "ca": dir.join("ca.pem"),
+                })
+            }),
             "accounts": {
                 "alice": {"email": "alice@example.com", "email_verified": true, "name": "Alice",
                           "preferred_username": "alice", "groups": ["admins", "dev"]}
@@ -144,7 +161,12 @@ impl Idp {
 
     /// The provider's request counters (`token_requests`, ...).
     pub async fn stats(&self) -> Value {
-        reqwest::get(format!("{}/__stats", self.issuer))
+        reqwest::Client::builder()
+            .add_root_certificate(test_ca())
+            .build()
+            .expect("client")
+            .get(format!("{}/__stats", self.issuer))
+            .send()
             .await
             .expect("stats")
             .json()

@@ -214,3 +214,9 @@ pub async fn direct(extra: &str, server: &str) -> (Idp, Upstream, Tollgate) {
     let tollgate = Tollgate::start(&setup).await;
     (idp, upstream, tollgate)
 }
+
+/// The CA of `tests/data/mtls` (the HTTPS provider's server certificate
+/// and the mutual-TLS client certificate), for clients that must trust it.
+pub fn test_ca() -> reqwest::Certificate {
+    reqwest::Certificate::from_pem(include_bytes!("../data/mtls/ca.pem")).expect("test CA")
+}

@@ -20,6 +20,7 @@ pub(super) fn check(
     let (client_keys, client_assertion_file) = credentials(c, p, client_auth);
     let client_assertion_audience = assertion_audience(c, p);
     let login = login_options(c, p);
+    let tls_client_identity = tls_identity(c, p, client_auth);
     let id_token_algorithms = id_token_algorithms(c, p, client_secret.as_deref());
     let clock_skew = c.duration("provider.clock_skew", &p.clock_skew);
     if clock_skew > Duration::from_secs(300) {
@@ -71,6 +72,7 @@ pub(super) fn check(
         client_auth,
         client_keys,
         client_assertion_file,
+        tls_client_identity,
         client_assertion_audience,
         pushed_authorization: p.pushed_authorization,
         login,
@@ -111,9 +113,11 @@ fn client(c: &mut Check<'_>, p: &RawProvider) -> (String, String, ClientAuth, Op
         "client_secret_jwt" => ClientAuth::ClientSecretJwt,
         "private_key_jwt" => ClientAuth::PrivateKeyJwt,
         "client_assertion_file" => ClientAuth::ClientAssertionFile,
+        "tls_client_auth" => ClientAuth::TlsClientAuth,
+        "self_signed_tls_client_auth" => ClientAuth::SelfSignedTlsClientAuth,
         "none" => ClientAuth::None,
         other => {
-            c.fail("provider.client_auth", format!("`{other}` is not one of \"client_secret_basic\", \"client_secret_post\", \"client_secret_jwt\", \"private_key_jwt\", \"client_assertion_file\", \"none\""));
+            c.fail("provider.client_auth", format!("`{other}` is not one of \"client_secret_basic\", \"client_secret_post\", \"client_secret_jwt\", \"private_key_jwt\", \"client_assertion_file\", \"tls_client_auth\", \"self_signed_tls_client_auth\", \"none\""));
             ClientAuth::ClientSecretBasic
         }
     };
@@ -403,6 +407,57 @@ fn login_options(c: &mut Check<'_>, p: &RawProvider) -> LoginOptions {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+    }
+}
+
+/// The certificate and key of mutual-TLS client authentication, as one
+/// PEM (what the HTTP client takes), checked here.
+fn tls_identity(c: &mut Check<'_>, p: &RawProvider, auth: ClientAuth) -> Option<Secret> {
+    let files = (&p.tls_client_certificate_file, &p.tls_client_key_file);
+    if !auth.is_mtls() {
+        for (key, set) in [
+            ("provider.tls_client_certificate_file", files.0.is_some()),
+            ("provider.tls_client_key_file", files.1.is_some()),
+        ] {
+            if set {
+                c.fail(key, "is only used with client_auth = \"tls_client_auth\" or \"self_signed_tls_client_auth\"");
+            }
+        }
+        return None;
+    }
+    let (Some(cert), Some(key)) = files else {
+        c.fail(
+            "provider.tls_client_certificate_file",
+            format!(
+                "and `provider.tls_client_key_file` are required with client_auth = \"{}\"",
+                auth.method()
+            ),
+        );
+        return None;
+    };
+    let cert_pem = c.pem_certs("provider.tls_client_certificate_file", cert)?;
+    let key_pem = match super::super::read_file(key) {
+        Ok(k) => k,
+        Err(e) => {
+            c.fail(
+                "provider.tls_client_key_file",
+                format!("cannot read `{key}`: {e}"),
+            );
+            return None;
+        }
+    };
+    let mut pem = cert_pem;
+    pem.push(b'\n');
+    pem.extend_from_slice(&key_pem);
+    match reqwest::Identity::from_pem(&pem) {
+        Ok(_) => Some(Secret::new(pem)),
+        Err(_) => {
+            c.fail(
+                "provider.tls_client_key_file",
+                format!("`{key}` is not a PEM private key for the certificate in `{cert}`"),
+            );
+            None
+        }
     }
 }
 
