@@ -536,3 +536,61 @@ async fn self_signed_tls_client_auth_with_a_registered_certificate() {
     .await;
     login_refresh_sign_out(&w).await;
 }
+
+/// RFC 9449: with `provider.dpop`, the code exchange, the refresh and the
+/// userinfo call carry proofs (after the server's nonce is learned), the
+/// provider binds the tokens (this client requires it), and the bound
+/// access token is not forwarded upstream unless asked for.
+#[tokio::test]
+async fn dpop_binds_the_tokens_and_follows_the_servers_nonces() {
+    let secret = "a-client-secret-of-at-least-32-bytes-for-dpop";
+    let w = world(
+        (
+            "tollgate-dpop",
+            "client_secret_post",
+            json!({"client_secret": secret, "dpop_bound_access_tokens": true}),
+        ),
+        // Scope claims only from userinfo: tollgate asks it for the email,
+        // with the bound token.
+        IdpOptions {
+            dpop: true,
+            conform_id_token_claims: true,
+            ..IdpOptions::default()
+        },
+        &format!("client_auth = \"client_secret_post\"\nclient_secret = \"{secret}\"\ndpop = true"),
+        tempfile::tempdir().expect("dir"),
+    )
+    .await;
+    let mut b = Browser::new();
+    let page = b.login(&w.tollgate.url("/app"), "alice").await;
+    assert_eq!(
+        page.status,
+        200,
+        "{}\n{}\n{}",
+        page.body,
+        w.tollgate.output.text(),
+        w.idp.output.text()
+    );
+    let seen = w.upstream.last();
+    assert_eq!(seen.header("x-forwarded-email"), Some("alice@example.com"));
+    assert_eq!(seen.header("x-forwarded-access-token"), None);
+    // The code exchange learns the server's nonce (400 use_dpop_nonce,
+    // then 200); the refresh reuses it. Every request carries a proof.
+    let token_lines = w.idp.output.lines_with("POST /token ");
+    let statuses: Vec<&str> = token_lines
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["400", "200", "200"], "{token_lines:?}");
+    assert!(
+        token_lines.iter().all(|l| l.contains("dpop=present")),
+        "{token_lines:?}"
+    );
+    let userinfo = w.idp.output.lines_with("GET /me ");
+    assert!(
+        userinfo
+            .last()
+            .is_some_and(|l| l.contains("dpop=present") && l.ends_with("-> 200")),
+        "{userinfo:?}"
+    );
+}

@@ -167,8 +167,7 @@ async fn redeem(
     if ctx.provider.settings.fetch_userinfo && profile.email.is_none() {
         if let Some(endpoint) = &provider.metadata.userinfo_endpoint {
             let waited = std::time::Instant::now();
-            let info =
-                login_userinfo(ctx, endpoint, &tokens.access_token, claims.subject()).await?;
+            let info = login_userinfo(provider, endpoint, &tokens, claims.subject()).await?;
             provider_time += waited.elapsed();
             profile.complete(&ctx.claims, info);
         }
@@ -198,13 +197,15 @@ async fn redeem(
 
 /// The userinfo answer for a login (OIDC Core §5.3), its `sub` checked.
 async fn login_userinfo(
-    ctx: &LoginCtx<'_>,
+    provider: &Provider,
     endpoint: &url::Url,
-    access_token: &str,
+    tokens: &crate::oidc::TokenResponse,
     subject: &str,
 ) -> Result<crate::oidc::userinfo::UserInfo, LoginFailure> {
-    use crate::oidc::userinfo::{fetch, UserInfoError};
-    fetch(ctx.provider.http, endpoint, access_token, subject)
+    use crate::oidc::userinfo::UserInfoError;
+    provider
+        .tokens
+        .userinfo(endpoint, &tokens.access_token, &tokens.token_type, subject)
         .await
         .map_err(|e| match e {
             e @ (UserInfoError::SubjectMismatch | UserInfoError::Invalid) => {

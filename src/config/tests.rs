@@ -468,3 +468,24 @@ fn key_settings_are_refused_with_methods_that_do_not_use_them() {
         .iter()
         .any(|e| e.key == "provider.client_secret" && e.message.contains("at least 32")));
 }
+
+#[test]
+fn dpop_turns_access_token_forwarding_off_unless_asked_for() {
+    let dpop = minimal().replace("[session]", "dpop = true\n[session]");
+    let (_d, path) = write(&dpop);
+    let (config, _) = load(&path, &[]).expect("valid");
+    assert!(config.provider.dpop);
+    assert!(!config.upstream.pass_access_token);
+    let asked = dpop.replace("[provider]", "pass_access_token = true\n[provider]");
+    let (_d, path) = write(&asked);
+    let (config, _) = load(&path, &[]).expect("valid");
+    assert!(config.upstream.pass_access_token);
+    let (_d, path) = write(&minimal());
+    assert!(
+        load(&path, &[])
+            .expect("valid")
+            .0
+            .upstream
+            .pass_access_token
+    );
+}

@@ -199,6 +199,11 @@ impl ClientKey {
     pub fn algorithm(&self) -> Algorithm {
         self.header.alg
     }
+
+    /// The signing key, its public JWK and its algorithm.
+    pub fn into_parts(self) -> (EncodingKey, Jwk, Algorithm) {
+        (self.key, self.jwk, self.header.alg)
+    }
 }
 
 /// `x5t` and `x5t#S256` of a DER certificate (RFC 7515 §4.1.7–8):

@@ -32,6 +32,9 @@ pub struct ProviderMetadata {
     pub pushed_authorization_request_endpoint: Option<Url>,
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.1: the provider takes DPoP proofs signed with these.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 8705 §5: where a mutual-TLS client sends its requests.
     #[serde(default)]
     pub mtls_endpoint_aliases: Option<MtlsAliases>,
@@ -101,6 +104,8 @@ pub enum DiscoveryError {
     },
     #[error("`provider.pushed_authorization` is on, but the provider has no pushed_authorization_request_endpoint (RFC 9126)")]
     NoPushEndpoint,
+    #[error("`provider.dpop` is on, but the provider takes DPoP proofs only signed with {offered:?} (dpop_signing_alg_values_supported), not {alg}; tokens would not be bound")]
+    DpopNotOffered { alg: String, offered: Vec<String> },
     #[error("the provider signs ID tokens only with {offered:?}, none of which `provider.id_token_algorithms` allows ({allowed:?})")]
     NoCommonAlgorithm {
         offered: Vec<String>,
@@ -156,6 +161,33 @@ pub fn check_client_auth(
         }
         _ => Ok(()),
     }
+}
+
+/// Refuses DPoP with a provider that does not take proofs signed with
+/// `alg`: it would hand out unbound tokens without saying so.
+pub fn check_dpop(
+    md: &ProviderMetadata,
+    alg: Option<jsonwebtoken::Algorithm>,
+) -> Result<(), DiscoveryError> {
+    let Some(alg) = alg else {
+        return Ok(());
+    };
+    let name = format!("{alg:?}");
+    let offered = md
+        .dpop_signing_alg_values_supported
+        .clone()
+        .unwrap_or_default();
+    if offered.contains(&name) {
+        return Ok(());
+    }
+    Err(DiscoveryError::DpopNotOffered {
+        alg: name,
+        offered: offered
+            .iter()
+            .take(8)
+            .map(|s| super::token::sanitize(s))
+            .collect(),
+    })
 }
 
 /// Where authorization requests are pushed (RFC 9126): when configured, or

@@ -4,6 +4,7 @@
 
 pub mod client_auth;
 pub mod discovery;
+pub mod dpop;
 pub mod id_token;
 pub mod jwks;
 pub mod jws;
@@ -41,6 +42,8 @@ pub enum ProviderError {
     Discovery(#[from] discovery::DiscoveryError),
     #[error(transparent)]
     Keys(#[from] jwks::JwksError),
+    #[error("DPoP key: {0}")]
+    Dpop(#[from] client_auth::CredentialError),
 }
 
 impl Provider {
@@ -59,7 +62,26 @@ impl Provider {
         discovery::check_client_auth(&metadata, config.client_auth)?;
         let keys = Arc::new(KeyCache::new(http.clone(), metadata.jwks_uri.clone()));
         keys.refresh().await?;
-        Self::assemble(metadata, keys, config, client_keys, http)
+        let dpop = Self::dpop_key(config, None)?;
+        discovery::check_dpop(&metadata, dpop.as_ref().map(|k| k.algorithm()))?;
+        Self::assemble(metadata, keys, config, client_keys, dpop, http)
+    }
+
+    /// The DPoP key: the configured one, else the running one (a reload
+    /// keeps it: tokens are bound to it), else a fresh one.
+    fn dpop_key(
+        config: &ProviderConfig,
+        running: Option<&Arc<dpop::DpopKey>>,
+    ) -> Result<Option<Arc<dpop::DpopKey>>, ProviderError> {
+        if !config.dpop {
+            return Ok(None);
+        }
+        if let (None, Some(k)) = (&config.dpop_key, running) {
+            return Ok(Some(k.clone()));
+        }
+        Ok(Some(Arc::new(dpop::DpopKey::new(
+            config.dpop_key.as_ref(),
+        )?)))
     }
 
     fn assemble(
@@ -67,6 +89,7 @@ impl Provider {
         keys: Arc<KeyCache>,
         config: &ProviderConfig,
         client_keys: Option<Arc<ClientKeys>>,
+        dpop: Option<Arc<dpop::DpopKey>>,
         http: &reqwest::Client,
     ) -> Result<Arc<Self>, ProviderError> {
         let push_endpoint = discovery::push_endpoint(&metadata, config.pushed_authorization)?;
@@ -76,7 +99,7 @@ impl Provider {
             &metadata.issuer,
             &metadata.token_endpoint,
         );
-        let tokens = TokenClient::new(http.clone(), metadata.token_endpoint.clone(), auth);
+        let tokens = TokenClient::new(http.clone(), metadata.token_endpoint.clone(), auth, dpop);
         Ok(Arc::new(Self {
             metadata,
             keys,
@@ -95,11 +118,13 @@ impl Provider {
         http: &reqwest::Client,
     ) -> Result<Arc<Self>, ProviderError> {
         discovery::check_client_auth(&self.metadata, config.client_auth)?;
+        let dpop = Self::dpop_key(config, self.tokens.dpop.as_ref())?;
         Self::assemble(
             self.metadata.clone(),
             self.keys.clone(),
             config,
             client_keys,
+            dpop,
             http,
         )
     }

@@ -114,6 +114,10 @@ pub struct ProviderConfig {
     /// Push every authorization request (RFC 9126), not only when the
     /// provider requires it.
     pub pushed_authorization: bool,
+    /// DPoP (RFC 9449) on token, PAR and userinfo requests.
+    pub dpop: bool,
+    /// The DPoP key shared by every replica; `None`: one per process.
+    pub dpop_key: Option<ClientKeyConfig>,
     /// Login options sent on every authorization request.
     pub login: LoginOptions,
     pub scopes: Vec<String>,

@@ -4,7 +4,10 @@
 use serde::Deserialize;
 use url::Url;
 
+use std::sync::Arc;
+
 use super::client_auth::{ClientAuthenticator, CredentialError};
+use super::dpop::{DpopKey, Server};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -76,6 +79,8 @@ pub struct TokenClient {
     http: reqwest::Client,
     endpoint: Url,
     auth: ClientAuthenticator,
+    /// DPoP proofs on token, PAR and userinfo requests, when configured.
+    pub dpop: Option<Arc<DpopKey>>,
 }
 
 /// A pushed authorization request's answer (RFC 9126 §2.2).
@@ -85,12 +90,56 @@ pub struct Pushed {
 }
 
 impl TokenClient {
-    pub fn new(http: reqwest::Client, endpoint: Url, auth: ClientAuthenticator) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: Url,
+        auth: ClientAuthenticator,
+        dpop: Option<Arc<DpopKey>>,
+    ) -> Self {
         Self {
             http,
             endpoint,
             auth,
+            dpop,
         }
+    }
+
+    /// The userinfo answer for `access_token` of `token_type` (`Bearer`,
+    /// or `DPoP` with a proof, once more with the server's nonce if it
+    /// asks for one).
+    pub async fn userinfo(
+        &self,
+        endpoint: &Url,
+        access_token: &str,
+        token_type: &str,
+        subject: &str,
+    ) -> Result<super::userinfo::UserInfo, super::userinfo::UserInfoError> {
+        use super::userinfo::{fetch, Presented, UserInfoError};
+        let dpop = self
+            .dpop
+            .as_ref()
+            .filter(|_| token_type.eq_ignore_ascii_case("dpop"));
+        for attempt in 0..2 {
+            let proof = match dpop {
+                Some(k) => Some(
+                    k.proof("GET", endpoint, Some(access_token), Server::Resource)
+                        .map_err(|_| UserInfoError::Invalid)?,
+                ),
+                None => None,
+            };
+            let presented = Presented {
+                access_token,
+                proof: proof.as_deref(),
+            };
+            match fetch(&self.http, endpoint, &presented, subject).await {
+                Err(UserInfoError::Challenge(headers)) => match dpop {
+                    Some(k) if attempt == 0 && k.remember(&headers, Server::Resource) => {}
+                    _ => return Err(UserInfoError::Status(401)),
+                },
+                other => return other,
+            }
+        }
+        Err(UserInfoError::Status(401))
     }
 
     /// Pushes an authorization request (RFC 9126 §2.1) with this client's
@@ -250,32 +299,53 @@ impl TokenClient {
     }
 
     /// An authenticated POST whose success is a JSON document `T`; a
-    /// failure is the OAuth error or the status.
+    /// failure is the OAuth error or the status. With DPoP, a proof goes
+    /// along, and a `use_dpop_nonce` refusal is retried once with the
+    /// server's nonce (RFC 9449 §8).
     async fn exchange<T: serde::de::DeserializeOwned>(
         &self,
         endpoint: &Url,
         form: Vec<(&str, &str)>,
     ) -> Result<T, TokenError> {
-        let resp = self
-            .authenticated(endpoint, form)
-            .await?
-            .send()
-            .await
-            .map_err(TokenError::Unreachable)?;
-        let status = resp.status();
-        let body = super::read_limited(resp)
-            .await
-            .map_err(TokenError::Unreachable)?;
-        if !status.is_success() {
-            return Err(refusal(status.as_u16(), &body));
+        for attempt in 0..2 {
+            let mut req = self.authenticated(endpoint, form.clone()).await?;
+            if let Some(k) = &self.dpop {
+                req = req.header(
+                    super::dpop::HEADER,
+                    k.proof("POST", endpoint, None, Server::Authorization)?,
+                );
+            }
+            let resp = req.send().await.map_err(TokenError::Unreachable)?;
+            let status = resp.status();
+            let fresh_nonce = self
+                .dpop
+                .as_ref()
+                .is_some_and(|k| k.remember(resp.headers(), Server::Authorization));
+            let body = super::read_limited(resp)
+                .await
+                .map_err(TokenError::Unreachable)?;
+            if status.is_success() {
+                return serde_json::from_slice(&body)
+                    .map_err(|e| TokenError::Invalid(json_error(&e)));
+            }
+            match refusal(status.as_u16(), &body) {
+                TokenError::Refused { error, .. }
+                    if attempt == 0 && fresh_nonce && error == super::dpop::USE_NONCE => {}
+                other => return Err(other),
+            }
         }
-        serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(json_error(&e)))
+        Err(TokenError::Refused {
+            error: super::dpop::USE_NONCE.into(),
+            status: 400,
+        })
     }
 
     async fn post_once(&self, form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
         let tokens: TokenResponse = self.exchange(&self.endpoint, form).await?;
-        // RFC 6749 §5.1: token_type is case-insensitive.
-        if !tokens.token_type.eq_ignore_ascii_case("bearer") {
+        // RFC 6749 §5.1: token_type is case-insensitive. `DPoP` only when
+        // tollgate sent a proof (RFC 9449 §5).
+        let dpop = self.dpop.is_some() && tokens.token_type.eq_ignore_ascii_case("dpop");
+        if !tokens.token_type.eq_ignore_ascii_case("bearer") && !dpop {
             return Err(TokenError::Invalid(format!(
                 "unsupported token_type `{}`",
                 sanitize(&tokens.token_type)

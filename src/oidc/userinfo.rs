@@ -16,6 +16,15 @@ pub enum UserInfoError {
     /// OIDC Core §5.3.4: the `sub` must match the ID token's exactly.
     #[error("userinfo `sub` differs from the ID token's")]
     SubjectMismatch,
+    /// 401: the headers, which may carry a DPoP nonce to retry with.
+    #[error("userinfo endpoint answered HTTP 401")]
+    Challenge(http::HeaderMap),
+}
+
+/// The access token as presented: `Bearer`, or `DPoP` with its proof.
+pub struct Presented<'a> {
+    pub access_token: &'a str,
+    pub proof: Option<&'a str>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -34,11 +43,11 @@ pub struct UserInfo {
 pub async fn fetch(
     http: &reqwest::Client,
     endpoint: &Url,
-    access_token: &str,
+    token: &Presented<'_>,
     subject: &str,
 ) -> Result<UserInfo, UserInfoError> {
     let started = std::time::Instant::now();
-    let result = fetch_once(http, endpoint, access_token, subject).await;
+    let result = fetch_once(http, endpoint, token, subject).await;
     crate::telemetry::metrics::metrics().observe_provider("userinfo", started.elapsed());
     result
 }
@@ -46,16 +55,25 @@ pub async fn fetch(
 async fn fetch_once(
     http: &reqwest::Client,
     endpoint: &Url,
-    access_token: &str,
+    token: &Presented<'_>,
     subject: &str,
 ) -> Result<UserInfo, UserInfoError> {
-    let resp = http
+    let mut req = http
         .get(endpoint.clone())
-        .bearer_auth(access_token)
-        .header(http::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(UserInfoError::Unreachable)?;
+        .header(http::header::ACCEPT, "application/json");
+    req = match token.proof {
+        Some(proof) => req
+            .header(
+                http::header::AUTHORIZATION,
+                format!("DPoP {}", token.access_token),
+            )
+            .header(super::dpop::HEADER, proof),
+        None => req.bearer_auth(token.access_token),
+    };
+    let resp = req.send().await.map_err(UserInfoError::Unreachable)?;
+    if resp.status() == http::StatusCode::UNAUTHORIZED {
+        return Err(UserInfoError::Challenge(resp.headers().clone()));
+    }
     if !resp.status().is_success() {
         return Err(UserInfoError::Status(resp.status().as_u16()));
     }

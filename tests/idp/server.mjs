@@ -214,7 +214,9 @@ const providerConfig = {
   },
   scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
   // Put scope-derived claims in the ID token as well, not only in userinfo.
-  conformIdTokenClaims: false,
+  // `"conformIdTokenClaims": true` in the config: scope claims only from
+  // userinfo, as OIDC Core §5.4 has it for the code flow.
+  conformIdTokenClaims: Boolean(config.conformIdTokenClaims),
   features: {
     devInteractions: { enabled: false },
     rpInitiatedLogout: {
@@ -440,6 +442,9 @@ server.on('request', (req, res) => {
   let line = `#${n} ${req.method} ${path}`;
   if (path === '/token' || path === '/request') {
     line += ` authorization-header=${req.headers.authorization ? 'present' : 'absent'}`;
+  }
+  if (path === '/token' || path === '/me') {
+    line += ` dpop=${req.headers.dpop ? 'present' : 'absent'}`;
   }
   res.on('finish', () => log(`${line} -> ${res.statusCode}`));
 

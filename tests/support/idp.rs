@@ -38,6 +38,8 @@ pub struct IdpOptions {
     pub dpop: bool,
     /// The FAPI profile enabled ("2.0").
     pub fapi: Option<String>,
+    /// Scope claims (email, profile) only from userinfo, not in ID tokens.
+    pub conform_id_token_claims: bool,
 }
 
 pub struct Idp {
@@ -121,6 +123,7 @@ impl Idp {
             "requirePar": o.require_par,
             "clientAuthMethods": o.client_auth_methods,
             "dpop": o.dpop,
+            "conformIdTokenClaims": o.conform_id_token_claims,
             "fapi": o.fapi,
             "tls": o.tls.then(|| {
                 let dir = repo().join("tests/data/mtls");

@@ -21,6 +21,17 @@ pub(super) fn check(
     let client_assertion_audience = assertion_audience(c, p);
     let login = login_options(c, p);
     let tls_client_identity = tls_identity(c, p, client_auth);
+    let dpop_key = match (&p.dpop_key_file, p.dpop) {
+        (Some(f), true) => key_file(c, "provider.dpop_key_file", f, None, None),
+        (Some(_), false) => {
+            c.fail(
+                "provider.dpop_key_file",
+                "is only used with `provider.dpop = true`",
+            );
+            None
+        }
+        (None, _) => None,
+    };
     let id_token_algorithms = id_token_algorithms(c, p, client_secret.as_deref());
     let clock_skew = c.duration("provider.clock_skew", &p.clock_skew);
     if clock_skew > Duration::from_secs(300) {
@@ -75,6 +86,8 @@ pub(super) fn check(
         tls_client_identity,
         client_assertion_audience,
         pushed_authorization: p.pushed_authorization,
+        dpop: p.dpop,
+        dpop_key,
         login,
         scopes: p.scopes.clone(),
         redirect_url: redirect_url?,

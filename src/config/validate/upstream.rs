@@ -53,7 +53,8 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig) -> Option<UpstreamConfig
         pass_host_header: u.pass_host_header,
         case_insensitive_paths: u.case_insensitive_paths,
         pass_user_headers: u.pass_user_headers,
-        pass_access_token: u.pass_access_token,
+        // A DPoP-bound token is useless to an upstream without tollgate's key.
+        pass_access_token: u.pass_access_token.unwrap_or(!raw.provider.dpop),
         pass_authorization_header: u.pass_authorization_header,
         headers,
         claim_headers,
