@@ -594,3 +594,50 @@ async fn dpop_binds_the_tokens_and_follows_the_servers_nonces() {
         "{userinfo:?}"
     );
 }
+
+/// `provider.profile = "fapi2"` against oidc-provider's FAPI 2.0 profile
+/// over HTTPS: private_key_jwt, DPoP, PAR (implied by the profile), PKCE
+/// S256, ES256 ID tokens, RFC 9207 `iss`.
+#[tokio::test]
+async fn fapi2_profile_logs_in_against_a_fapi2_provider() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (key, _) = generate_key(dir.path(), "ES256");
+    let w = world(
+        (
+            "tollgate-fapi",
+            "private_key_jwt",
+            json!({
+                "jwks_uri": "TOLLGATE",
+                "token_endpoint_auth_signing_alg": "ES256",
+                "id_token_signed_response_alg": "ES256",
+                "dpop_bound_access_tokens": true,
+            }),
+        ),
+        IdpOptions {
+            tls: true,
+            dpop: true,
+            fapi: Some("2.0".into()),
+            ..IdpOptions::default()
+        },
+        &format!(
+            "profile = \"fapi2\"\nclient_auth = \"private_key_jwt\"\nclient_key_file = \"{}\"\ndpop = true\nid_token_algorithms = [\"ES256\"]\nca_file = \"{}\"",
+            key.display(),
+            mtls_file("ca.pem")
+        ),
+        dir,
+    )
+    .await;
+    let mut b = Browser::new();
+    let first = b.get(&w.tollgate.url("/app")).await;
+    let location = first.location().expect("login redirect").to_string();
+    assert!(location.contains("request_uri="), "{location}");
+    let page = b.login(&w.tollgate.url("/app"), "alice").await;
+    assert_eq!(
+        page.status,
+        200,
+        "{}\n{}\n{}",
+        page.body,
+        w.tollgate.output.text(),
+        w.idp.output.text()
+    );
+}

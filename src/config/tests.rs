@@ -489,3 +489,25 @@ fn dpop_turns_access_token_forwarding_off_unless_asked_for() {
             .pass_access_token
     );
 }
+
+#[test]
+fn the_fapi2_profile_refuses_what_it_does_not_allow() {
+    let text = minimal().replace("[session]", "profile = \"fapi2\"\n[session]");
+    let (_d, path) = write(&text);
+    let keys: Vec<String> = errors(load(&path, &[]))
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    for key in [
+        "provider.client_auth",
+        "provider.dpop",
+        "provider.id_token_algorithms",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} not refused: {keys:?}");
+    }
+    let text = minimal().replace("[session]", "profile = \"fapi1\"\n[session]");
+    let (_d, path) = write(&text);
+    assert!(errors(load(&path, &[]))
+        .iter()
+        .any(|e| e.key == "provider.profile"));
+}

@@ -104,6 +104,8 @@ pub enum DiscoveryError {
     },
     #[error("`provider.pushed_authorization` is on, but the provider has no pushed_authorization_request_endpoint (RFC 9126)")]
     NoPushEndpoint,
+    #[error("`provider.profile` is \"fapi2\", but the provider {0} (FAPI 2.0 Security Profile)")]
+    NotFapi2(&'static str),
     #[error("`provider.dpop` is on, but the provider takes DPoP proofs only signed with {offered:?} (dpop_signing_alg_values_supported), not {alg}; tokens would not be bound")]
     DpopNotOffered { alg: String, offered: Vec<String> },
     #[error("the provider signs ID tokens only with {offered:?}, none of which `provider.id_token_algorithms` allows ({allowed:?})")]
@@ -161,6 +163,27 @@ pub fn check_client_auth(
         }
         _ => Ok(()),
     }
+}
+
+/// What FAPI 2.0 needs of the provider, beyond the PAR endpoint and the
+/// client authentication method checked elsewhere.
+pub fn check_fapi2(md: &ProviderMetadata) -> Result<(), DiscoveryError> {
+    if !md.authorization_response_iss_parameter_supported {
+        return Err(DiscoveryError::NotFapi2(
+            "does not promise the RFC 9207 `iss` parameter (authorization_response_iss_parameter_supported)",
+        ));
+    }
+    if let Some(methods) = &md.code_challenge_methods_supported {
+        if !methods.iter().any(|m| m == "S256") {
+            return Err(DiscoveryError::NotFapi2("does not list PKCE S256"));
+        }
+    }
+    if !md.token_endpoint.scheme().eq_ignore_ascii_case("https") {
+        return Err(DiscoveryError::NotFapi2(
+            "serves its token endpoint without TLS",
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses DPoP with a provider that does not take proofs signed with
@@ -333,6 +356,41 @@ mod tests {
             ),
             Err(DiscoveryError::InsecureEndpoint(_))
         ));
+    }
+
+    #[test]
+    fn fapi2_needs_iss_s256_and_tls_of_the_provider() {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&doc("https://op.test", "https://op.test/token")).expect("json");
+        let md = |v: &serde_json::Value| {
+            parse("https://op.test", "u", v.to_string().as_bytes()).expect("md")
+        };
+        assert!(matches!(
+            check_fapi2(&md(&v)),
+            Err(DiscoveryError::NotFapi2(_))
+        ));
+        v["authorization_response_iss_parameter_supported"] = true.into();
+        assert!(check_fapi2(&md(&v)).is_ok());
+        v["code_challenge_methods_supported"] = serde_json::json!(["plain"]);
+        assert!(matches!(
+            check_fapi2(&md(&v)),
+            Err(DiscoveryError::NotFapi2(_))
+        ));
+    }
+
+    #[test]
+    fn dpop_needs_the_keys_algorithm_listed() {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&doc("https://op.test", "https://op.test/token")).expect("json");
+        let md = |v: &serde_json::Value| {
+            parse("https://op.test", "u", v.to_string().as_bytes()).expect("md")
+        };
+        let es256 = Some(jsonwebtoken::Algorithm::ES256);
+        assert!(check_dpop(&md(&v), es256).is_err());
+        v["dpop_signing_alg_values_supported"] = serde_json::json!(["ES256", "EdDSA"]);
+        assert!(check_dpop(&md(&v), es256).is_ok());
+        assert!(check_dpop(&md(&v), Some(jsonwebtoken::Algorithm::PS256)).is_err());
+        assert!(check_dpop(&md(&v), None).is_ok());
     }
 
     #[test]

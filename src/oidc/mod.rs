@@ -60,6 +60,9 @@ impl Provider {
         }
         discovery::check_algorithms(&metadata, &config.id_token_algorithms)?;
         discovery::check_client_auth(&metadata, config.client_auth)?;
+        if config.fapi2 {
+            discovery::check_fapi2(&metadata)?;
+        }
         let keys = Arc::new(KeyCache::new(http.clone(), metadata.jwks_uri.clone()));
         keys.refresh().await?;
         let dpop = Self::dpop_key(config, None)?;

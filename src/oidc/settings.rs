@@ -114,6 +114,9 @@ pub struct ProviderConfig {
     /// Push every authorization request (RFC 9126), not only when the
     /// provider requires it.
     pub pushed_authorization: bool,
+    /// `provider.profile = "fapi2"`: the FAPI 2.0 Security Profile, whose
+    /// provider-side requirements are checked at discovery.
+    pub fapi2: bool,
     /// DPoP (RFC 9449) on token, PAR and userinfo requests.
     pub dpop: bool,
     /// The DPoP key shared by every replica; `None`: one per process.

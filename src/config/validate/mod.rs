@@ -2,6 +2,7 @@
 //! under its key into one [`Check`], and building that section's plain
 //! configuration. [`validate`] puts them together.
 
+mod profile;
 mod provider;
 mod rules;
 mod server;

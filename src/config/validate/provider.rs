@@ -76,7 +76,7 @@ pub(super) fn check(
     if p.groups_claim.is_empty() {
         c.fail("provider.groups_claim", "must not be empty");
     }
-    Some(ProviderConfig {
+    let config = ProviderConfig {
         issuer,
         client_id,
         client_secret: client_secret.map(Secret::new),
@@ -85,7 +85,9 @@ pub(super) fn check(
         client_assertion_file,
         tls_client_identity,
         client_assertion_audience,
-        pushed_authorization: p.pushed_authorization,
+        // FAPI 2.0 pushes every authorization request.
+        pushed_authorization: p.pushed_authorization || p.profile.as_deref() == Some("fapi2"),
+        fapi2: p.profile.as_deref() == Some("fapi2"),
         dpop: p.dpop,
         dpop_key,
         login,
@@ -102,7 +104,11 @@ pub(super) fn check(
         fetch_userinfo: p.fetch_userinfo,
         timeout: provider_timeout,
         ca_file: provider_ca,
-    })
+    };
+    if let Some(profile) = &p.profile {
+        super::profile::check(c, profile, &config);
+    }
+    Some(config)
 }
 
 /// Who tollgate is at the provider: issuer, client id, client
