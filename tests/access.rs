@@ -541,3 +541,74 @@ async fn signed_assertion_and_claim_headers_reach_the_upstream() {
     assert_eq!(data.claims["sub"], "alice");
     assert_eq!(data.claims["email"], "alice@example.com");
 }
+
+/// oauth2-proxy's per-request constraints on `/oauth2/auth`: each given
+/// parameter narrows the decision (403), a malformed one is a 400.
+#[tokio::test]
+async fn forward_auth_query_constraints_narrow_the_decision() {
+    let (_idp, _upstream, tollgate) = direct("", "").await;
+    let mut alice = Browser::new();
+    alice.login(&tollgate.url("/"), "alice").await;
+    for (query, status) in [
+        ("allowed_groups=ops,dev", 202),
+        ("allowed_groups=ops", 403),
+        ("allowed_emails=alice@example.com", 202),
+        ("allowed_emails=bob@example.com", 403),
+        ("allowed_email_domains=example.com", 202),
+        ("allowed_email_domains=*.example.com", 403),
+        ("allowed_groups=dev&allowed_email_domains=other.test", 403),
+        ("allowed_email_domains=not%20a%20domain", 400),
+    ] {
+        let r = alice
+            .get(&tollgate.url(&format!("/oauth2/auth?{query}")))
+            .await;
+        assert_eq!(r.status, status, "{query}: {}", r.body);
+    }
+}
+
+/// `X-Auth-Request-Redirect` names where a login started by forward-auth
+/// returns to (within the redirect policy).
+#[tokio::test]
+async fn forward_auth_login_returns_to_x_auth_request_redirect() {
+    let (_idp, _upstream, tollgate) = direct("", "").await;
+    let mut b = Browser::new();
+    let start = b
+        .request(
+            reqwest::Method::GET,
+            &tollgate.url("/oauth2/auth?mode=redirect"),
+            None,
+            &[("x-auth-request-redirect", "/after/login?x=1")],
+        )
+        .await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let form = b.follow(start.location().expect("location")).await;
+    let page = b.submit_login(form, "alice").await;
+    assert!(page.url.ends_with("/after/login?x=1"), "{}", page.url);
+}
+
+/// Probe paths are configurable (oauth2-proxy's `/ping` and `/ready`, say),
+/// and a path that is no longer a probe belongs to the application again.
+#[tokio::test]
+async fn probe_paths_are_configurable_and_free_the_defaults() {
+    let (_idp, upstream, tollgate) =
+        direct("", "health_path = \"/ping\"\nready_path = \"/ready\"").await;
+    let get = |p: &str| reqwest::get(tollgate.url(p));
+    let ping = get("/ping").await.expect("ping");
+    assert_eq!(ping.status(), 200);
+    assert_eq!(get("/ready").await.expect("ready").status(), 200);
+    // /healthz is the application's now: anonymous API clients get 401,
+    // and a public route would reach the upstream.
+    let healthz = reqwest::Client::new()
+        .get(tollgate.url("/healthz"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(healthz.status(), 401);
+    assert_eq!(upstream.count(), 0);
+    // `/oauth2/sign_in` starts a login, as in oauth2-proxy.
+    let sign_in = Browser::new()
+        .get(&tollgate.url("/oauth2/sign_in?rd=/x"))
+        .await;
+    assert_eq!(sign_in.status, 302);
+}

@@ -48,11 +48,18 @@ impl Hints {
     }
 }
 
-/// `/oauth2/start?rd=/path`: begin a login explicitly, with an optional
-/// `login_hint` and `ui_locales` for the provider.
+/// `/oauth2/start?rd=/path` (also at oauth2-proxy's `/oauth2/sign_in`):
+/// begin a login explicitly, with an optional `login_hint` and
+/// `ui_locales` for the provider.
 pub async fn start(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Rejection> {
     let pairs = query_pairs(parts);
-    let rd = ctx.redirects.or_root(param(&pairs, "rd"));
+    // oauth2-proxy's `X-Auth-Request-Redirect` when there is no `rd`; the
+    // redirect policy judges either.
+    let header = parts
+        .headers
+        .get("x-auth-request-redirect")
+        .and_then(|v| v.to_str().ok());
+    let rd = ctx.redirects.or_root(param(&pairs, "rd").or(header));
     let hints = Hints::from_query(&pairs)?;
     login_redirect(ctx, rd, &hints).await
 }

@@ -576,6 +576,87 @@ impl Grant {
     }
 }
 
+// === Per-request constraints ===
+
+/// Constraints an ingress puts on one `/oauth2/auth` check, as oauth2-proxy
+/// takes them from the query: `allowed_groups`, `allowed_emails` and
+/// `allowed_email_domains`, each comma-separated. Every parameter given
+/// must hold (any one of its values), on top of the configured rules.
+#[derive(Debug, Default)]
+pub struct Constraints {
+    groups: Vec<String>,
+    emails: Vec<String>,
+    domains: Vec<DomainPattern>,
+}
+
+/// Most values a constraint parameter may list.
+const MAX_CONSTRAINT_VALUES: usize = 64;
+
+impl Constraints {
+    /// From a query string; `Ok(None)` when it has none of the parameters,
+    /// `Err(parameter)` for a malformed or over-long one.
+    pub fn from_query(query: &str) -> Result<Option<Self>, &'static str> {
+        let mut c = Constraints::default();
+        let mut any = false;
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let (name, list): (&'static str, Vec<&str>) = match k.as_ref() {
+                "allowed_groups" => ("allowed_groups", v.split(',').collect()),
+                "allowed_emails" => ("allowed_emails", v.split(',').collect()),
+                "allowed_email_domains" => ("allowed_email_domains", v.split(',').collect()),
+                _ => continue,
+            };
+            any = true;
+            let values: Vec<&str> = list
+                .into_iter()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if values.is_empty() || values.len() > MAX_CONSTRAINT_VALUES {
+                return Err(name);
+            }
+            match name {
+                "allowed_groups" => c.groups.extend(values.iter().map(|s| s.to_string())),
+                "allowed_emails" => {
+                    if values.iter().any(|e| split_email(e).is_none()) {
+                        return Err(name);
+                    }
+                    c.emails
+                        .extend(values.iter().map(|s| s.to_ascii_lowercase()));
+                }
+                _ => {
+                    for d in values {
+                        c.domains.push(domain_pattern(d).map_err(|_| name)?);
+                    }
+                }
+            }
+        }
+        Ok(any.then_some(c))
+    }
+
+    /// `Err(reason)` naming the first constraint `who` fails.
+    pub fn check(&self, who: &Identity<'_>) -> Result<(), &'static str> {
+        if !self.groups.is_empty() && !who.groups.iter().any(|g| self.groups.contains(g)) {
+            return Err("not in any of allowed_groups");
+        }
+        let email = usable_email(who);
+        if !self.emails.is_empty() {
+            let address = who
+                .email
+                .filter(|_| email.is_some())
+                .map(str::to_ascii_lowercase);
+            if !address.is_some_and(|a| self.emails.contains(&a)) {
+                return Err("not one of allowed_emails");
+            }
+        }
+        if !self.domains.is_empty()
+            && !email.is_some_and(|(_, d)| self.domains.iter().any(|p| p.matches(d)))
+        {
+            return Err("email domain not in allowed_email_domains");
+        }
+        Ok(())
+    }
+}
+
 // === Emails and domains ===
 
 /// `(local, domain)` when `s` has exactly one `@` and a non-empty local part,
@@ -808,6 +889,50 @@ mod tests {
             paths: strings(paths),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn per_request_constraints_narrow_as_oauth2_proxy_does() {
+        let claims = Map::new();
+        let groups = vec!["dev".to_string()];
+        let who = |email: &'static str, verified: Option<bool>| Identity {
+            email: Some(email),
+            email_verified: verified,
+            groups: &groups,
+            claims: &claims,
+        };
+        let c = |q: &str| Constraints::from_query(q).expect("parses").expect("some");
+        assert!(Constraints::from_query("rd=/x").expect("ok").is_none());
+        assert!(c("allowed_groups=ops,dev")
+            .check(&who("a@example.com", None))
+            .is_ok());
+        assert!(c("allowed_groups=ops")
+            .check(&who("a@example.com", None))
+            .is_err());
+        assert!(c("allowed_emails=A@Example.com")
+            .check(&who("a@example.com", None))
+            .is_ok());
+        assert!(c("allowed_emails=a@example.com")
+            .check(&who("a@example.com", Some(false)))
+            .is_err());
+        assert!(c("allowed_email_domains=*.example.com")
+            .check(&who("a@eu.example.com", None))
+            .is_ok());
+        assert!(c("allowed_email_domains=*.example.com")
+            .check(&who("a@example.com", None))
+            .is_err());
+        // Every parameter must hold.
+        assert!(c("allowed_groups=dev&allowed_email_domains=other.test")
+            .check(&who("a@example.com", None))
+            .is_err());
+        assert_eq!(
+            Constraints::from_query("allowed_email_domains=a@b").err(),
+            Some("allowed_email_domains")
+        );
+        assert_eq!(
+            Constraints::from_query("allowed_groups=").err(),
+            Some("allowed_groups")
+        );
     }
 
     #[test]

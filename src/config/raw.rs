@@ -47,6 +47,8 @@ pub struct RawServer {
     pub trusted_proxies: Vec<String>,
     pub allowed_redirect_domains: Vec<String>,
     pub tls: Option<RawTls>,
+    pub health_path: String,
+    pub ready_path: String,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -70,6 +72,8 @@ impl Default for RawServer {
             trusted_proxies: Vec::new(),
             allowed_redirect_domains: Vec::new(),
             tls: None,
+            health_path: "/healthz".into(),
+            ready_path: "/readyz".into(),
         }
     }
 }

@@ -8,6 +8,7 @@ use http::{Method, StatusCode};
 use super::gate::Failure;
 use super::App;
 use crate::auth::{self, Handled};
+use crate::authz::Constraints;
 use crate::pages::{self, ClientKind, Outcome, Rejection};
 use crate::proxy::forwarded::Original;
 use crate::proxy::path;
@@ -50,15 +51,27 @@ impl App {
                 return Handled::new(pages::status(StatusCode::ACCEPTED), Outcome::Public);
             }
         }
-        let redirect_mode = parts.uri.query().is_some_and(|q| {
-            form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "mode" && v == "redirect")
-        });
+        let query = parts.uri.query().unwrap_or_default();
+        let redirect_mode =
+            form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "mode" && v == "redirect");
+        let constraints = match Constraints::from_query(query) {
+            Ok(c) => c,
+            Err(name) => {
+                return Handled::new(
+                    Rejection::BadParameter(name).respond(ClientKind::Api),
+                    Outcome::Error,
+                )
+            }
+        };
         let principal = match self.authenticate(&parts.headers, kind).await {
             Ok(p) => p,
             Err(Failure::Respond(h)) => return h,
             Err(Failure::Login { clear }) => {
                 if redirect_mode && kind == ClientKind::Browser {
-                    let back = target.as_ref().and_then(|t| original.url(t));
+                    // oauth2-proxy's X-Auth-Request-Redirect names the page
+                    // to return to; the redirect policy still applies.
+                    let back = redirect_header(&parts.headers)
+                        .or_else(|| target.as_ref().and_then(|t| original.url(t)));
                     let return_to = self.rules.redirects.or_root(back.as_deref());
                     return match auth::login_redirect(
                         &self.login_ctx(),
@@ -80,6 +93,9 @@ impl App {
             }
         };
         if let Some(h) = self.denied(&principal, &method, target.as_ref(), kind) {
+            return h;
+        }
+        if let Some(h) = constraints.and_then(|c| self.narrowed(&principal, &c, kind)) {
             return h;
         }
         let s = &principal.session;
@@ -122,6 +138,19 @@ impl App {
             outcome: Outcome::AuthAllowed,
             user: Some(principal.session.sub.clone()),
         }
+    }
+}
+
+/// `X-Auth-Request-Redirect`, when it is one visible-ASCII value.
+fn redirect_header(headers: &http::HeaderMap) -> Option<String> {
+    let mut values = headers.get_all("x-auth-request-redirect").iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v
+            .to_str()
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        _ => None,
     }
 }
 

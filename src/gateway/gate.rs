@@ -143,6 +143,18 @@ impl App {
     /// The rules' verdict for a principal on a judged target (`None`: the
     /// path is unknown, see [`crate::authz::Policy::decide_unknown_path`]):
     /// the 403 answer when they deny.
+    /// The 403 when `/oauth2/auth`'s per-request constraints refuse `p`.
+    pub(super) fn narrowed(
+        &self,
+        p: &Principal,
+        constraints: &crate::authz::Constraints,
+        kind: ClientKind,
+    ) -> Option<Handled> {
+        let reason = constraints.check(&identity(p)).err()?;
+        tracing::info!(target: "tollgate::audit", event = "denied", user = %p.session.sub, reason, "forward-auth request denied by its allowed_* constraints");
+        Some(forbidden(p, kind))
+    }
+
     pub(super) fn denied(
         &self,
         p: &Principal,
@@ -150,12 +162,7 @@ impl App {
         target: Option<&path::Target>,
         kind: ClientKind,
     ) -> Option<Handled> {
-        let who = Identity {
-            email: p.session.email.as_deref(),
-            email_verified: p.session.email_verified,
-            groups: &p.session.groups,
-            claims: &p.session.claims,
-        };
+        let who = identity(p);
         let policy = &self.rules.policy;
         let path = target.map_or("-", path::Target::path);
         let decision = match target {
@@ -166,21 +173,35 @@ impl App {
             Decision::Allow => None,
             Decision::Deny { reason } => {
                 tracing::info!(target: "tollgate::audit", event = "denied", user = %p.session.sub, %method, path, reason = %reason, "request denied by authorization rules");
-                let who = p
-                    .session
-                    .email
-                    .clone()
-                    .unwrap_or_else(|| p.session.sub.clone());
-                let mut response = Rejection::Forbidden { user: who }.respond(kind);
-                // A refresh that happened on the way still counts.
-                auth::append_cookies(&mut response, p.set_cookies.clone());
-                Some(Handled {
-                    response,
-                    outcome: Outcome::Forbidden,
-                    user: Some(p.session.sub.clone()),
-                })
+                Some(forbidden(p, kind))
             }
         }
+    }
+}
+
+/// What the rules judge of a principal.
+fn identity(p: &Principal) -> Identity<'_> {
+    Identity {
+        email: p.session.email.as_deref(),
+        email_verified: p.session.email_verified,
+        groups: &p.session.groups,
+        claims: &p.session.claims,
+    }
+}
+
+/// The 403 for a signed-in user, keeping cookies a refresh on the way set.
+fn forbidden(p: &Principal, kind: ClientKind) -> Handled {
+    let who = p
+        .session
+        .email
+        .clone()
+        .unwrap_or_else(|| p.session.sub.clone());
+    let mut response = Rejection::Forbidden { user: who }.respond(kind);
+    auth::append_cookies(&mut response, p.set_cookies.clone());
+    Handled {
+        response,
+        outcome: Outcome::Forbidden,
+        user: Some(p.session.sub.clone()),
     }
 }
 

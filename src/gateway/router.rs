@@ -48,18 +48,23 @@ impl App {
             let r = Rejection::RepeatedHeader("Authorization");
             return Handled::new(r.respond(kind), Outcome::Error);
         }
-        match req.uri().path() {
-            "/healthz" => Handled::new(pages::text(StatusCode::OK, "ok\n"), Outcome::Probe),
-            "/readyz" => {
-                let resp = if self.is_ready().await {
-                    pages::text(StatusCode::OK, "ready\n")
-                } else {
-                    pages::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-                };
-                Handled::new(resp, Outcome::Probe)
-            }
-            p if p.starts_with("/oauth2/") => self.oauth2(req, peer, kind).await,
-            _ => self.proxy(req, peer, kind).await,
+        let server = &self.config.server;
+        let path = req.uri().path();
+        if server.health_path.as_deref() == Some(path) {
+            return Handled::new(pages::text(StatusCode::OK, "ok\n"), Outcome::Probe);
+        }
+        if server.ready_path.as_deref() == Some(path) {
+            let resp = if self.is_ready().await {
+                pages::text(StatusCode::OK, "ready\n")
+            } else {
+                pages::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            };
+            return Handled::new(resp, Outcome::Probe);
+        }
+        if path.starts_with("/oauth2/") {
+            self.oauth2(req, peer, kind).await
+        } else {
+            self.proxy(req, peer, kind).await
         }
     }
 
@@ -68,7 +73,9 @@ impl App {
         let get_like = parts.method == Method::GET || parts.method == Method::HEAD;
         let post = parts.method == Method::POST;
         let result = match parts.uri.path() {
-            "/oauth2/start" if get_like => auth::start(&self.login_ctx(), &parts).await,
+            "/oauth2/start" | "/oauth2/sign_in" if get_like => {
+                auth::start(&self.login_ctx(), &parts).await
+            }
             "/oauth2/callback" if get_like => match auth::callback(&self.login_ctx(), &parts).await
             {
                 Ok(h) => Ok(h),
@@ -109,6 +116,7 @@ impl App {
                 None => Err(Rejection::NotFound),
             },
             "/oauth2/start"
+            | "/oauth2/sign_in"
             | "/oauth2/callback"
             | "/oauth2/sign_out"
             | "/oauth2/userinfo"

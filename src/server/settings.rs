@@ -25,6 +25,10 @@ pub struct ServerConfig {
     pub allowed_redirect_domains: Vec<String>,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// The liveness and readiness probes' paths; `None`: not served (the
+    /// path goes to the upstream like any other).
+    pub health_path: Option<String>,
+    pub ready_path: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -151,9 +151,12 @@ impl Tollgate {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("tollgate exited with {status}:\n{}", self.output.text());
             }
-            if let Ok(r) = client.get(self.url("/readyz")).send().await {
-                if r.status() == 200 {
-                    return;
+            // The default probe path, or oauth2-proxy's when configured so.
+            for probe in ["/readyz", "/ready"] {
+                if let Ok(r) = client.get(self.url(probe)).send().await {
+                    if r.status() == 200 && r.text().await.is_ok_and(|t| t == "ready\n") {
+                        return;
+                    }
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

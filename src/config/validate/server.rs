@@ -74,6 +74,11 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawServer) -> Option<ServerConfig> 
             ),
         }
     }
+    let health_path = probe_path(c, "server.health_path", &raw.health_path);
+    let ready_path = probe_path(c, "server.ready_path", &raw.ready_path);
+    if health_path.is_some() && health_path == ready_path {
+        c.fail("server.ready_path", "must differ from server.health_path");
+    }
     Some(ServerConfig {
         listen,
         public_url: public_url?,
@@ -86,5 +91,29 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawServer) -> Option<ServerConfig> 
         trusted_proxies,
         allowed_redirect_domains: raw.allowed_redirect_domains.clone(),
         tls,
+        health_path,
+        ready_path,
     })
+}
+
+/// A probe path: absolute, one plain path (no query, no `..`), outside
+/// `/oauth2/`; `""` turns the probe off.
+fn probe_path(c: &mut Check<'_>, key: &str, value: &str) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    let plain = value.starts_with('/')
+        && !value.starts_with("/oauth2/")
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#' && b != b'%')
+        && !value.split('/').any(|s| s == "." || s == "..");
+    if !plain {
+        c.fail(
+            key,
+            format!("`{value}` is not a plain absolute path outside /oauth2/ (or \"\" for none)"),
+        );
+        return None;
+    }
+    Some(value.to_string())
 }
