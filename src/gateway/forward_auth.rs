@@ -98,6 +98,14 @@ impl App {
         if let Some(h) = constraints.and_then(|c| self.narrowed(&principal, &c, kind)) {
             return h;
         }
+        self.allowed(principal, trusted)
+    }
+
+    /// The 202 with the identity headers, and the credentials only for a
+    /// trusted caller (the ingress that asked): a browser can call
+    /// `/oauth2/auth` itself, and a script on the page could read an
+    /// access token or assertion from the answer.
+    fn allowed(&self, principal: super::gate::Principal, trusted: bool) -> Handled {
         let s = &principal.session;
         let mut resp = pages::status(StatusCode::ACCEPTED);
         {
@@ -117,9 +125,6 @@ impl App {
             if !s.groups.is_empty() {
                 set("x-auth-request-groups", &s.groups.join(","));
             }
-            // Credentials go only to the ingress that asked: a browser can
-            // call /oauth2/auth itself, and a script on the page could read
-            // an access token or assertion from the answer.
             if trusted && self.config.upstream.pass_access_token {
                 set("x-auth-request-access-token", &s.access_token);
             }
