@@ -428,8 +428,11 @@ async fn metrics_on_their_own_port_and_request_ids_end_to_end() {
         .await
         .expect("text");
     for needle in [
-        "tollgate_requests_total{outcome=\"proxied\",class=\"2xx\"}",
-        "tollgate_requests_total{outcome=\"login_redirect\",class=\"3xx\"}",
+        "tollgate_requests_total{outcome=\"proxied\",class=\"2xx\",code=\"200\",method=\"GET\"}",
+        "tollgate_requests_total{outcome=\"login_redirect\",class=\"3xx\",code=\"302\",method=\"GET\"}",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
         "tollgate_logins_total{stage=\"completed\",reason=\"\"} 1",
         "tollgate_logins_total{stage=\"failed\",reason=\"login_cookie_missing\"} 1",
         "tollgate_provider_request_duration_seconds_count{endpoint=\"token\"} 1",

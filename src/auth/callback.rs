@@ -72,7 +72,7 @@ pub async fn callback(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Call
         event = "login",
         user = %session.sub,
         email = session.email.as_deref().unwrap_or(""),
-        provider_ms = signed_in.provider_time.as_secs_f64() * 1000.0,
+        provider_ms = signed_in.provider_time.as_micros() as f64 / 1000.0,
         "login succeeded"
     );
     Ok(Handled {

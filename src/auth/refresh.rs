@@ -225,7 +225,7 @@ async fn call_provider_once(
         target: "tollgate::audit",
         event = "refresh",
         user = %session.sub,
-        provider_ms = started.elapsed().as_secs_f64() * 1000.0,
+        provider_ms = started.elapsed().as_micros() as f64 / 1000.0,
         "access token refreshed"
     );
     Ok(new)

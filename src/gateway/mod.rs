@@ -52,13 +52,14 @@ impl App {
         }
         let status = handled.response.status().as_u16();
         let took = started.elapsed();
-        metrics().request(handled.outcome.as_str(), status, took);
+        metrics().request(handled.outcome.as_str(), &method, status, took);
         tracing::info!(
             target: "tollgate::access",
             %method,
             path = %path,
             status,
-            duration_ms = took.as_secs_f64() * 1000.0,
+            // Microseconds as milliseconds: 33.98, not 33.979639999999996.
+            duration_ms = took.as_micros() as f64 / 1000.0,
             user = handled.user.as_deref().unwrap_or("-"),
             outcome = handled.outcome.as_str(),
             request_id = %id,

@@ -22,6 +22,10 @@ pub struct RequestLabels {
     pub outcome: &'static str,
     /// 2xx, 3xx, 4xx, 5xx.
     pub class: &'static str,
+    /// The status code, as oauth2-proxy's metrics have it.
+    pub code: u16,
+    /// GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, or other.
+    pub method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,7 +81,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
-            "Requests answered, by outcome and status class",
+            "Requests answered, by outcome, status class, status code and method",
             requests.clone(),
         );
         let request_duration = latency_histogram();
@@ -176,9 +180,16 @@ impl Metrics {
     }
 
     /// The text exposition.
+    /// tollgate's metrics, then the `process_*` ones (no prefix).
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        let mut process = Registry::default();
+        process.register_collector(Box::new(super::process::ProcessCollector));
+        let written = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &process))
+            .and_then(|()| encode_eof(&mut out));
+        if written.is_err() {
             out.clear();
         }
         out
@@ -196,7 +207,24 @@ impl Metrics {
             .inc();
     }
 
-    pub fn request(&self, outcome: &'static str, status: u16, took: Duration) {
+    pub fn request(
+        &self,
+        outcome: &'static str,
+        method: &http::Method,
+        status: u16,
+        took: Duration,
+    ) {
+        let method = match *method {
+            http::Method::GET => "GET",
+            http::Method::HEAD => "HEAD",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::PATCH => "PATCH",
+            http::Method::DELETE => "DELETE",
+            http::Method::OPTIONS => "OPTIONS",
+            // Anything else would let clients mint label values.
+            _ => "other",
+        };
         let class = match status {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -205,7 +233,12 @@ impl Metrics {
             _ => "5xx",
         };
         self.requests
-            .get_or_create(&RequestLabels { outcome, class })
+            .get_or_create(&RequestLabels {
+                outcome,
+                class,
+                code: status,
+                method,
+            })
             .inc();
         self.request_duration.observe(took.as_secs_f64());
     }
@@ -222,11 +255,17 @@ mod tests {
     #[test]
     fn exposition_uses_prometheus_names() {
         let m = super::metrics();
-        m.request("proxied", 200, std::time::Duration::from_millis(3));
+        m.request(
+            "proxied",
+            &http::Method::GET,
+            200,
+            std::time::Duration::from_millis(3),
+        );
         m.login("failed", "state_mismatch");
         let text = m.encode();
         for name in [
-            "tollgate_requests_total{outcome=\"proxied\",class=\"2xx\"}",
+            "tollgate_requests_total{outcome=\"proxied\",class=\"2xx\",code=\"200\",method=\"GET\"}",
+            "process_resident_memory_bytes",
             "tollgate_request_duration_seconds_bucket",
             "tollgate_logins_total{stage=\"failed\",reason=\"state_mismatch\"}",
             "tollgate_open_connections",

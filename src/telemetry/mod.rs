@@ -8,6 +8,7 @@ use tracing_subscriber::EnvFilter;
 use settings::LogConfig;
 
 pub mod metrics;
+pub mod process;
 pub mod settings;
 
 tokio::task_local! {
