@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs tollgate's whole test suite: unit tests, and end-to-end tests against
 # real components the tests start themselves: the identity provider
-# (oidc-provider under node), Redis, nginx, Caddy, headless Chromium, and
+# (oidc-provider under node), Keycloak, Redis, nginx, Caddy, headless Chromium, and
 # the built binary. Installs what is missing: Debian packages (when run as
 # root, or with sudo) and the npm packages under tests/.
 set -euo pipefail
@@ -12,7 +12,7 @@ for tool in cargo node npm; do
 done
 
 # tool -> Debian package
-declare -A package=([redis-server]=redis-server [redis-cli]=redis-tools [nginx]=nginx-light [caddy]=caddy [chromium]=chromium)
+declare -A package=([redis-server]=redis-server [redis-cli]=redis-tools [nginx]=nginx-light [caddy]=caddy [chromium]=chromium [unzip]=unzip [mvn]=maven)
 missing=()
 for tool in "${!package[@]}"; do
   command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
@@ -35,5 +35,9 @@ for pkg in tests/idp tests/browser; do
     npm ci --prefix "$pkg" --no-audit --no-fund --loglevel=error
   fi
 done
+
+# Keycloak (tests/keycloak.rs): its server distribution from Maven Central
+# and a Java 21+ (idempotent; a second run only checks).
+tests/keycloak/install.sh >/dev/null
 
 cargo test --locked "$@"

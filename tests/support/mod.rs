@@ -9,6 +9,7 @@ pub mod cases;
 pub mod evil;
 pub mod front;
 pub mod idp;
+pub mod keycloak;
 pub mod raw;
 pub mod redis_server;
 pub mod tollgate_bin;
