@@ -224,3 +224,91 @@ level = "debug"
     assert!(tollgate.output.has("expired"), "{}", tollgate.output.text());
     drop(kc);
 }
+
+/// `provider.kind = "keycloak"`: realm roles and client roles (as
+/// `client:role`) are groups for rules, read from the access token since
+/// Keycloak's role mappers leave them out of the ID token by default.
+#[tokio::test]
+async fn keycloak_preset_turns_realm_and_client_roles_into_groups() {
+    let kc = Keycloak::start().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let secret = "keycloak-preset-client-secret";
+    let mut alice = keycloak::user("alice", "alice-password", &["auditor"]);
+    alice["clientRoles"] = json!({"tollgate-kc": ["editor"]});
+    kc.create_realm(&json!({
+        "realm": "apps",
+        "enabled": true,
+        "roles": {
+            "realm": [{"name": "auditor"}],
+            "client": {"tollgate-kc": [{"name": "editor"}]},
+        },
+        "users": [alice, keycloak::user("bob", "bob-password", &[])],
+        "clients": [{
+            "clientId": "tollgate-kc", "enabled": true, "protocol": "openid-connect",
+            "publicClient": false, "standardFlowEnabled": true, "secret": secret,
+            "redirectUris": [format!("{base}/oauth2/callback")],
+        }],
+    }))
+    .await;
+    let upstream = Upstream::start().await;
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "{base}"
+shutdown_grace = "2s"
+[upstream]
+url = "{upstream}"
+[provider]
+kind = "keycloak"
+issuer = "{issuer}"
+client_id = "tollgate-kc"
+client_secret = "{secret}"
+[session]
+secret = "{SESSION_KEY}"
+secure = false
+[[authorization.rules]]
+name = "editors"
+paths = ["/edit"]
+allow_groups = ["tollgate-kc:editor"]
+[[authorization.rules]]
+name = "auditors"
+paths = ["/"]
+allow_groups = ["auditor"]
+"#,
+        upstream = upstream.url(),
+        issuer = kc.issuer("apps"),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(&path, config).expect("config");
+    let mut tollgate = Tollgate::spawn_at(&path, port);
+    tollgate.wait_ready().await;
+
+    let mut a = Browser::new();
+    let form = a.follow(&tollgate.url("/edit/doc")).await;
+    let page = keycloak::sign_in(&mut a, form, "alice", "alice-password").await;
+    assert_eq!(
+        page.status,
+        200,
+        "{}\n{}",
+        page.body,
+        tollgate.output.text()
+    );
+    let groups = upstream
+        .last()
+        .header("x-forwarded-groups")
+        .map(str::to_string);
+    let groups = groups.unwrap_or_default();
+    assert!(
+        groups.split(',').any(|g| g == "auditor")
+            && groups.split(',').any(|g| g == "tollgate-kc:editor"),
+        "{groups}"
+    );
+
+    let mut b = Browser::new();
+    let form = b.follow(&tollgate.url("/edit/doc")).await;
+    let page = keycloak::sign_in(&mut b, form, "bob", "bob-password").await;
+    assert_eq!(page.status, 403, "{}", page.body);
+}

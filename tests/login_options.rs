@@ -3,7 +3,11 @@
 //! provider; and the ID-token checks they oblige (`auth_time`, `acr`)
 //! against the in-process provider, because a conforming provider never
 //! omits `auth_time` after `max_age` or answers with an `acr` it was not
-//! asked for.
+//! asked for. The Google and GitLab presets run against the in-process
+//! provider too, reproducing what Google documents for `hd` ("OpenID
+//! Connect", developers.google.com/identity/openid-connect) and GitLab for
+//! `groups_direct` (docs.gitlab.com, "GitLab as OpenID Connect
+//! identity provider").
 
 mod support;
 
@@ -100,16 +104,8 @@ async fn evil(
     provider: &str,
     claims: impl Fn(&mut serde_json::Map<String, serde_json::Value>) + Send + Sync + 'static,
 ) -> World {
-    use base64::Engine as _;
-    let secret = "a-client-secret-that-is-32-bytes-or-more";
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("tollgate:{secret}"));
     World::start(
-        Client {
-            check: ClientCheck::Basic(format!("Basic {basic}")),
-            id: "tollgate",
-            secret: Some(secret),
-            auth: "client_secret_basic",
-        },
+        evil_client(),
         WorldSetup {
             provider,
             before: Behaviour {
@@ -120,6 +116,19 @@ async fn evil(
         },
     )
     .await
+}
+
+/// tollgate as the in-process provider's client (HTTP Basic).
+fn evil_client() -> Client<'static> {
+    use base64::Engine as _;
+    const SECRET: &str = "a-client-secret-that-is-32-bytes-or-more";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("tollgate:{SECRET}"));
+    Client {
+        check: ClientCheck::Basic(format!("Basic {basic}")),
+        id: "tollgate",
+        secret: Some(SECRET),
+        auth: "client_secret_basic",
+    }
 }
 
 /// The callback's status and body after signing in at `/app`.
@@ -177,4 +186,71 @@ async fn acr_values_refuse_an_acr_that_was_not_asked_for() {
     })
     .await;
     assert_eq!(sign_in(&w).await.0, 302);
+}
+
+/// `kind = "google"`: the authorization request carries `hd`,
+/// `access_type=offline` and a consent prompt (Google's conditions for a
+/// hosted-domain login with a refresh token), and an ID token from another
+/// hosted domain is refused with 403.
+#[tokio::test]
+async fn google_preset_asks_for_the_hosted_domain_and_checks_hd() {
+    let w = evil(
+        "kind = \"google\"\nhosted_domains = [\"example.com\"]",
+        |c| {
+            c.insert("hd".into(), "other.example".into());
+        },
+    )
+    .await;
+    let (status, body) = sign_in(&w).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(w.tollgate.output.has("hosted_domain"));
+    let authorize = w.op.last("authorize").expect("authorize");
+    for (k, v) in [
+        ("hd", "example.com"),
+        ("access_type", "offline"),
+        ("prompt", "consent"),
+    ] {
+        assert_eq!(authorize.param(k).as_deref(), Some(v), "{k}");
+    }
+    let w = evil(
+        "kind = \"google\"\nhosted_domains = [\"example.com\"]",
+        |c| {
+            c.insert("hd".into(), "example.com".into());
+        },
+    )
+    .await;
+    assert_eq!(sign_in(&w).await.0, 302);
+}
+
+/// `kind = "gitlab"`: `groups_direct` from GitLab's ID token are groups
+/// for rules.
+#[tokio::test]
+async fn gitlab_preset_reads_groups_direct() {
+    let extra = "[[authorization.rules]]\npaths = [\"/\"]\nallow_groups = [\"acme/ops\"]\n";
+    let w = World::start(
+        evil_client(),
+        WorldSetup {
+            provider: "kind = \"gitlab\"",
+            extra,
+            before: Behaviour {
+                claims: hook(|c: &mut serde_json::Map<String, serde_json::Value>| {
+                    c.insert("groups_direct".into(), serde_json::json!(["acme/ops"]));
+                }),
+                ..Behaviour::default()
+            },
+            ..WorldSetup::default()
+        },
+    )
+    .await;
+    let mut b = Browser::new();
+    let callback = support::evil::sign_in(&mut b, &w.tollgate.url("/app")).await;
+    assert_eq!(callback.status, 302, "{}", callback.body);
+    let page = b
+        .follow(&w.tollgate.url(callback.location().expect("back")))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        w.upstream.last().header("x-forwarded-groups"),
+        Some("acme/ops")
+    );
 }

@@ -164,6 +164,19 @@ async fn redeem(
         .validate(id_token, &provider.keys, expect)
         .await?;
     let mut profile = Profile::of(&ctx.claims, &claims);
+    check_hosted_domain(ctx.provider.settings, &claims)?;
+    if ctx.claims.kind.wants_access_token_roles(&claims.other) {
+        let roles = super::profile::access_token_claims(
+            &ctx.provider,
+            &provider.keys,
+            &tokens.access_token,
+            claims.subject(),
+        )
+        .await;
+        if let Some(roles) = roles {
+            profile.add_groups(&ctx.claims, &roles);
+        }
+    }
     if ctx.provider.settings.fetch_userinfo && profile.email.is_none() {
         if let Some(endpoint) = &provider.metadata.userinfo_endpoint {
             let waited = std::time::Instant::now();
@@ -193,6 +206,22 @@ async fn redeem(
         session,
         provider_time,
     })
+}
+
+/// Google: the user must belong to one of `provider.hosted_domains` (the
+/// `hd` claim; OpenID Connect at Google, "hd" parameter).
+fn check_hosted_domain(
+    cfg: &crate::oidc::settings::ProviderConfig,
+    claims: &crate::oidc::IdTokenClaims,
+) -> Result<(), LoginFailure> {
+    if cfg.hosted_domains.is_empty() {
+        return Ok(());
+    }
+    let hd = claims.other.get("hd").and_then(serde_json::Value::as_str);
+    match hd {
+        Some(d) if cfg.hosted_domains.iter().any(|h| h.eq_ignore_ascii_case(d)) => Ok(()),
+        _ => Err(LoginFailure::HostedDomain),
+    }
 }
 
 /// The userinfo answer for a login (OIDC Core §5.3), its `sub` checked.

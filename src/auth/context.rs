@@ -33,6 +33,8 @@ pub struct ProviderCtx<'a> {
 pub struct ClaimMap<'a> {
     /// `provider.groups_claim`.
     pub groups_claim: &'a str,
+    /// `provider.kind`: where else groups come from.
+    pub kind: crate::oidc::preset::ProviderKind,
     /// The claim paths rules and `[headers]` read.
     pub paths: &'a BTreeSet<String>,
 }

@@ -42,6 +42,8 @@ pub enum LoginFailure {
     UserInfo,
     #[error("the identity provider's userinfo answer was not acceptable: {0}")]
     UserInfoRefused(crate::oidc::userinfo::UserInfoError),
+    #[error("the ID token's hosted domain (`hd`) is not one of `provider.hosted_domains`")]
+    HostedDomain,
     #[error("the session is too large for cookies (too many groups?); ask the operator to use fewer claims")]
     SessionTooLarge,
 }
@@ -53,6 +55,7 @@ impl LoginFailure {
                 StatusCode::BAD_GATEWAY
             }
             LoginFailure::UserInfo => StatusCode::BAD_GATEWAY,
+            LoginFailure::HostedDomain => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -89,6 +92,9 @@ impl LoginFailure {
             | LoginFailure::UserInfoRefused(_) => {
                 "The identity provider's answer could not be verified, so you were not signed in."
             }
+            LoginFailure::HostedDomain => {
+                "This account does not belong to an organisation allowed here. Sign in with your work account."
+            }
             LoginFailure::SessionTooLarge => {
                 "Your account carries too much information to keep in a browser session. Please contact the operator."
             }
@@ -121,6 +127,7 @@ impl LoginFailure {
             ) => "userinfo_sub",
             LoginFailure::UserInfoRefused(_) => "userinfo_invalid",
             LoginFailure::SessionTooLarge => "session_too_large",
+            LoginFailure::HostedDomain => "hosted_domain",
         }
     }
 }

@@ -5,9 +5,31 @@
 use serde_json::{Map, Value};
 
 use super::context::ClaimMap;
+use crate::oidc::preset;
 use crate::oidc::userinfo::UserInfo;
 use crate::oidc::IdTokenClaims;
 use crate::session::Session;
+
+/// The claims of a Keycloak access token (a JWT signed with the realm's
+/// keys), for the roles its ID token leaves out: verified like an ID
+/// token's signature, and only from this issuer and for this subject.
+pub async fn access_token_claims(
+    ctx: &super::context::ProviderCtx<'_>,
+    keys: &crate::oidc::KeyCache,
+    access_token: &str,
+    subject: &str,
+) -> Option<Map<String, Value>> {
+    let claims: Map<String, Value> = match ctx.validator.verified(access_token, keys).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "the access token's roles cannot be read");
+            return None;
+        }
+    };
+    let issuer = claims.get("iss").and_then(Value::as_str);
+    let sub = claims.get("sub").and_then(Value::as_str);
+    (issuer == Some(ctx.settings.issuer.as_str()) && sub == Some(subject)).then_some(claims)
+}
 
 /// The identity part of a [`Session`].
 #[derive(Debug, Default)]
@@ -24,14 +46,22 @@ pub struct Profile {
 impl Profile {
     /// The profile in `claims` (groups from `provider.groups_claim`).
     pub fn of(map: &ClaimMap<'_>, claims: &IdTokenClaims) -> Self {
+        let mut groups = claims.groups(map.groups_claim);
+        preset::merge(&mut groups, map.kind.groups(&claims.other));
         Self {
             email: claims.email.clone(),
             name: claims.name.clone(),
             preferred_username: claims.preferred_username.clone(),
-            groups: claims.groups(map.groups_claim),
+            groups,
             email_verified: claims.email_verified,
             claims: map.stored(claims),
         }
+    }
+
+    /// Adds the groups a preset finds in other claims (a Keycloak access
+    /// token's roles).
+    pub fn add_groups(&mut self, map: &ClaimMap<'_>, claims: &Map<String, Value>) {
+        preset::merge(&mut self.groups, map.kind.groups(claims));
     }
 
     /// Completes a login's profile from the userinfo answer: its email
@@ -40,14 +70,11 @@ impl Profile {
         self.email = info.email;
         self.name = self.name.take().or(info.name);
         self.preferred_username = self.preferred_username.take().or(info.preferred_username);
-        if self.groups.is_empty() {
-            if let Some(Value::Array(g)) = info.other.get(map.groups_claim) {
-                self.groups = g
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect();
-            }
+        if let Some(Value::Array(g)) = info.other.get(map.groups_claim) {
+            let listed = g.iter().filter_map(|v| v.as_str().map(str::to_string));
+            preset::merge(&mut self.groups, listed.collect());
         }
+        self.add_groups(map, &info.other);
     }
 
     /// Writes the profile into a new session.

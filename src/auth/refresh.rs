@@ -209,7 +209,20 @@ async fn call_provider_once(
             )
             .await
             .map_err(|e| RefreshFailure::Ended(e.to_string()))?;
-        super::profile::Profile::of(&ctx.claims, &claims).update(&mut new);
+        let mut profile = super::profile::Profile::of(&ctx.claims, &claims);
+        if ctx.claims.kind.wants_access_token_roles(&claims.other) {
+            let roles = super::profile::access_token_claims(
+                &ctx.provider,
+                &provider.keys,
+                &tokens.access_token,
+                &session.sub,
+            )
+            .await;
+            if let Some(roles) = roles {
+                profile.add_groups(&ctx.claims, &roles);
+            }
+        }
+        profile.update(&mut new);
         new.id_token = Some(id_token.clone());
         if claims.sid.is_some() {
             new.sid = claims.sid.clone();

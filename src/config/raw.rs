@@ -153,6 +153,8 @@ impl Default for RawIdentityHeaders {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawProvider {
+    pub kind: String,
+    pub hosted_domains: Vec<String>,
     #[serde(deserialize_with = "opt_string_like")]
     pub issuer: Option<String>,
     #[serde(deserialize_with = "opt_string_like")]
@@ -199,6 +201,8 @@ pub struct RawProvider {
 impl Default for RawProvider {
     fn default() -> Self {
         Self {
+            kind: "oidc".into(),
+            hosted_domains: Vec::new(),
             issuer: None,
             client_id: None,
             client_secret: None,

@@ -256,6 +256,7 @@ impl App {
     pub fn claim_map(&self) -> ClaimMap<'_> {
         ClaimMap {
             groups_claim: &self.config.provider.groups_claim,
+            kind: self.config.provider.kind,
             paths: &self.claim_paths,
         }
     }

@@ -10,6 +10,7 @@ pub mod jwks;
 pub mod jws;
 pub mod logout_token;
 pub mod pkce;
+pub mod preset;
 pub mod settings;
 pub mod token;
 pub mod userinfo;

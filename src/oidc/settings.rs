@@ -99,6 +99,10 @@ pub enum AssertionAudience {
 
 #[derive(Clone)]
 pub struct ProviderConfig {
+    /// `provider.kind`: what the provider needs beyond generic OIDC.
+    pub kind: super::preset::ProviderKind,
+    /// Google: the hosted domains (`hd`) a user must belong to.
+    pub hosted_domains: Vec<String>,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: Option<Secret>,

@@ -8,6 +8,7 @@ use url::Url;
 use crate::config::raw::RawProvider;
 use crate::config::{Check, ClientAuth, ProviderConfig, Secret, CALLBACK_PATH};
 use crate::oidc::client_auth::ClientKey;
+use crate::oidc::preset::ProviderKind;
 use crate::oidc::settings::{AssertionAudience, ClientKeyConfig, LoginOptions};
 
 /// `None` when a required value is missing or invalid (reported).
@@ -19,19 +20,13 @@ pub(super) fn check(
     let (issuer, client_id, client_auth, client_secret) = client(c, p);
     let (client_keys, client_assertion_file) = credentials(c, p, client_auth);
     let client_assertion_audience = assertion_audience(c, p);
-    let login = login_options(c, p);
+    let kind = provider_kind(c, p);
+    let mut login = login_options(c, p);
+    if kind == ProviderKind::Google {
+        google_parameters(p, &mut login);
+    }
     let tls_client_identity = tls_identity(c, p, client_auth);
-    let dpop_key = match (&p.dpop_key_file, p.dpop) {
-        (Some(f), true) => key_file(c, "provider.dpop_key_file", f, None, None),
-        (Some(_), false) => {
-            c.fail(
-                "provider.dpop_key_file",
-                "is only used with `provider.dpop = true`",
-            );
-            None
-        }
-        (None, _) => None,
-    };
+    let dpop_key = dpop_key(c, p);
     let id_token_algorithms = id_token_algorithms(c, p, client_secret.as_deref());
     let clock_skew = c.duration("provider.clock_skew", &p.clock_skew);
     if clock_skew > Duration::from_secs(300) {
@@ -77,6 +72,12 @@ pub(super) fn check(
         c.fail("provider.groups_claim", "must not be empty");
     }
     let config = ProviderConfig {
+        kind,
+        hosted_domains: p
+            .hosted_domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
         issuer,
         client_id,
         client_secret: client_secret.map(Secret::new),
@@ -114,7 +115,13 @@ pub(super) fn check(
 /// Who tollgate is at the provider: issuer, client id, client
 /// authentication and secret, PKCE and scopes.
 fn client(c: &mut Check<'_>, p: &RawProvider) -> (String, String, ClientAuth, Option<Vec<u8>>) {
-    let issuer = c.required("provider.issuer", &p.issuer).to_string();
+    let default_issuer = ProviderKind::parse(&p.kind)
+        .and_then(ProviderKind::default_issuer)
+        .map(str::to_string);
+    let issuer = match (&p.issuer, default_issuer) {
+        (None, Some(d)) => d,
+        _ => c.required("provider.issuer", &p.issuer).to_string(),
+    };
     if !issuer.is_empty() {
         if let Some(u) = c.url("provider.issuer", &issuer) {
             if u.query().is_some() || u.fragment().is_some() {
@@ -353,6 +360,79 @@ fn key_file(
             c.fail(key, e.to_string());
             None
         }
+    }
+}
+
+/// `provider.dpop_key_file`, only with `provider.dpop`.
+fn dpop_key(c: &mut Check<'_>, p: &RawProvider) -> Option<ClientKeyConfig> {
+    match (&p.dpop_key_file, p.dpop) {
+        (Some(f), true) => key_file(c, "provider.dpop_key_file", f, None, None),
+        (Some(_), false) => {
+            c.fail(
+                "provider.dpop_key_file",
+                "is only used with `provider.dpop = true`",
+            );
+            None
+        }
+        (None, _) => None,
+    }
+}
+
+/// `provider.kind`, and the keys only one kind uses.
+fn provider_kind(c: &mut Check<'_>, p: &RawProvider) -> ProviderKind {
+    let kind = match ProviderKind::parse(&p.kind) {
+        Some(k) => k,
+        None => {
+            let hint = match p.kind.as_str() {
+                "github" | "entra" => {
+                    " (not yet: see docs/providers.md for what to set with kind = \"oidc\")"
+                }
+                _ => "",
+            };
+            c.fail(
+                "provider.kind",
+                format!(
+                    "`{}` is not one of \"oidc\", \"keycloak\", \"google\", \"gitlab\"{hint}",
+                    p.kind
+                ),
+            );
+            ProviderKind::Oidc
+        }
+    };
+    if !p.hosted_domains.is_empty() && kind != ProviderKind::Google {
+        c.fail(
+            "provider.hosted_domains",
+            "is only used with kind = \"google\"",
+        );
+    }
+    for (i, d) in p.hosted_domains.iter().enumerate() {
+        if d.is_empty()
+            || !d
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            c.fail(
+                &format!("provider.hosted_domains[{i}]"),
+                "must be a domain name such as \"example.com\"",
+            );
+        }
+    }
+    kind
+}
+
+/// Google: `hd` for the hosted domains (one names it, several ask for any
+/// Workspace account; the `hd` claim is checked either way), and a refresh
+/// token, which Google gives only with `access_type=offline` and a consent
+/// prompt (unless `provider.prompt` says otherwise).
+fn google_parameters(p: &RawProvider, login: &mut LoginOptions) {
+    match p.hosted_domains.as_slice() {
+        [] => {}
+        [one] => login.extra.push(("hd".into(), one.to_ascii_lowercase())),
+        _ => login.extra.push(("hd".into(), "*".into())),
+    }
+    login.extra.push(("access_type".into(), "offline".into()));
+    if login.prompt.is_none() {
+        login.prompt = Some("consent".into());
     }
 }
 

@@ -1,0 +1,132 @@
+//! Provider presets (`provider.kind`): what a provider needs beyond
+//! generic OpenID Connect. Each one fills defaults (the issuer), adds to the
+//! authorization request, and says where a user's groups come from.
+
+use serde_json::{Map, Value};
+
+/// `provider.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProviderKind {
+    #[default]
+    Oidc,
+    /// Keycloak: realm roles and client roles are groups.
+    Keycloak,
+    /// Google: hosted domains (`hd`), refresh tokens only when asked.
+    Google,
+    /// GitLab (gitlab.com or self-managed): `groups_direct` and `groups`.
+    Gitlab,
+}
+
+impl ProviderKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "oidc" => Self::Oidc,
+            "keycloak" => Self::Keycloak,
+            "google" => Self::Google,
+            "gitlab" => Self::Gitlab,
+            _ => return None,
+        })
+    }
+
+    /// The issuer when none is configured.
+    pub fn default_issuer(self) -> Option<&'static str> {
+        match self {
+            Self::Google => Some("https://accounts.google.com"),
+            Self::Gitlab => Some("https://gitlab.com"),
+            Self::Oidc | Self::Keycloak => None,
+        }
+    }
+
+    /// Groups beyond `provider.groups_claim` in one set of claims (an ID
+    /// token, a userinfo answer, or a Keycloak access token).
+    pub fn groups(self, claims: &Map<String, Value>) -> Vec<String> {
+        match self {
+            Self::Keycloak => keycloak_roles(claims),
+            // GitLab's ID token lists direct memberships; userinfo `groups`
+            // (the default groups claim) adds inherited ones.
+            Self::Gitlab => strings(claims.get("groups_direct")),
+            Self::Oidc | Self::Google => Vec::new(),
+        }
+    }
+
+    /// Whether a Keycloak ID token lacks the roles (its role mappers put
+    /// them only in the access token by default).
+    pub fn wants_access_token_roles(self, claims: &Map<String, Value>) -> bool {
+        self == Self::Keycloak
+            && !claims.contains_key("realm_access")
+            && !claims.contains_key("resource_access")
+    }
+}
+
+/// Realm roles as they are (`admin`), client roles as `client:role`
+/// (`account:manage-account`), so rules name either without dotted paths.
+fn keycloak_roles(claims: &Map<String, Value>) -> Vec<String> {
+    let mut out = strings(claims.get("realm_access").and_then(|r| r.get("roles")));
+    if let Some(Value::Object(clients)) = claims.get("resource_access") {
+        for (client, access) in clients {
+            for role in strings(access.get("roles")) {
+                out.push(format!("{client}:{role}"));
+            }
+        }
+    }
+    out
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Adds `extra` to `groups`, keeping the first occurrence of each.
+pub fn merge(groups: &mut Vec<String>, extra: Vec<String>) {
+    for g in extra {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keycloak_realm_and_client_roles_become_groups() {
+        let claims = json!({
+            "realm_access": {"roles": ["admin", "offline_access"]},
+            "resource_access": {"tollgate": {"roles": ["editor"]}, "account": {"roles": ["view-profile"]}},
+        });
+        let map = claims.as_object().expect("object");
+        let mut groups = ProviderKind::Keycloak.groups(map);
+        groups.sort();
+        assert_eq!(
+            groups,
+            [
+                "account:view-profile",
+                "admin",
+                "offline_access",
+                "tollgate:editor"
+            ]
+        );
+        assert!(!ProviderKind::Keycloak.wants_access_token_roles(map));
+        assert!(ProviderKind::Keycloak.wants_access_token_roles(&Map::new()));
+        assert!(!ProviderKind::Oidc.wants_access_token_roles(&Map::new()));
+    }
+
+    #[test]
+    fn gitlab_direct_groups_join_the_groups_claim() {
+        let claims = json!({"groups_direct": ["acme/ops"]});
+        let mut groups = vec!["acme".to_string()];
+        merge(
+            &mut groups,
+            ProviderKind::Gitlab.groups(claims.as_object().expect("o")),
+        );
+        assert_eq!(groups, ["acme", "acme/ops"]);
+    }
+}
