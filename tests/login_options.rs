@@ -254,3 +254,62 @@ async fn gitlab_preset_reads_groups_direct() {
         Some("acme/ops")
     );
 }
+
+/// `provider.response_mode = "form_post"`: the provider POSTs the answer to
+/// the callback (an auto-submitting form), the login cookie is
+/// `SameSite=None; Secure` so a browser sends it on that cross-site POST,
+/// and the state still binds the answer to the login.
+#[tokio::test]
+async fn form_post_callback_completes_the_login() {
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let url = upstream.url();
+    let toml = Setup::basic(port, &idp, &url)
+        .toml()
+        .replace(
+            "\n[session]\n",
+            "\nresponse_mode = \"form_post\"\n[session]\n",
+        )
+        .replace("secure = false", "secure = true");
+    let mut tollgate = Tollgate::spawn(&toml, port);
+    tollgate.wait_ready().await;
+    let mut b = Browser::new();
+    let start = b.get(&tollgate.url("/inbox")).await;
+    let login_cookie = start
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.contains("_login_"))
+        .expect("login cookie");
+    assert!(
+        login_cookie.contains("SameSite=None") && login_cookie.contains("Secure"),
+        "{login_cookie}"
+    );
+    let location = start.location().expect("to the provider").to_string();
+    assert!(location.contains("response_mode=form_post"), "{location}");
+    // The provider's answer is a page whose form POSTs code and state.
+    let answer = b.login(&tollgate.url("/inbox"), "alice").await;
+    assert!(answer.body.contains("method=\"post\""), "{}", answer.body);
+    let callback = b.submit_form(&answer).await;
+    assert_eq!(
+        callback.status,
+        302,
+        "{}\n{}",
+        callback.body,
+        tollgate.output.text()
+    );
+    let page = b
+        .follow(&tollgate.url(callback.location().expect("back")))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.url.ends_with("/inbox"), "{}", page.url);
+    // Without form_post configured, a POST to the callback is refused.
+    let (_idp2, _up2, plain) = direct("", "").await;
+    let resp = reqwest::Client::new()
+        .post(plain.url("/oauth2/callback"))
+        .form(&[("code", "x"), ("state", "y")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 405);
+}

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use http::request::Parts;
 use http::{header, HeaderValue, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::context::LogoutCtx;
@@ -99,24 +98,10 @@ fn refused(reason: &str) -> Handled {
 
 /// The one `logout_token` of a form-encoded body of at most [`MAX_BODY`].
 async fn logout_token_param(parts: &Parts, body: Incoming) -> Result<String, &'static str> {
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    if !is_form {
-        return Err("expected an application/x-www-form-urlencoded body");
-    }
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return Err("unreadable or oversized body"),
-    };
-    let mut tokens = form_urlencoded::parse(&bytes).filter(|(k, _)| k == "logout_token");
+    let pairs = super::handled::form_pairs(parts, body, MAX_BODY).await?;
+    let mut tokens = pairs.into_iter().filter(|(k, _)| k == "logout_token");
     match (tokens.next(), tokens.next()) {
-        (Some((_, t)), None) => Ok(t.into_owned()),
+        (Some((_, t)), None) => Ok(t),
         _ => Err("exactly one logout_token is required"),
     }
 }

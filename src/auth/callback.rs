@@ -11,7 +11,7 @@ use crate::session::store::{Handle, StoreError};
 use crate::session::{now, LoginState, Session};
 
 use super::failure::LoginFailure;
-use super::handled::{append_cookies, param, query_pairs, Handled};
+use super::handled::{append_cookies, param, Handled};
 use super::profile::Profile;
 use crate::session::RequestCookies;
 
@@ -20,8 +20,13 @@ type CallbackError = (Rejection, Vec<String>);
 
 /// `/oauth2/callback`: check the state before anything else, then redeem
 /// the code and validate the ID token; only then is a session created.
-pub async fn callback(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, CallbackError> {
-    let pairs = query_pairs(parts);
+/// `pairs`: the authorization response, from the query, or from the body
+/// of a `response_mode=form_post` POST.
+pub async fn callback(
+    ctx: &LoginCtx<'_>,
+    parts: &Parts,
+    pairs: &[(String, String)],
+) -> Result<Handled, CallbackError> {
     let state = param(&pairs, "state");
     let cookies = RequestCookies::of(&parts.headers);
     // Whatever happens next, the login cookie for this state is spent, and
@@ -52,7 +57,7 @@ pub async fn callback(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Call
         .current
         .clone()
         .ok_or((Rejection::ProviderNotReady, clear.clone()))?;
-    let code = authorization_code(ctx, &provider, &pairs).map_err(fail)?;
+    let code = authorization_code(ctx, &provider, pairs).map_err(fail)?;
     let signed_in = redeem(ctx, &provider, code, &login).await.map_err(fail)?;
     let handle = Handle {
         present: ctx.sessions.cookies.present(&cookies),

@@ -72,3 +72,29 @@ pub async fn load_session(
             Rejection::SessionStoreUnavailable
         })
 }
+
+/// The pairs of an `application/x-www-form-urlencoded` body of at most
+/// `max` bytes.
+pub async fn form_pairs(
+    parts: &http::request::Parts,
+    body: hyper::body::Incoming,
+    max: usize,
+) -> Result<Vec<(String, String)>, &'static str> {
+    use http_body_util::{BodyExt, Limited};
+    let is_form = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err("expected an application/x-www-form-urlencoded body");
+    }
+    let bytes = match Limited::new(body, max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err("unreadable or oversized body"),
+    };
+    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+}

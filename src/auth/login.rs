@@ -110,6 +110,9 @@ pub async fn login_redirect(
         ("ui_locales", hints.ui_locales.as_deref()),
     ];
     params.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
+    if options.form_post {
+        params.push(("response_mode", "form_post"));
+    }
     params.extend(options.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut url = provider.metadata.authorization_endpoint.clone();
     match &provider.push_endpoint {

@@ -21,6 +21,7 @@ pub mod verdicts;
 
 pub use callback::callback;
 pub use failure::LoginFailure;
+pub use handled::form_pairs;
 pub use handled::{append_cookies, rescue, Handled};
 pub use login::{login_redirect, start, Hints};
 pub use sign_out::sign_out;

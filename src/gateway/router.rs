@@ -68,6 +68,37 @@ impl App {
         }
     }
 
+    /// The authorization response: in the query, or (form_post) in a POST
+    /// body, never both.
+    async fn callback(
+        &self,
+        parts: http::request::Parts,
+        body: Incoming,
+        kind: ClientKind,
+    ) -> Handled {
+        let pairs = if parts.method == Method::POST {
+            match auth::form_pairs(&parts, body, 64 * 1024).await {
+                Ok(p) if parts.uri.query().is_none() => p,
+                _ => {
+                    let r = Rejection::BadParameter("form_post body");
+                    return Handled::new(r.respond(kind), Outcome::Error);
+                }
+            }
+        } else {
+            auth::handled::query_pairs(&parts)
+        };
+        match auth::callback(&self.login_ctx(), &parts, &pairs).await {
+            Ok(h) => h,
+            Err((rejection, clear)) => {
+                if let Rejection::LoginFailed(f) = &rejection {
+                    metrics().login("failed", f.check());
+                    tracing::warn!(target: "tollgate::audit", event = "login_failed", check = f.check(), reason = %f, "login refused");
+                }
+                Handled::new(auth::rescue(rejection, kind, clear), Outcome::LoginFailed)
+            }
+        }
+    }
+
     async fn oauth2(&self, req: Request<Incoming>, peer: SocketAddr, kind: ClientKind) -> Handled {
         let (parts, body) = req.into_parts();
         let get_like = parts.method == Method::GET || parts.method == Method::HEAD;
@@ -76,20 +107,9 @@ impl App {
             "/oauth2/start" | "/oauth2/sign_in" if get_like => {
                 auth::start(&self.login_ctx(), &parts).await
             }
-            "/oauth2/callback" if get_like => match auth::callback(&self.login_ctx(), &parts).await
-            {
-                Ok(h) => Ok(h),
-                Err((rejection, clear)) => {
-                    if let Rejection::LoginFailed(f) = &rejection {
-                        metrics().login("failed", f.check());
-                        tracing::warn!(target: "tollgate::audit", event = "login_failed", check = f.check(), reason = %f, "login refused");
-                    }
-                    return Handled::new(
-                        auth::rescue(rejection, kind, clear),
-                        Outcome::LoginFailed,
-                    );
-                }
-            },
+            "/oauth2/callback" if get_like || (post && self.config.provider.login.form_post) => {
+                return self.callback(parts, body, kind).await;
+            }
             "/oauth2/sign_out" if get_like || post => {
                 auth::sign_out(&self.login_ctx(), &parts).await
             }

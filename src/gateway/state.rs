@@ -131,17 +131,24 @@ impl App {
                 codec: Codec::new(&config.session.secrets),
                 backend,
             },
-            login_cookies: LoginCookies::new(
-                &config.session.cookie_name,
-                // `__Host-` cookies must have `Path=/`; otherwise only the
-                // callback needs the login cookies.
-                if crate::config::is_host_cookie(&config.session.cookie_name) {
-                    "/"
+            login_cookies: {
+                let cookies = LoginCookies::new(
+                    &config.session.cookie_name,
+                    // `__Host-` cookies must have `Path=/`; otherwise only the
+                    // callback needs the login cookies.
+                    if crate::config::is_host_cookie(&config.session.cookie_name) {
+                        "/"
+                    } else {
+                        config.provider.redirect_url.path()
+                    },
+                    config.session.secure,
+                );
+                if config.provider.login.form_post {
+                    cookies.for_form_post()
                 } else {
-                    config.provider.redirect_url.path()
-                },
-                config.session.secure,
-            ),
+                    cookies
+                }
+            },
             validator,
             upstream: Upstream::new(&config.upstream)?,
             strip: StripList::new(&config.upstream),

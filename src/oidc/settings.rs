@@ -83,6 +83,9 @@ pub struct LoginOptions {
     /// Sent as `acr_values`; the ID token's `acr` must be one of them.
     pub acr_values: Vec<String>,
     pub extra: Vec<(String, String)>,
+    /// `response_mode=form_post`: the provider POSTs the answer to the
+    /// callback.
+    pub form_post: bool,
 }
 
 /// `aud` of the assertions tollgate signs.

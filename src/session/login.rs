@@ -59,6 +59,9 @@ pub struct LoginCookies {
     prefix: String,
     path: String,
     secure: bool,
+    /// `response_mode=form_post`: the callback is a cross-site POST, which
+    /// carries only `SameSite=None` cookies (that need `Secure`).
+    cross_site_post: bool,
 }
 
 impl LoginCookies {
@@ -70,7 +73,15 @@ impl LoginCookies {
             prefix: format!("{session_cookie}_login_"),
             path: callback_path.to_string(),
             secure,
+            cross_site_post: false,
         }
+    }
+
+    /// For `response_mode=form_post`: `SameSite=None; Secure`. The state in
+    /// the cookie still binds the callback to this browser's login.
+    pub fn for_form_post(mut self) -> Self {
+        self.cross_site_post = true;
+        self
     }
 
     /// The cookie name for a state: its first 16 characters (~96 bits)
@@ -174,10 +185,16 @@ impl LoginCookies {
     fn base(&self, name: String, value: String) -> Cookie<'static> {
         let mut c = Cookie::new(name, value);
         c.set_http_only(true);
-        c.set_secure(self.secure);
         // Lax, whatever the session cookie uses: the callback is a top-level
-        // cross-site navigation from the provider.
-        c.set_same_site(SameSite::Lax);
+        // cross-site navigation from the provider; with form_post a
+        // cross-site POST, which needs None (and so Secure).
+        if self.cross_site_post {
+            c.set_same_site(SameSite::None);
+            c.set_secure(true);
+        } else {
+            c.set_same_site(SameSite::Lax);
+            c.set_secure(self.secure);
+        }
         c.set_path(self.path.clone());
         c
     }

@@ -26,6 +26,11 @@ pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, Con
     let upstream = upstream::check(&mut c, raw);
     let provider = provider::check(&mut c, &raw.provider, public_url);
     let session = session::check(&mut c, &raw.session);
+    if raw.provider.response_mode == "form_post" && !session.secure {
+        // Browsers send a cookie on a cross-site POST only with
+        // SameSite=None, which they accept only on Secure cookies.
+        c.fail("provider.response_mode", "\"form_post\" needs session.secure = true: the login cookie must be SameSite=None, which browsers accept only with Secure");
+    }
     let log = log(&mut c, &raw.log);
     let bearer = rules::check(&mut c, raw, public_url);
     let metrics_listen = metrics_listen(&mut c, raw, server.as_ref().map(|s| s.listen));

@@ -497,7 +497,19 @@ fn login_options(c: &mut Check<'_>, p: &RawProvider) -> LoginOptions {
             );
         }
     }
+    let form_post = match p.response_mode.as_str() {
+        "query" => false,
+        "form_post" => true,
+        other => {
+            c.fail(
+                "provider.response_mode",
+                format!("`{other}` is not \"query\" or \"form_post\""),
+            );
+            false
+        }
+    };
     LoginOptions {
+        form_post,
         prompt: p.prompt.clone(),
         max_age,
         acr_values: p.acr_values.clone(),
