@@ -27,7 +27,7 @@ pub async fn callback(
     parts: &Parts,
     pairs: &[(String, String)],
 ) -> Result<Handled, CallbackError> {
-    let state = param(&pairs, "state");
+    let state = param(pairs, "state");
     let cookies = RequestCookies::of(&parts.headers);
     // Whatever happens next, the login cookie for this state is spent, and
     // abandoned logins beyond the bound go too.
