@@ -219,6 +219,7 @@ fn id_token_verify(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let validator = IdTokenValidator {
+        tenants: None,
         issuer: ISSUER.into(),
         client_id: CLIENT_ID.into(),
         algorithms: vec![Algorithm::RS256, Algorithm::ES256],

@@ -313,3 +313,82 @@ async fn form_post_callback_completes_the_login() {
         .expect("post");
     assert_eq!(resp.status(), 405);
 }
+
+/// `kind = "entra"` with a multi-tenant authority, against the in-process
+/// provider reproducing what Microsoft documents: discovery names the
+/// issuer `…/{tenantid}/v2.0`, each ID token's `iss` carries its `tid`, no
+/// RFC 9207 `iss` parameter, `email` may be absent (the UPN stands in), and
+/// a user in too many groups gets `_claim_names.groups` instead, to be read
+/// from Microsoft Graph (`transitiveMemberOf`, paged by `@odata.nextLink`).
+/// A tenant outside `allowed_tenants` is refused.
+#[tokio::test]
+async fn entra_preset_checks_the_tenant_and_resolves_group_overage() {
+    let world = |tid: &'static str| {
+        World::start(
+            evil_client(),
+            WorldSetup {
+                provider:
+                    "kind = \"entra\"\nallowed_tenants = [\"tenant-a\"]\ngraph_url = \"{OP}\"",
+                issuer_suffix: "/organizations/v2.0",
+                before: Behaviour {
+                    metadata: hook(|m: &mut serde_json::Map<String, serde_json::Value>| {
+                        let base = m["issuer"].as_str().unwrap_or_default().to_string();
+                        m.insert("issuer".into(), format!("{base}/{{tenantid}}/v2.0").into());
+                        m.insert(
+                            "authorization_response_iss_parameter_supported".into(),
+                            false.into(),
+                        );
+                    }),
+                    authorize: hook(|p: &mut Vec<(String, String)>| p.retain(|(k, _)| k != "iss")),
+                    claims: hook(move |c: &mut serde_json::Map<String, serde_json::Value>| {
+                        let base = c["iss"].as_str().unwrap_or_default().to_string();
+                        c.insert("iss".into(), format!("{base}/{tid}/v2.0").into());
+                        c.insert("tid".into(), tid.into());
+                        c.remove("email");
+                        c.insert("preferred_username".into(), "alice@contoso.example".into());
+                        c.insert("roles".into(), serde_json::json!(["Reader"]));
+                        c.insert("_claim_names".into(), serde_json::json!({"groups": "src1"}));
+                        c.insert(
+                            "_claim_sources".into(),
+                            serde_json::json!({"src1": {"endpoint": "https://graph.windows.net/x/users/y/getMemberObjects"}}),
+                        );
+                    }),
+                    ..Behaviour::default()
+                },
+                ..WorldSetup::default()
+            },
+        )
+    };
+    let w = world("tenant-a").await;
+    let mut b = Browser::new();
+    let callback = support::evil::sign_in(&mut b, &w.tollgate.url("/app")).await;
+    assert_eq!(
+        callback.status,
+        302,
+        "{}\n{}",
+        callback.body,
+        w.tollgate.output.text()
+    );
+    let page = b
+        .follow(&w.tollgate.url(callback.location().expect("back")))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let seen = w.upstream.last();
+    assert_eq!(
+        seen.header("x-forwarded-email"),
+        Some("alice@contoso.example")
+    );
+    assert_eq!(
+        seen.header("x-forwarded-groups"),
+        Some("Reader,group-1,group-2,group-3")
+    );
+    assert_eq!(
+        w.op.count("v1.0/me/transitiveMemberOf/microsoft.graph.group"),
+        2
+    );
+
+    let w = world("tenant-b").await;
+    let (status, body) = sign_in(&w).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(w.tollgate.output.has("id_token_iss"));
+}

@@ -170,6 +170,20 @@ async fn redeem(
         .await?;
     let mut profile = Profile::of(&ctx.claims, &claims);
     check_hosted_domain(ctx.provider.settings, &claims)?;
+    if ctx.claims.kind.groups_overflowed(&claims.other) {
+        let settings = ctx.provider.settings;
+        let groups = crate::oidc::graph::member_groups(
+            ctx.provider.http,
+            &settings.graph_url,
+            &tokens.access_token,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "Entra ID group overage: the groups could not be read from Microsoft Graph");
+            LoginFailure::UserInfo
+        })?;
+        profile.add_listed_groups(groups);
+    }
     if ctx.claims.kind.wants_access_token_roles(&claims.other) {
         let roles = super::profile::access_token_claims(
             &ctx.provider,

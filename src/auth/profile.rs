@@ -48,14 +48,33 @@ impl Profile {
     pub fn of(map: &ClaimMap<'_>, claims: &IdTokenClaims) -> Self {
         let mut groups = claims.groups(map.groups_claim);
         preset::merge(&mut groups, map.kind.groups(&claims.other));
+        // Entra ID often leaves `email` out; its `preferred_username` (the
+        // UPN) stands in, verified only as `email_verified` says.
+        let email = claims.email.clone().or_else(|| {
+            (map.kind == preset::ProviderKind::Entra)
+                .then(|| {
+                    claims
+                        .preferred_username
+                        .clone()
+                        .filter(|u| u.contains('@'))
+                })
+                .flatten()
+        });
         Self {
-            email: claims.email.clone(),
+            email,
             name: claims.name.clone(),
             preferred_username: claims.preferred_username.clone(),
             groups,
-            email_verified: claims.email_verified,
+            email_verified: map
+                .kind
+                .email_verified(&claims.other, claims.email_verified),
             claims: map.stored(claims),
         }
+    }
+
+    /// Adds groups from elsewhere (Microsoft Graph for Entra ID overage).
+    pub fn add_listed_groups(&mut self, groups: Vec<String>) {
+        preset::merge(&mut self.groups, groups);
     }
 
     /// Adds the groups a preset finds in other claims (a Keycloak access

@@ -155,6 +155,9 @@ impl Default for RawIdentityHeaders {
 pub struct RawProvider {
     pub kind: String,
     pub hosted_domains: Vec<String>,
+    pub tenant: Option<String>,
+    pub allowed_tenants: Vec<String>,
+    pub graph_url: String,
     #[serde(deserialize_with = "opt_string_like")]
     pub issuer: Option<String>,
     #[serde(deserialize_with = "opt_string_like")]
@@ -204,6 +207,9 @@ impl Default for RawProvider {
         Self {
             kind: "oidc".into(),
             hosted_domains: Vec::new(),
+            tenant: None,
+            allowed_tenants: Vec::new(),
+            graph_url: "https://graph.microsoft.com".into(),
             issuer: None,
             client_id: None,
             client_secret: None,

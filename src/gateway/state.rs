@@ -107,7 +107,12 @@ impl App {
         claim_paths.extend(config.upstream.claim_headers.iter().map(|(_, c)| c.clone()));
         let p = &config.provider;
         let validator = IdTokenValidator {
-            issuer: p.issuer.clone(),
+            issuer: match &p.allowed_tenants {
+                Some(_) => crate::oidc::preset::entra_issuer_template(&p.issuer)
+                    .unwrap_or_else(|| p.issuer.clone()),
+                None => p.issuer.clone(),
+            },
+            tenants: p.allowed_tenants.clone(),
             client_id: p.client_id.clone(),
             algorithms: p.id_token_algorithms.clone(),
             leeway: p.clock_skew,

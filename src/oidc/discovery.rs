@@ -239,20 +239,24 @@ pub fn discovery_url(issuer: &str) -> String {
 async fn fetch_once(
     http: &reqwest::Client,
     issuer: &str,
+    expected: &str,
 ) -> Result<ProviderMetadata, DiscoveryError> {
     let url = discovery_url(issuer);
     let parsed = url::Url::parse(&url).map_err(|_| DiscoveryError::NotAUrl(url.clone()))?;
     let body = super::get_document(http, &parsed).await?;
-    parse(issuer, &url, &body)
+    parse(expected, &url, &body)
 }
 
-/// Fetches and checks the provider's metadata.
+/// Fetches and checks the provider's metadata at `issuer`, whose own
+/// `issuer` must be `expected` exactly (the same, except for a multi-tenant
+/// Entra ID authority, whose metadata names the `{tenantid}` template).
 pub async fn fetch(
     http: &reqwest::Client,
     issuer: &str,
+    expected: &str,
 ) -> Result<ProviderMetadata, DiscoveryError> {
     let started = std::time::Instant::now();
-    let result = fetch_once(http, issuer).await;
+    let result = fetch_once(http, issuer, expected).await;
     crate::telemetry::metrics::metrics().observe_provider("discovery", started.elapsed());
     result
 }

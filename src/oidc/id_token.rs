@@ -257,7 +257,12 @@ impl Audience {
 /// What a validator needs to know about this relying party.
 #[derive(Debug, Clone)]
 pub struct IdTokenValidator {
+    /// The issuer; for a multi-tenant Entra ID authority the template with
+    /// `{tenantid}` (see `tenants`).
     pub issuer: String,
+    /// Multi-tenant Entra ID: the tenants (`tid`) allowed, `*` for any;
+    /// `iss` must then be the template with the token's own `tid`.
+    pub tenants: Option<Vec<String>>,
     pub client_id: String,
     pub algorithms: Vec<Algorithm>,
     pub leeway: Duration,
@@ -361,7 +366,7 @@ impl IdTokenValidator {
         now: f64,
     ) -> Result<(), IdTokenError> {
         let leeway = self.leeway.as_secs_f64();
-        if c.iss.as_deref() != Some(self.issuer.as_str()) {
+        if !self.issuer_ok(c) {
             return Err(IdTokenError::Issuer);
         }
         let aud = c.aud.as_ref().map(Audience::values).unwrap_or_default();
@@ -437,6 +442,32 @@ impl IdTokenValidator {
 }
 
 impl IdTokenValidator {
+    /// `iss` is the issuer; with tenants, the template filled with the
+    /// token's `tid`, which must be allowed.
+    fn issuer_ok(&self, c: &IdTokenClaims) -> bool {
+        let Some(iss) = c.iss.as_deref() else {
+            return false;
+        };
+        let Some(tenants) = &self.tenants else {
+            return iss == self.issuer;
+        };
+        let tid = c
+            .other
+            .get("tid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let tid_ok = !tid.is_empty()
+            && tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && tenants
+                .iter()
+                .any(|t| t == "*" || t.eq_ignore_ascii_case(tid));
+        tid_ok
+            && iss
+                == self
+                    .issuer
+                    .replace(super::preset::ENTRA_TENANT_PLACEHOLDER, tid)
+    }
+
     /// What a login asked for with `max_age` and `acr_values`.
     fn check_login_options(
         &self,

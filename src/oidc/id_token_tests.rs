@@ -66,6 +66,7 @@ fn sign(s: &Signer, kid: Option<&str>, claims: &serde_json::Value) -> String {
 
 fn validator() -> IdTokenValidator {
     IdTokenValidator {
+        tenants: None,
         issuer: ISS.into(),
         client_id: CID.into(),
         algorithms: vec![

@@ -165,6 +165,7 @@ mod tests {
 
     fn v() -> IdTokenValidator {
         IdTokenValidator {
+            tenants: None,
             issuer: "https://op.test".into(),
             client_id: "tollgate".into(),
             algorithms: vec![jsonwebtoken::Algorithm::RS256],

@@ -5,6 +5,7 @@
 pub mod client_auth;
 pub mod discovery;
 pub mod dpop;
+pub mod graph;
 pub mod id_token;
 pub mod jwks;
 pub mod jws;
@@ -55,7 +56,12 @@ impl Provider {
         client_keys: Option<Arc<ClientKeys>>,
         http: &reqwest::Client,
     ) -> Result<Arc<Self>, ProviderError> {
-        let mut metadata = discovery::fetch(http, &config.issuer).await?;
+        let expected = match &config.allowed_tenants {
+            Some(_) => preset::entra_issuer_template(&config.issuer)
+                .unwrap_or_else(|| config.issuer.clone()),
+            None => config.issuer.clone(),
+        };
+        let mut metadata = discovery::fetch(http, &config.issuer, &expected).await?;
         if config.client_auth.is_mtls() {
             metadata.use_mtls_aliases();
         }

@@ -15,6 +15,28 @@ pub enum ProviderKind {
     Google,
     /// GitLab (gitlab.com or self-managed): `groups_direct` and `groups`.
     Gitlab,
+    /// Microsoft Entra ID (v2.0 endpoints): app roles are groups, group
+    /// overage resolved through Microsoft Graph, multi-tenant issuers.
+    Entra,
+}
+
+/// The issuer Entra ID's multi-tenant discovery names: a template with
+/// the user's tenant in place of `{tenantid}`.
+pub const ENTRA_TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+/// The issuer template of a multi-tenant Entra ID authority
+/// (`…/organizations/v2.0` → `…/{tenantid}/v2.0`); `None` for one tenant.
+pub fn entra_issuer_template(issuer: &str) -> Option<String> {
+    ["/common/", "/organizations/", "/consumers/"]
+        .iter()
+        .find(|seg| issuer.contains(*seg))
+        .map(|seg| issuer.replacen(seg, &format!("/{ENTRA_TENANT_PLACEHOLDER}/"), 1))
+}
+
+/// Entra ID's tenant-independent authorities (they need
+/// `provider.allowed_tenants`).
+pub fn entra_multi_tenant(tenant: &str) -> bool {
+    matches!(tenant, "common" | "organizations" | "consumers")
 }
 
 impl ProviderKind {
@@ -24,6 +46,7 @@ impl ProviderKind {
             "keycloak" => Self::Keycloak,
             "google" => Self::Google,
             "gitlab" => Self::Gitlab,
+            "entra" => Self::Entra,
             _ => return None,
         })
     }
@@ -33,7 +56,7 @@ impl ProviderKind {
         match self {
             Self::Google => Some("https://accounts.google.com"),
             Self::Gitlab => Some("https://gitlab.com"),
-            Self::Oidc | Self::Keycloak => None,
+            Self::Oidc | Self::Keycloak | Self::Entra => None,
         }
     }
 
@@ -45,7 +68,29 @@ impl ProviderKind {
             // GitLab's ID token lists direct memberships; userinfo `groups`
             // (the default groups claim) adds inherited ones.
             Self::Gitlab => strings(claims.get("groups_direct")),
+            // App roles, next to the `groups` claim (object ids).
+            Self::Entra => strings(claims.get("roles")),
             Self::Oidc | Self::Google => Vec::new(),
+        }
+    }
+
+    /// Entra ID: whether the token says its groups did not fit (group
+    /// overage: `_claim_names.groups` instead of `groups`).
+    pub fn groups_overflowed(self, claims: &Map<String, Value>) -> bool {
+        self == Self::Entra
+            && claims
+                .get("_claim_names")
+                .and_then(|n| n.get("groups"))
+                .is_some()
+    }
+
+    /// Entra ID's `email` is whatever the tenant's admin typed: verified
+    /// only when the optional `xms_edov` claim says the tenant owns its
+    /// domain (Microsoft's guidance against "nOAuth" account takeover).
+    pub fn email_verified(self, claims: &Map<String, Value>, said: Option<bool>) -> Option<bool> {
+        match self {
+            Self::Entra => Some(claims.get("xms_edov").and_then(Value::as_bool) == Some(true)),
+            _ => said,
         }
     }
 
@@ -117,6 +162,33 @@ mod tests {
         assert!(!ProviderKind::Keycloak.wants_access_token_roles(map));
         assert!(ProviderKind::Keycloak.wants_access_token_roles(&Map::new()));
         assert!(!ProviderKind::Oidc.wants_access_token_roles(&Map::new()));
+    }
+
+    #[test]
+    fn entra_multi_tenant_authorities_have_a_template_issuer() {
+        assert_eq!(
+            entra_issuer_template("https://login.microsoftonline.com/organizations/v2.0")
+                .as_deref(),
+            Some("https://login.microsoftonline.com/{tenantid}/v2.0")
+        );
+        assert_eq!(
+            entra_issuer_template("https://login.microsoftonline.com/0000-1111/v2.0"),
+            None
+        );
+        let unverified = json!({"email": "ceo@example.com"});
+        let verified = json!({"email": "ceo@example.com", "xms_edov": true});
+        let e = ProviderKind::Entra;
+        assert_eq!(
+            e.email_verified(unverified.as_object().expect("o"), Some(true)),
+            Some(false)
+        );
+        assert_eq!(
+            e.email_verified(verified.as_object().expect("o"), None),
+            Some(true)
+        );
+        let overage = json!({"_claim_names": {"groups": "src1"}});
+        assert!(e.groups_overflowed(overage.as_object().expect("o")));
+        assert!(!ProviderKind::Oidc.groups_overflowed(overage.as_object().expect("o")));
     }
 
     #[test]

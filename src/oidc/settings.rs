@@ -106,6 +106,11 @@ pub struct ProviderConfig {
     pub kind: super::preset::ProviderKind,
     /// Google: the hosted domains (`hd`) a user must belong to.
     pub hosted_domains: Vec<String>,
+    /// Entra ID with a multi-tenant authority: the tenants (`tid`) whose
+    /// users may sign in; `["*"]` any. `None`: one tenant, exact issuer.
+    pub allowed_tenants: Option<Vec<String>>,
+    /// Entra ID: Microsoft Graph, for group overage.
+    pub graph_url: Url,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: Option<Secret>,

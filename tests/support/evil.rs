@@ -422,7 +422,9 @@ impl Inner {
         let endpoint = req.uri().path().trim_start_matches('/').to_string();
         let call = Call {
             endpoint: match endpoint.as_str() {
-                ".well-known/openid-configuration" => "discovery".into(),
+                // Also under a path, as for an issuer with one (Entra ID's
+                // `/organizations/v2.0`).
+                e if e.ends_with(".well-known/openid-configuration") => "discovery".into(),
                 other => other.into(),
             },
             method: req.method().to_string(),
@@ -455,8 +457,33 @@ impl Inner {
             "token" => self.token(&call).await,
             "userinfo" => self.userinfo(&call).await,
             "end_session" | "revoke" => text(200, "text/plain", ""),
+            // Microsoft Graph's transitive group memberships, two pages, for
+            // the access token this provider issued.
+            "v1.0/me/transitiveMemberOf/microsoft.graph.group" => self.graph(&call),
             _ => text(404, "text/plain", "not found"),
         }
+    }
+
+    fn graph(&self, call: &Call) -> Response<Full<Bytes>> {
+        let bearer = call
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_string();
+        if !self.lock().access_tokens.contains(&bearer) {
+            return text(401, "application/json", "{}");
+        }
+        if call.query.contains("page=2") {
+            return json_response(200, &json!({"value": [{"id": "group-3"}]}));
+        }
+        let next = format!(
+            "{}/v1.0/me/transitiveMemberOf/microsoft.graph.group?page=2",
+            self.issuer
+        );
+        json_response(
+            200,
+            &json!({"value": [{"id": "group-1"}, {"id": "group-2"}], "@odata.nextLink": next}),
+        )
     }
 
     fn discovery(&self) -> Response<Full<Bytes>> {
@@ -845,6 +872,9 @@ pub struct WorldSetup<'a> {
     pub extra: &'a str,
     pub before: Behaviour,
     pub not_ready: bool,
+    /// Appended to the provider's issuer in tollgate's configuration (an
+    /// authority with a path, as Entra ID's `/organizations/v2.0`).
+    pub issuer_suffix: &'a str,
 }
 
 /// The misbehaving provider, a recording upstream and tollgate between them.
@@ -863,9 +893,10 @@ impl World {
         let upstream = Upstream::start().await;
         let port = free_port();
         let upstream_url = upstream.url();
+        let issuer = format!("{}{}", op.issuer, s.issuer_suffix);
         let setup = Setup {
             port,
-            issuer: &op.issuer,
+            issuer: &issuer,
             upstream: &upstream_url,
             client_id: client.id,
             client_secret: client.secret,
@@ -875,9 +906,11 @@ impl World {
             server: s.server,
             public_url: None,
         };
+        // `{OP}` in the provider keys stands for this provider's address.
+        let provider = s.provider.replace("{OP}", &op.issuer);
         let mut toml = setup
             .toml()
-            .replace("\n[session]\n", &format!("\n{}\n[session]\n", s.provider));
+            .replace("\n[session]\n", &format!("\n{provider}\n[session]\n"));
         if s.session.contains("secure = true") {
             toml = toml.replace("secure = false\n", "");
         }

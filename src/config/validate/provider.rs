@@ -71,6 +71,7 @@ pub(super) fn check(
     if p.groups_claim.is_empty() {
         c.fail("provider.groups_claim", "must not be empty");
     }
+    let (allowed_tenants, graph_url) = entra(c, p, kind);
     let config = ProviderConfig {
         kind,
         hosted_domains: p
@@ -78,6 +79,8 @@ pub(super) fn check(
             .iter()
             .map(|d| d.to_ascii_lowercase())
             .collect(),
+        allowed_tenants,
+        graph_url: graph_url?,
         issuer,
         client_id,
         client_secret: client_secret.map(Secret::new),
@@ -115,9 +118,14 @@ pub(super) fn check(
 /// Who tollgate is at the provider: issuer, client id, client
 /// authentication and secret, PKCE and scopes.
 fn client(c: &mut Check<'_>, p: &RawProvider) -> (String, String, ClientAuth, Option<Vec<u8>>) {
-    let default_issuer = ProviderKind::parse(&p.kind)
-        .and_then(ProviderKind::default_issuer)
-        .map(str::to_string);
+    let default_issuer = match (ProviderKind::parse(&p.kind), &p.tenant) {
+        (Some(ProviderKind::Entra), Some(t)) => {
+            Some(format!("https://login.microsoftonline.com/{t}/v2.0"))
+        }
+        (kind, _) => kind
+            .and_then(ProviderKind::default_issuer)
+            .map(str::to_string),
+    };
     let issuer = match (&p.issuer, default_issuer) {
         (None, Some(d)) => d,
         _ => c.required("provider.issuer", &p.issuer).to_string(),
@@ -418,6 +426,53 @@ fn provider_kind(c: &mut Check<'_>, p: &RawProvider) -> ProviderKind {
         }
     }
     kind
+}
+
+/// Entra ID: the tenant allow-list a multi-tenant authority needs, and
+/// the Graph URL for group overage.
+fn entra(
+    c: &mut Check<'_>,
+    p: &RawProvider,
+    kind: ProviderKind,
+) -> (Option<Vec<String>>, Option<Url>) {
+    let graph_url = c.url("provider.graph_url", &p.graph_url);
+    if kind != ProviderKind::Entra {
+        for (key, set) in [
+            ("provider.tenant", p.tenant.is_some()),
+            ("provider.allowed_tenants", !p.allowed_tenants.is_empty()),
+        ] {
+            if set {
+                c.fail(key, "is only used with kind = \"entra\"");
+            }
+        }
+        return (None, graph_url);
+    }
+    let multi = p
+        .issuer
+        .as_deref()
+        .map(|i| {
+            i.contains("/common/") || i.contains("/organizations/") || i.contains("/consumers/")
+        })
+        .unwrap_or_else(|| {
+            p.tenant
+                .as_deref()
+                .is_some_and(crate::oidc::preset::entra_multi_tenant)
+        });
+    if p.tenant.is_none() && p.issuer.is_none() {
+        c.fail("provider.tenant", "is required with kind = \"entra\": the directory (tenant) id, or \"organizations\" for any work account");
+    }
+    match (multi, p.allowed_tenants.is_empty()) {
+        (true, true) => {
+            c.fail("provider.allowed_tenants", "is required with a multi-tenant authority: the tenant ids whose users may sign in (or [\"*\"] for any)");
+            (None, graph_url)
+        }
+        (true, false) => (Some(p.allowed_tenants.clone()), graph_url),
+        (false, false) => {
+            c.fail("provider.allowed_tenants", "is only used with a multi-tenant authority (tenant = \"organizations\", \"common\" or \"consumers\")");
+            (None, graph_url)
+        }
+        (false, true) => (None, graph_url),
+    }
 }
 
 /// Google: `hd` for the hosted domains (one names it, several ask for any
