@@ -392,3 +392,65 @@ async fn entra_preset_checks_the_tenant_and_resolves_group_overage() {
     assert_eq!(status, 400, "{body}");
     assert!(w.tollgate.output.has("id_token_iss"));
 }
+
+/// `kind = "github"` (a GitHub Enterprise Server at `issuer`), against the
+/// in-process provider reproducing GitHub's documented OAuth endpoints
+/// (`/login/oauth/authorize`, `/login/oauth/access_token`, the secret in
+/// the form body) and REST API (`/api/v3/user`, `/user/emails`,
+/// `/user/orgs` paged by `Link`, `/user/teams`): no ID token; the numeric
+/// id is the subject, the verified primary email the email, organisations
+/// and `org/team` the groups rules see.
+#[tokio::test]
+async fn github_preset_signs_in_from_the_rest_api() {
+    let extra = "[[authorization.rules]]\npaths = [\"/\"]\nallow_groups = [\"acme/ops\"]\n";
+    let w = World::start(
+        Client {
+            check: ClientCheck::Post("github-secret".into()),
+            id: "tollgate",
+            secret: Some("github-secret"),
+            auth: "client_secret_post",
+        },
+        WorldSetup {
+            provider: "kind = \"github\"",
+            extra,
+            ..WorldSetup::default()
+        },
+    )
+    .await;
+    let mut b = Browser::new();
+    let start = b.get(&w.tollgate.url("/app")).await;
+    assert!(
+        start
+            .location()
+            .is_some_and(|l| l.contains("/login/oauth/authorize?")
+                && l.contains("scope=read%3Auser+user%3Aemail+read%3Aorg")),
+        "{:?}",
+        start.location()
+    );
+    let callback = support::evil::sign_in(&mut b, &w.tollgate.url("/app")).await;
+    assert_eq!(
+        callback.status,
+        302,
+        "{}\n{}",
+        callback.body,
+        w.tollgate.output.text()
+    );
+    let page = b
+        .follow(&w.tollgate.url(callback.location().expect("back")))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let seen = w.upstream.last();
+    assert_eq!(seen.header("x-forwarded-user"), Some("583231"));
+    assert_eq!(
+        seen.header("x-forwarded-email"),
+        Some("octocat@example.com")
+    );
+    assert_eq!(
+        seen.header("x-forwarded-preferred-username"),
+        Some("octocat")
+    );
+    assert_eq!(
+        seen.header("x-forwarded-groups"),
+        Some("acme,globex,acme/ops")
+    );
+}

@@ -130,29 +130,10 @@ async fn redeem(
     login: &LoginState,
 ) -> Result<SignedIn, LoginFailure> {
     let waited = std::time::Instant::now();
-    let tokens = provider
-        .tokens
-        .exchange_code(
-            code,
-            ctx.provider.settings.redirect_url.as_str(),
-            login.verifier.as_deref(),
-        )
-        .await
-        .map_err(|e| match e {
-            TokenError::Refused { error, .. } if error == "invalid_client" => {
-                LoginFailure::ClientAuth
-            }
-            TokenError::Credential(e) => {
-                tracing::error!(error = %e, "tollgate cannot authenticate itself to the provider");
-                LoginFailure::ClientAuth
-            }
-            TokenError::Refused { error, .. } => LoginFailure::CodeRefused(error),
-            TokenError::Invalid(why) => LoginFailure::TokenResponse(why),
-            other => {
-                tracing::warn!(error = %other, "token endpoint failed during login");
-                LoginFailure::TokenEndpoint
-            }
-        })?;
+    let tokens = exchange(ctx, provider, code, login).await?;
+    if let Some(gh) = &provider.github {
+        return github_session(ctx, gh, tokens, waited).await;
+    }
     let mut provider_time = waited.elapsed();
     let id_token = tokens.id_token.as_deref().ok_or(LoginFailure::NoIdToken)?;
     let options = &ctx.provider.settings.login;
@@ -224,6 +205,76 @@ async fn redeem(
     Ok(SignedIn {
         session,
         provider_time,
+    })
+}
+
+/// Redeems the code, each refusal named by what it says about the login.
+async fn exchange(
+    ctx: &LoginCtx<'_>,
+    provider: &Provider,
+    code: &str,
+    login: &LoginState,
+) -> Result<crate::oidc::TokenResponse, LoginFailure> {
+    provider
+        .tokens
+        .exchange_code(
+            code,
+            ctx.provider.settings.redirect_url.as_str(),
+            login.verifier.as_deref(),
+        )
+        .await
+        .map_err(|e| match e {
+            TokenError::Refused { error, .. } if error == "invalid_client" => {
+                LoginFailure::ClientAuth
+            }
+            TokenError::Credential(e) => {
+                tracing::error!(error = %e, "tollgate cannot authenticate itself to the provider");
+                LoginFailure::ClientAuth
+            }
+            TokenError::Refused { error, .. } => LoginFailure::CodeRefused(error),
+            TokenError::Invalid(why) => LoginFailure::TokenResponse(why),
+            other => {
+                tracing::warn!(error = %other, "token endpoint failed during login");
+                LoginFailure::TokenEndpoint
+            }
+        })
+}
+
+/// GitHub: no ID token; who signed in is what its API says for the
+/// access token (the numeric id as subject, the verified primary email,
+/// organisations and teams as groups).
+async fn github_session(
+    ctx: &LoginCtx<'_>,
+    gh: &crate::oidc::github::Github,
+    tokens: crate::oidc::TokenResponse,
+    waited: std::time::Instant,
+) -> Result<SignedIn, LoginFailure> {
+    let user = crate::oidc::github::user(ctx.provider.http, gh, &tokens.access_token)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "the GitHub API could not say who signed in");
+            LoginFailure::UserInfo
+        })?;
+    let issued_at = now();
+    let session = Session {
+        sub: user.id,
+        access_token: tokens.access_token,
+        access_expires_at: tokens
+            .expires_in
+            .map(|s| issued_at.saturating_add(s as i64)),
+        refresh_token: tokens.refresh_token,
+        issued_at,
+        expires_at: issued_at.saturating_add(ctx.session.lifetime.as_secs() as i64),
+        email_verified: user.email.as_ref().map(|_| true),
+        email: user.email,
+        name: user.name,
+        preferred_username: Some(user.login),
+        groups: user.groups,
+        ..Session::default()
+    };
+    Ok(SignedIn {
+        session,
+        provider_time: waited.elapsed(),
     })
 }
 

@@ -165,7 +165,8 @@ pub struct RawProvider {
     #[serde(deserialize_with = "opt_string_like", serialize_with = "redacted")]
     pub client_secret: Option<String>,
     pub client_secret_file: Option<String>,
-    pub client_auth: String,
+    /// Unset: `client_secret_basic` (`client_secret_post` for GitHub).
+    pub client_auth: Option<String>,
     pub client_key_file: Option<String>,
     pub client_key_algorithm: Option<String>,
     pub client_key_id: Option<String>,
@@ -214,7 +215,7 @@ impl Default for RawProvider {
             client_id: None,
             client_secret: None,
             client_secret_file: None,
-            client_auth: "client_secret_basic".into(),
+            client_auth: None,
             client_key_file: None,
             client_key_algorithm: None,
             client_key_id: None,

@@ -56,6 +56,29 @@ pub struct MtlsAliases {
 }
 
 impl ProviderMetadata {
+    /// The metadata of a provider without discovery (GitHub): its two
+    /// endpoints; the JWKS URL is never fetched.
+    pub fn fixed(issuer: String, authorization_endpoint: Url, token_endpoint: Url) -> Self {
+        Self {
+            issuer,
+            jwks_uri: token_endpoint.clone(),
+            authorization_endpoint,
+            token_endpoint,
+            userinfo_endpoint: None,
+            end_session_endpoint: None,
+            revocation_endpoint: None,
+            introspection_endpoint: None,
+            code_challenge_methods_supported: None,
+            id_token_signing_alg_values_supported: None,
+            authorization_response_iss_parameter_supported: false,
+            token_endpoint_auth_methods_supported: None,
+            pushed_authorization_request_endpoint: None,
+            require_pushed_authorization_requests: false,
+            dpop_signing_alg_values_supported: None,
+            mtls_endpoint_aliases: None,
+        }
+    }
+
     /// For a mutual-TLS client: every endpoint with an alias is used by
     /// its alias.
     pub fn use_mtls_aliases(&mut self) {

@@ -5,6 +5,7 @@
 pub mod client_auth;
 pub mod discovery;
 pub mod dpop;
+pub mod github;
 pub mod graph;
 pub mod id_token;
 pub mod jwks;
@@ -36,6 +37,8 @@ pub struct Provider {
     pub tokens: TokenClient,
     /// Where authorization requests are pushed (RFC 9126), when they are.
     pub push_endpoint: Option<url::Url>,
+    /// GitHub: no discovery, no keys, no ID tokens; the user from its API.
+    pub github: Option<github::Github>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,9 @@ impl Provider {
         client_keys: Option<Arc<ClientKeys>>,
         http: &reqwest::Client,
     ) -> Result<Arc<Self>, ProviderError> {
+        if config.kind == preset::ProviderKind::Github {
+            return Self::github(config, client_keys, http);
+        }
         let expected = match &config.allowed_tenants {
             Some(_) => preset::entra_issuer_template(&config.issuer)
                 .unwrap_or_else(|| config.issuer.clone()),
@@ -75,6 +81,29 @@ impl Provider {
         let dpop = Self::dpop_key(config, None)?;
         discovery::check_dpop(&metadata, dpop.as_ref().map(|k| k.algorithm()))?;
         Self::assemble(metadata, keys, config, client_keys, dpop, http)
+    }
+
+    /// GitHub's fixed endpoints in place of discovery.
+    fn github(
+        config: &ProviderConfig,
+        client_keys: Option<Arc<ClientKeys>>,
+        http: &reqwest::Client,
+    ) -> Result<Arc<Self>, ProviderError> {
+        let base = url::Url::parse(&config.issuer)
+            .map_err(|_| discovery::DiscoveryError::NotAUrl(config.issuer.clone()))?;
+        let gh = github::Github::new(&base);
+        let (Some(authorize), Some(token)) = (gh.authorize_url(), gh.token_url()) else {
+            return Err(discovery::DiscoveryError::NotAUrl(config.issuer.clone()).into());
+        };
+        let metadata = ProviderMetadata::fixed(config.issuer.clone(), authorize, token);
+        // No keys: nothing GitHub sends is a JWT to verify.
+        let keys = Arc::new(KeyCache::new(http.clone(), metadata.jwks_uri.clone()));
+        let mut provider = Self::assemble(metadata, keys, config, client_keys, None, http)?;
+        if let Some(p) = Arc::get_mut(&mut provider) {
+            p.github = Some(gh);
+            p.tokens.errors_with_200 = true;
+        }
+        Ok(provider)
     }
 
     /// The DPoP key: the configured one, else the running one (a reload
@@ -115,6 +144,7 @@ impl Provider {
             keys,
             tokens,
             push_endpoint,
+            github: None,
         }))
     }
 

@@ -15,6 +15,9 @@ pub enum ProviderKind {
     Google,
     /// GitLab (gitlab.com or self-managed): `groups_direct` and `groups`.
     Gitlab,
+    /// GitHub (github.com, or Enterprise Server at `provider.issuer`):
+    /// OAuth 2.0 without ID tokens; the user from the REST API.
+    Github,
     /// Microsoft Entra ID (v2.0 endpoints): app roles are groups, group
     /// overage resolved through Microsoft Graph, multi-tenant issuers.
     Entra,
@@ -47,6 +50,7 @@ impl ProviderKind {
             "google" => Self::Google,
             "gitlab" => Self::Gitlab,
             "entra" => Self::Entra,
+            "github" => Self::Github,
             _ => return None,
         })
     }
@@ -56,6 +60,7 @@ impl ProviderKind {
         match self {
             Self::Google => Some("https://accounts.google.com"),
             Self::Gitlab => Some("https://gitlab.com"),
+            Self::Github => Some("https://github.com"),
             Self::Oidc | Self::Keycloak | Self::Entra => None,
         }
     }
@@ -70,7 +75,7 @@ impl ProviderKind {
             Self::Gitlab => strings(claims.get("groups_direct")),
             // App roles, next to the `groups` claim (object ids).
             Self::Entra => strings(claims.get("roles")),
-            Self::Oidc | Self::Google => Vec::new(),
+            Self::Oidc | Self::Google | Self::Github => Vec::new(),
         }
     }
 

@@ -81,6 +81,9 @@ pub struct TokenClient {
     auth: ClientAuthenticator,
     /// DPoP proofs on token, PAR and userinfo requests, when configured.
     pub dpop: Option<Arc<DpopKey>>,
+    /// GitHub answers refusals with 200 and an OAuth error body; from
+    /// anyone else that is an invalid response.
+    pub errors_with_200: bool,
 }
 
 /// A pushed authorization request's answer (RFC 9126 §2.2).
@@ -101,6 +104,7 @@ impl TokenClient {
             endpoint,
             auth,
             dpop,
+            errors_with_200: false,
         }
     }
 
@@ -324,11 +328,16 @@ impl TokenClient {
             let body = super::read_limited(resp)
                 .await
                 .map_err(TokenError::Unreachable)?;
-            if status.is_success() {
+            if status.is_success() && !(self.errors_with_200 && has_error_field(&body)) {
                 return serde_json::from_slice(&body)
                     .map_err(|e| TokenError::Invalid(json_error(&e)));
             }
-            match refusal(status.as_u16(), &body) {
+            let status = if status.is_success() {
+                400
+            } else {
+                status.as_u16()
+            };
+            match refusal(status, &body) {
                 TokenError::Refused { error, .. }
                     if attempt == 0 && fresh_nonce && error == super::dpop::USE_NONCE => {}
                 other => return Err(other),
@@ -363,6 +372,11 @@ impl TokenClient {
         }
         Ok(tokens)
     }
+}
+
+/// Whether a JSON body carries an OAuth `error` (RFC 6749 §5.2).
+fn has_error_field(body: &[u8]) -> bool {
+    serde_json::from_slice::<ErrorResponse>(body).is_ok()
 }
 
 /// An unsuccessful answer: the OAuth error code when there is one

@@ -358,6 +358,9 @@ pub async fn connect_store(app: Arc<App>) {
 pub const JWKS_REFRESH: Duration = Duration::from_secs(3600);
 
 async fn refresh_keys(provider: &Provider) {
+    if provider.github.is_some() {
+        return;
+    }
     loop {
         tokio::time::sleep(JWKS_REFRESH).await;
         if let Err(e) = provider.keys.refresh().await {

@@ -453,8 +453,10 @@ impl Inner {
                 };
                 json_response(200, &doc)
             }
-            "authorize" => self.authorize(&call),
-            "token" => self.token(&call).await,
+            // GitHub's paths for the same two endpoints.
+            "authorize" | "login/oauth/authorize" => self.authorize(&call),
+            "token" | "login/oauth/access_token" => self.token(&call).await,
+            e if e.starts_with("api/v3/") => self.github_api(&call),
             "userinfo" => self.userinfo(&call).await,
             "end_session" | "revoke" => text(200, "text/plain", ""),
             // Microsoft Graph's transitive group memberships, two pages, for
@@ -462,6 +464,39 @@ impl Inner {
             "v1.0/me/transitiveMemberOf/microsoft.graph.group" => self.graph(&call),
             _ => text(404, "text/plain", "not found"),
         }
+    }
+
+    /// GitHub's REST API as its reference describes it, for the access
+    /// tokens this provider issued: the user, their email addresses, and
+    /// organisations on two pages (`Link: <…>; rel="next"`) and teams.
+    fn github_api(&self, call: &Call) -> Response<Full<Bytes>> {
+        let bearer = call
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_string();
+        if !self.lock().access_tokens.contains(&bearer) {
+            return text(401, "application/json", r#"{"message":"Bad credentials"}"#);
+        }
+        let body = match (call.endpoint.as_str(), call.query.contains("page=2")) {
+            ("api/v3/user", _) => json!({"id": 583231, "login": "octocat", "name": "The Octocat"}),
+            ("api/v3/user/emails", _) => json!([
+                {"email": "octocat@users.noreply.example", "primary": false, "verified": true},
+                {"email": "octocat@example.com", "primary": true, "verified": true},
+            ]),
+            ("api/v3/user/orgs", false) => {
+                let next = format!("{}/api/v3/user/orgs?per_page=100&page=2", self.issuer);
+                let mut resp = json_response(200, &json!([{"login": "acme"}]));
+                let link = format!("<{next}>; rel=\"next\", <{next}>; rel=\"last\"");
+                resp.headers_mut()
+                    .insert("link", link.parse().expect("link"));
+                return resp;
+            }
+            ("api/v3/user/orgs", true) => json!([{"login": "globex"}]),
+            ("api/v3/user/teams", _) => json!([{"slug": "ops", "organization": {"login": "acme"}}]),
+            _ => return text(404, "application/json", r#"{"message":"Not Found"}"#),
+        };
+        json_response(200, &body)
     }
 
     fn graph(&self, call: &Call) -> Response<Full<Bytes>> {

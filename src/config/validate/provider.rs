@@ -95,7 +95,7 @@ pub(super) fn check(
         dpop: p.dpop,
         dpop_key,
         login,
-        scopes: p.scopes.clone(),
+        scopes: scopes(p, kind),
         redirect_url: redirect_url?,
         post_logout_redirect_url: post_logout_redirect_url?,
         pkce: p.pkce,
@@ -141,7 +141,15 @@ fn client(c: &mut Check<'_>, p: &RawProvider) -> (String, String, ClientAuth, Op
         }
     }
     let client_id = c.required("provider.client_id", &p.client_id).to_string();
-    let client_auth = match p.client_auth.as_str() {
+    // GitHub takes the secret in the form body; everyone else, by RFC 6749
+    // §2.3.1, must take HTTP Basic.
+    let github = ProviderKind::parse(&p.kind) == Some(ProviderKind::Github);
+    let method = p.client_auth.as_deref().unwrap_or(if github {
+        "client_secret_post"
+    } else {
+        "client_secret_basic"
+    });
+    let client_auth = match method {
         "client_secret_basic" => ClientAuth::ClientSecretBasic,
         "client_secret_post" => ClientAuth::ClientSecretPost,
         "client_secret_jwt" => ClientAuth::ClientSecretJwt,
@@ -169,8 +177,7 @@ fn client(c: &mut Check<'_>, p: &RawProvider) -> (String, String, ClientAuth, Op
         ) => c.fail(
             "provider.client_secret",
             format!(
-                "is required with client_auth = \"{}\" (or set `provider.client_secret_file`)",
-                p.client_auth
+                "is required with client_auth = \"{method}\" (or set `provider.client_secret_file`)"
             ),
         ),
         (Some(s), _) if s.is_empty() => c.fail("provider.client_secret", "is empty"),
@@ -198,7 +205,7 @@ fn client(c: &mut Check<'_>, p: &RawProvider) -> (String, String, ClientAuth, Op
             "a public client (client_auth = \"none\") must use PKCE",
         );
     }
-    if !p.scopes.iter().any(|s| s == "openid") {
+    if !github && !p.scopes.iter().any(|s| s == "openid") {
         c.fail("provider.scopes", "must include \"openid\"");
     }
     if let Some(bad) = p.scopes.iter().find(|s| {
@@ -369,6 +376,18 @@ fn key_file(
             None
         }
     }
+}
+
+/// `provider.scopes`; GitHub's own when the OpenID default was left: the
+/// profile, the email addresses, the organisations and teams.
+fn scopes(p: &RawProvider, kind: ProviderKind) -> Vec<String> {
+    let oidc_default = ["openid", "email", "profile"];
+    if kind == ProviderKind::Github && p.scopes.iter().map(String::as_str).eq(oidc_default) {
+        return ["read:user", "user:email", "read:org"]
+            .map(String::from)
+            .to_vec();
+    }
+    p.scopes.clone()
 }
 
 /// `provider.dpop_key_file`, only with `provider.dpop`.
