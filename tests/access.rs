@@ -612,3 +612,46 @@ async fn probe_paths_are_configurable_and_free_the_defaults() {
         .await;
     assert_eq!(sign_in.status, 302);
 }
+
+/// A gRPC client is answered in gRPC, never with a page or a redirect:
+/// HTTP 200, `content-type: application/grpc` and `grpc-status` 16
+/// (UNAUTHENTICATED) without credentials, 7 (PERMISSION_DENIED) when the
+/// rules deny (gRPC over HTTP/2, Trailers-Only responses).
+#[tokio::test]
+async fn grpc_clients_get_grpc_statuses() {
+    let extra = "[[authorization.rules]]\npaths = [\"/admin.Service\"]\nallow_groups = [\"nobody\"]\n[[authorization.rules]]\npaths = [\"/\"]\nallow_any = true\n";
+    let (_idp, upstream, tollgate) = direct(extra, "").await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let call = |path: &str, cookie: Option<String>| {
+        let mut req = h2
+            .post(tollgate.url(path))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(vec![0u8, 0, 0, 0, 0]);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send()
+    };
+    let anon = call("/echo.Echo/Say", None).await.expect("call");
+    assert_eq!(anon.status(), 200);
+    assert_eq!(anon.headers()["content-type"], "application/grpc");
+    assert_eq!(anon.headers()["grpc-status"], "16");
+    assert!(anon.headers().get("location").is_none());
+    let mut b = Browser::new();
+    b.login(&tollgate.url("/"), "alice").await;
+    let cookie = b.cookie_header(&tollgate.url("/"));
+    let denied = call("/admin.Service/Drop", Some(cookie))
+        .await
+        .expect("call");
+    assert_eq!(denied.headers()["grpc-status"], "7");
+    assert_eq!(
+        upstream.count(),
+        1,
+        "only the browser login reached the upstream"
+    );
+}

@@ -118,8 +118,10 @@ pub async fn login_redirect(
     match &provider.push_endpoint {
         Some(endpoint) => {
             let pushed = provider.tokens.push(endpoint, params).await.map_err(|e| {
-                tracing::warn!(error = %e, "pushed authorization request failed");
-                Rejection::LoginFailed(LoginFailure::Pushed)
+                let f = LoginFailure::Pushed;
+                crate::telemetry::metrics::metrics().login("failed", f.check());
+                tracing::warn!(target: "tollgate::audit", event = "login_failed", check = f.check(), reason = %e, "pushed authorization request failed");
+                Rejection::LoginFailed(f)
             })?;
             url.query_pairs_mut()
                 .append_pair("client_id", &cfg.client_id)

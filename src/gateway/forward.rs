@@ -127,7 +127,7 @@ impl App {
         kind: ClientKind,
         clear: Vec<String>,
     ) -> Handled {
-        if kind == ClientKind::Api {
+        if kind != ClientKind::Browser {
             let mut resp = Rejection::Unauthenticated.respond(kind);
             auth::append_cookies(&mut resp, clear);
             return Handled::new(resp, Outcome::Unauthorized);

@@ -36,12 +36,12 @@ impl App {
                     Err(BearerError::Invalid(reason) | BearerError::UnknownKey(reason)) => {
                         tracing::info!(target: "tollgate::audit", event = "bearer_refused", reason = %reason, "bearer token refused");
                         Err(Failure::Respond(Handled::new(
-                            Rejection::InvalidToken.respond(ClientKind::Api),
+                            Rejection::InvalidToken.respond(kind.machine()),
                             Outcome::Unauthorized,
                         )))
                     }
                     Err(BearerError::Unavailable) => Err(Failure::Respond(Handled::new(
-                        Rejection::ProviderNotReady.respond(ClientKind::Api),
+                        Rejection::ProviderNotReady.respond(kind.machine()),
                         Outcome::Error,
                     ))),
                 };

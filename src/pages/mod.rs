@@ -18,6 +18,9 @@ use crate::Body;
 pub enum ClientKind {
     Browser,
     Api,
+    /// `content-type: application/grpc…`: answered as gRPC (HTTP 200 with
+    /// `grpc-status`), never with a page or a redirect.
+    Grpc,
 }
 
 /// Whether `haystack` contains `needle` (lower-case ASCII), ignoring ASCII case.
@@ -32,6 +35,12 @@ impl ClientKind {
     /// but not HTML, `X-Requested-With: XMLHttpRequest`, `Sec-Fetch-Mode:
     /// cors`. Anything else, `Accept: */*` included, is a browser.
     pub fn of(headers: &http::HeaderMap) -> Self {
+        let grpc = headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if grpc {
+            return ClientKind::Grpc;
+        }
         let has = |name: header::HeaderName, pred: &dyn Fn(&str) -> bool| {
             headers
                 .get_all(name)
@@ -55,6 +64,14 @@ impl ClientKind {
             ClientKind::Api
         } else {
             ClientKind::Browser
+        }
+    }
+
+    /// For an answer that is never a page: JSON, or gRPC for gRPC clients.
+    pub fn machine(self) -> Self {
+        match self {
+            ClientKind::Grpc => ClientKind::Grpc,
+            _ => ClientKind::Api,
         }
     }
 }
@@ -296,7 +313,40 @@ impl Rejection {
         }
     }
 
+    /// The gRPC status for this rejection (gRPC status codes, "HTTP to gRPC
+    /// status code mapping" in the gRPC documentation).
+    fn grpc_status(&self) -> &'static str {
+        match self.status().as_u16() {
+            401 => "16",       // UNAUTHENTICATED
+            403 => "7",        // PERMISSION_DENIED
+            400 => "3",        // INVALID_ARGUMENT
+            404 | 405 => "12", // UNIMPLEMENTED
+            502..=504 => "14", // UNAVAILABLE
+            _ => "13",         // INTERNAL
+        }
+    }
+
+    /// A Trailers-Only gRPC answer: HTTP 200, `grpc-status` and
+    /// `grpc-message` in the headers, no body (gRPC over HTTP/2 protocol).
+    fn grpc(&self) -> Response<Body> {
+        let mut resp = base(StatusCode::OK, "application/grpc", Bytes::new());
+        let message: String = percent_encoding::utf8_percent_encode(
+            &self.detail(),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        let h = resp.headers_mut();
+        h.insert("grpc-status", HeaderValue::from_static(self.grpc_status()));
+        if let Ok(v) = HeaderValue::from_str(&message) {
+            h.insert("grpc-message", v);
+        }
+        resp
+    }
+
     pub fn respond(&self, kind: ClientKind) -> Response<Body> {
+        if kind == ClientKind::Grpc {
+            return self.grpc();
+        }
         let status = self.status();
         let mut resp = match kind {
             ClientKind::Api => {
@@ -307,7 +357,9 @@ impl Rejection {
                 });
                 json(status, &body)
             }
-            ClientKind::Browser => html(status, self.title(), &self.detail(), self.link()),
+            ClientKind::Browser | ClientKind::Grpc => {
+                html(status, self.title(), &self.detail(), self.link())
+            }
         };
         if matches!(
             self,

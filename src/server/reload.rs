@@ -67,6 +67,7 @@ fn watched(path: &ConfigPath, raw: &RawConfig) -> Vec<PathBuf> {
         &raw.provider.client_key_certificate_file,
         &raw.provider.tls_client_certificate_file,
         &raw.provider.tls_client_key_file,
+        &raw.provider.dpop_key_file,
     ];
     files.extend(named.into_iter().flatten().map(PathBuf::from));
     // A rotated key is picked up like a rotated secret. The assertion
