@@ -655,3 +655,39 @@ async fn grpc_clients_get_grpc_statuses() {
         "only the browser login reached the upstream"
     );
 }
+
+/// `[[authorization.bearer_issuers]]` (oauth2-proxy's `extra_jwt_issuers`):
+/// JWT access tokens from a second, real provider are accepted with that
+/// issuer's keys and audiences, discovered on first use; its tokens for
+/// another audience, and the first provider's tokens for the second one's
+/// audience, are not.
+#[tokio::test]
+async fn bearer_tokens_from_an_extra_issuer() {
+    let other = Idp::start(free_port());
+    let extra = format!(
+        "[authorization]\nbearer_audiences = [\"urn:main:api\"]\n[[authorization.bearer_issuers]]\nissuer = \"{}\"\naudiences = [\"urn:partner:api\"]\n",
+        other.issuer
+    );
+    let (idp, upstream, tollgate) = direct(&extra, "").await;
+    let status = |token: String| {
+        let t = &tollgate;
+        async move { t.bearer_status("/api/data", &token).await }
+    };
+    assert_eq!(
+        status(other.machine_token(Some("urn:partner:api")).await).await,
+        200
+    );
+    assert_eq!(upstream.last().header("x-forwarded-user"), Some("machine"));
+    assert_eq!(
+        status(other.machine_token(Some("urn:main:api")).await).await,
+        401
+    );
+    assert_eq!(
+        status(idp.machine_token(Some("urn:partner:api")).await).await,
+        401
+    );
+    assert_eq!(
+        status(idp.machine_token(Some("urn:main:api")).await).await,
+        200
+    );
+}

@@ -359,14 +359,7 @@ fn access_claims(issuer: &str, aud: &str) -> serde_json::Map<String, serde_json:
 }
 
 async fn bearer(tollgate: &Tollgate, token: &str) -> u16 {
-    reqwest::Client::new()
-        .get(tollgate.url("/api"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
-        .status()
-        .as_u16()
+    tollgate.bearer_status("/api", token).await
 }
 
 /// Finding 4: with `HS256` among the ID-token algorithms, a bearer JWT MAC'd

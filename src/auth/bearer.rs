@@ -78,33 +78,44 @@ fn audiences(aud: &Option<Audience>) -> Vec<&str> {
 }
 
 async fn jwt(ctx: &BearerCtx<'_>, token: &str) -> Result<Session, BearerError> {
-    let provider = ctx
-        .provider
-        .current
-        .clone()
-        .ok_or(BearerError::Unavailable)?;
+    // The keys, issuer and audiences of the provider, or of the extra
+    // issuer the token names.
+    let (keys, issuer, accepted) = match ctx.issuers.of_token(token) {
+        Some(extra) => (
+            extra
+                .keys(ctx.provider.http)
+                .await
+                .ok_or(BearerError::Unavailable)?,
+            extra.issuer.issuer.as_str(),
+            extra.issuer.audiences.as_slice(),
+        ),
+        None => (
+            ctx.provider
+                .current
+                .clone()
+                .ok_or(BearerError::Unavailable)?
+                .keys
+                .clone(),
+            ctx.provider.settings.issuer.as_str(),
+            ctx.settings.audiences.as_slice(),
+        ),
+    };
     let jws = Jws {
         algorithms: &ctx.settings.algorithms,
         hmac_secret: None,
         refetch: Refetch::Throttled,
     };
-    let c: AccessClaims = jws
-        .verify(token, &provider.keys)
-        .await
-        .map_err(|e| match e {
-            JwsError::UnknownKey(_) => BearerError::UnknownKey(format!("bearer token: {e}")),
-            e => BearerError::Invalid(format!("bearer token: {e}")),
-        })?;
+    let c: AccessClaims = jws.verify(token, &keys).await.map_err(|e| match e {
+        JwsError::UnknownKey(_) => BearerError::UnknownKey(format!("bearer token: {e}")),
+        e => BearerError::Invalid(format!("bearer token: {e}")),
+    })?;
     let leeway = ctx.provider.settings.clock_skew.as_secs_f64();
     let t = now() as f64;
-    if c.iss.as_deref() != Some(ctx.provider.settings.issuer.as_str()) {
+    if c.iss.as_deref() != Some(issuer) {
         return Err(BearerError::Invalid("wrong issuer".into()));
     }
     let aud = audiences(&c.aud);
-    if !aud
-        .iter()
-        .any(|a| ctx.settings.audiences.iter().any(|b| b == a))
-    {
+    if !aud.iter().any(|a| accepted.iter().any(|b| b == a)) {
         return Err(BearerError::Invalid("audience not accepted".into()));
     }
     match c.exp {

@@ -73,6 +73,8 @@ pub struct BearerCtx<'a> {
     pub settings: &'a BearerConfig,
     pub claims: ClaimMap<'a>,
     pub verdicts: &'a Introspections,
+    /// Issuers besides the provider.
+    pub issuers: &'a super::issuers::ExtraIssuers,
 }
 
 /// Refreshing a session's access token.

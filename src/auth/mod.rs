@@ -10,6 +10,7 @@ pub mod callback;
 pub mod context;
 pub mod failure;
 pub mod handled;
+pub mod issuers;
 pub mod login;
 pub mod profile;
 pub mod redirect;

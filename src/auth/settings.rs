@@ -11,10 +11,19 @@ pub struct BearerConfig {
     pub algorithms: Vec<Algorithm>,
     /// Opaque tokens are checked at the introspection endpoint.
     pub introspection: bool,
+    /// Other issuers whose JWT access tokens are accepted.
+    pub issuers: Vec<BearerIssuer>,
+}
+
+/// An issuer besides the provider, and the audiences its tokens must name.
+#[derive(Debug, Clone)]
+pub struct BearerIssuer {
+    pub issuer: String,
+    pub audiences: Vec<String>,
 }
 
 impl BearerConfig {
     pub fn enabled(&self) -> bool {
-        !self.audiences.is_empty() || self.introspection
+        !self.audiences.is_empty() || self.introspection || !self.issuers.is_empty()
     }
 }

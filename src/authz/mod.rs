@@ -63,6 +63,18 @@ pub struct RawAuthorization {
     /// Signature algorithms accepted on JWT bearer tokens: asymmetric only.
     /// Read by the config loader for `auth::bearer`, not by [`Policy`].
     pub bearer_algorithms: Vec<String>,
+    /// More issuers whose JWT access tokens are accepted, each with its
+    /// own audiences (oauth2-proxy's `extra_jwt_issuers`). Read by the
+    /// config loader for `auth::bearer`, not by [`Policy`].
+    pub bearer_issuers: Vec<RawBearerIssuer>,
+}
+
+/// One `[[authorization.bearer_issuers]]` entry.
+#[derive(Debug, Default, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBearerIssuer {
+    pub issuer: String,
+    pub audiences: Vec<String>,
 }
 
 impl Default for RawAuthorization {
@@ -77,6 +89,7 @@ impl Default for RawAuthorization {
             bearer_algorithms: ["RS256", "ES256", "PS256", "EdDSA"]
                 .map(String::from)
                 .to_vec(),
+            bearer_issuers: Vec::new(),
         }
     }
 }

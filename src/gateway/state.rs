@@ -68,6 +68,8 @@ pub struct App {
     /// The `private_key_jwt` keys, published at `/oauth2/client_jwks`.
     pub client_keys: Option<Arc<ClientKeys>>,
     pub introspections: Introspections,
+    /// `[[authorization.bearer_issuers]]`, discovered on first use.
+    pub bearer_issuers: crate::auth::issuers::ExtraIssuers,
     /// Claim paths that rules and `[headers]` read, kept in sessions.
     pub claim_paths: BTreeSet<String>,
     /// Client for provider calls.
@@ -170,6 +172,7 @@ impl App {
                 None => None,
             },
             introspections: Introspections::default(),
+            bearer_issuers: crate::auth::issuers::ExtraIssuers::new(&config.bearer.issuers),
             claim_paths,
             http,
             provider: RwLock::new(None),
@@ -301,6 +304,7 @@ impl App {
             settings: &self.config.bearer,
             claims: self.claim_map(),
             verdicts: &self.introspections,
+            issuers: &self.bearer_issuers,
         }
     }
 

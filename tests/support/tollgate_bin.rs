@@ -164,6 +164,18 @@ impl Tollgate {
         panic!("tollgate did not become ready:\n{}", self.output.text());
     }
 
+    /// The status of a GET of `path` with `Authorization: Bearer <token>`.
+    pub async fn bearer_status(&self, path: &str, token: &str) -> u16 {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

@@ -30,6 +30,7 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig, public_url: Option<&Url>
         audiences: raw.authorization.bearer_audiences.clone(),
         algorithms: bearer_algorithms(c, &raw.authorization.bearer_algorithms),
         introspection: raw.authorization.bearer_introspection,
+        issuers: bearer_issuers(c, raw),
     };
     if bearer.audiences.iter().any(String::is_empty) {
         c.fail(
@@ -46,4 +47,35 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig, public_url: Option<&Url>
         }
     }
     bearer
+}
+
+/// `[[authorization.bearer_issuers]]`: an https (or loopback http) issuer
+/// other than the provider's, with at least one audience.
+fn bearer_issuers(c: &mut Check<'_>, raw: &RawConfig) -> Vec<crate::auth::settings::BearerIssuer> {
+    let mut out = Vec::new();
+    for (i, b) in raw.authorization.bearer_issuers.iter().enumerate() {
+        let key = format!("authorization.bearer_issuers[{i}]");
+        if c.url(&format!("{key}.issuer"), &b.issuer).is_none() {
+            continue;
+        }
+        if raw.provider.issuer.as_deref() == Some(b.issuer.as_str()) {
+            c.fail(
+                &format!("{key}.issuer"),
+                "is provider.issuer: its tokens are checked against authorization.bearer_audiences",
+            );
+            continue;
+        }
+        if b.audiences.is_empty() || b.audiences.iter().any(String::is_empty) {
+            c.fail(
+                &format!("{key}.audiences"),
+                "must list at least one non-empty audience",
+            );
+            continue;
+        }
+        out.push(crate::auth::settings::BearerIssuer {
+            issuer: b.issuer.clone(),
+            audiences: b.audiences.clone(),
+        });
+    }
+    out
 }
