@@ -54,6 +54,8 @@ pub struct Config {
     pub bearer: BearerConfig,
     /// Where Prometheus metrics are served; `None`: nowhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[pages]`.
+    pub pages: crate::pages::branding::Branding,
 }
 
 pub use crate::proxy::assertion::AssertionConfig;

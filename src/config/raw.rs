@@ -21,6 +21,28 @@ pub struct RawConfig {
     pub authorization: crate::authz::RawAuthorization,
     pub routes: crate::proxy::path::RawRoutes,
     pub metrics: RawMetrics,
+    pub pages: RawPages,
+}
+
+/// `[pages]`: how tollgate's own pages look.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPages {
+    pub product_name: String,
+    pub logo_url: Option<String>,
+    pub accent_color: String,
+    pub support_url: Option<String>,
+}
+
+impl Default for RawPages {
+    fn default() -> Self {
+        Self {
+            product_name: String::new(),
+            logo_url: None,
+            accent_color: "#0a58ca".into(),
+            support_url: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -511,3 +511,17 @@ fn the_fapi2_profile_refuses_what_it_does_not_allow() {
         .iter()
         .any(|e| e.key == "provider.profile"));
 }
+
+#[test]
+fn page_branding_refuses_what_could_inject_into_a_page() {
+    let text = minimal()
+        + "[pages]\naccent_color = \"red;}body{display:none\"\nlogo_url = \"javascript:alert(1)\"\nsupport_url = \"//evil.test\"\n";
+    let (_d, path) = write(&text);
+    let keys: Vec<String> = errors(load(&path, &[]))
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    for key in ["pages.accent_color", "pages.logo_url", "pages.support_url"] {
+        assert!(keys.iter().any(|k| k == key), "{key}: {keys:?}");
+    }
+}

@@ -124,6 +124,7 @@ impl App {
             hmac_secret: p.client_secret.as_ref().map(|s| s.expose().to_vec()),
         };
         crate::session::revoked::REVOKED.set_capacity(config.session.max_remembered_logouts);
+        crate::pages::branding::set(config.pages.clone());
         let backend = match &config.session.redis {
             Some(r) => Backend::Redis(Box::new(RedisStore::new(
                 r.clone(),

@@ -3,6 +3,8 @@
 //! Browsers get a small HTML page, API clients JSON. Nothing a client or the
 //! provider sent is echoed unescaped.
 
+pub mod branding;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
@@ -505,23 +507,55 @@ pub fn signed_out() -> Response<Body> {
 }
 
 fn html(status: StatusCode, title: &str, detail: &str, link: Link) -> Response<Body> {
-    let link = match link {
-        Link::SignIn => r#"<p><a href="/oauth2/start?rd=%2F">Sign in</a></p>"#.to_string(),
-        Link::SignOut => r#"<p><a href="/oauth2/sign_out">Sign out</a></p>"#.to_string(),
-        Link::Home => r#"<p><a href="/">Back to the start page</a></p>"#.to_string(),
+    let brand = branding::current();
+    let action = match link {
+        Link::SignIn => r#"<a class="button" href="/oauth2/start?rd=%2F">Sign in</a>"#.to_string(),
+        Link::SignOut => r#"<a class="button" href="/oauth2/sign_out">Sign out</a>"#.to_string(),
+        Link::Home => r#"<a href="/">Back to the start page</a>"#.to_string(),
         Link::ConfirmSignOut(rd) => format!(
             r#"<form method="post" action="/oauth2/sign_out?rd={}"><button type="submit">Sign out</button></form>"#,
             escape(&form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>())
         ),
     };
+    let product = escape(&brand.product_name);
+    let logo = brand
+        .logo_url
+        .as_deref()
+        .map(|l| format!(r#"<img src="{}" alt="" height="32">"#, escape(l)))
+        .unwrap_or_default();
+    let header = if product.is_empty() && logo.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<header>{logo}<span>{product}</span></header>"#)
+    };
+    let help = brand
+        .support_url
+        .as_deref()
+        .map(|u| format!(r#" &middot; <a href="{}">Get help</a>"#, escape(u)))
+        .unwrap_or_default();
+    let page_title = if product.is_empty() {
+        escape(title)
+    } else {
+        format!("{} &middot; {product}", escape(title))
+    };
     let page = format!(
         r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{title}</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:12vh auto;padding:0 1rem;color:#222}}
-h1{{font-size:1.4rem}}.code{{color:#777;font-size:.85rem}}a{{color:#0a58ca}}</style></head>
-<body><h1>{title}</h1><p>{detail}</p>{link}<p class="code">HTTP {code} &middot; tollgate{request}</p></body></html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>{page_title}</title>
+<style>:root{{--accent:{accent};--fg:#1d1d1f;--muted:#5f6368;--bg:#fff;--card:#f6f7f9}}
+@media (prefers-color-scheme:dark){{:root{{--fg:#e8eaed;--muted:#a8adb4;--bg:#17181a;--card:#222326}}}}
+body{{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:var(--bg);color:var(--fg)}}
+main{{max-width:34rem;margin:10vh auto;padding:2rem;background:var(--card);border-radius:12px}}
+header{{display:flex;align-items:center;gap:.6rem;font-weight:600;margin-bottom:1rem}}
+h1{{font-size:1.5rem;margin:0 0 .5rem}}a{{color:var(--accent)}}
+.button,button{{display:inline-block;background:var(--accent);color:#fff;border:0;border-radius:8px;padding:.6rem 1.2rem;font:inherit;text-decoration:none;cursor:pointer}}
+.button:focus-visible,button:focus-visible,a:focus-visible{{outline:3px solid var(--fg);outline-offset:2px}}
+footer{{color:var(--muted);font-size:.85rem;margin-top:1.5rem}}</style></head>
+<body><main>{header}<h1>{title}</h1><p>{detail}</p><p>{action}</p>
+<footer>HTTP {code} &middot; tollgate{request}{help}</footer></main></body></html>
 "#,
+        accent = brand.accent_color,
         title = escape(title),
         detail = escape(detail),
         code = status.as_u16(),
@@ -529,7 +563,12 @@ h1{{font-size:1.4rem}}.code{{color:#777;font-size:.85rem}}a{{color:#0a58ca}}</st
             .map(|id| format!(" &middot; request {}", escape(&id)))
             .unwrap_or_default(),
     );
-    base(status, "text/html; charset=utf-8", Bytes::from(page))
+    let mut resp = base(status, "text/html; charset=utf-8", Bytes::from(page));
+    if let Ok(csp) = HeaderValue::from_str(&brand.csp()) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    resp
 }
 
 #[cfg(test)]
@@ -542,6 +581,51 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         ClientKind::of(&h)
+    }
+
+    #[test]
+    fn pages_carry_the_configured_look_and_allow_only_the_logo_origin() {
+        branding::set(branding::Branding {
+            product_name: "Acme <Portal>".into(),
+            logo_url: Some("https://cdn.example.com/logo.svg".into()),
+            accent_color: "#c00".into(),
+            support_url: Some("mailto:help@example.com".into()),
+        });
+        let resp = signed_out();
+        branding::set(branding::Branding::default());
+        let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("csp")
+            .to_string();
+        assert!(csp.contains("img-src https://cdn.example.com"), "{csp}");
+        assert!(csp.starts_with("default-src 'none'"), "{csp}");
+        let body = match resp.into_body() {
+            Either::Right(full) => {
+                let bytes = page_bytes(full);
+                String::from_utf8(bytes).expect("utf8")
+            }
+            Either::Left(_) => panic!("a generated page"),
+        };
+        assert!(body.contains("Acme &lt;Portal&gt;"), "escaped product name");
+        assert!(body.contains("--accent:#c00") && body.contains("prefers-color-scheme:dark"));
+        assert!(body.contains(r#"href="mailto:help@example.com">Get help"#));
+        assert!(body.contains("<main>") && body.contains(r#"lang="en""#));
+        assert!(branding::is_color("#0a58ca") && !branding::is_color("red;}body{x"));
+        assert!(!branding::is_safe_link("javascript:alert(1)", true));
+        assert!(!branding::is_safe_link("//evil.test/x", false));
+        assert!(branding::is_safe_link("/static/logo.png", false));
+    }
+
+    /// The bytes of a generated page's body.
+    fn page_bytes(full: http_body_util::Full<Bytes>) -> Vec<u8> {
+        use http_body_util::BodyExt as _;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        rt.block_on(full.collect())
+            .expect("body")
+            .to_bytes()
+            .to_vec()
     }
 
     #[test]

@@ -15,6 +15,7 @@ use figment::Figment;
 
 use super::raw::{RawConfig, RawLog};
 use super::{origin, Check, Config, ConfigError, KeyError, LogConfig};
+use crate::pages::branding::Branding;
 
 pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     let mut c = Check {
@@ -34,6 +35,7 @@ pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, Con
     let log = log(&mut c, &raw.log);
     let bearer = rules::check(&mut c, raw, public_url);
     let metrics_listen = metrics_listen(&mut c, raw, server.as_ref().map(|s| s.listen));
+    let pages = pages(&mut c, &raw.pages);
     if !c.errors.is_empty() {
         return Err(ConfigError::Invalid(c.errors));
     }
@@ -56,7 +58,47 @@ pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, Con
         routes: raw.routes.clone(),
         bearer,
         metrics_listen,
+        pages,
     })
+}
+
+/// `[pages]`: only what is safe to put in a page and its CSS.
+fn pages(c: &mut Check<'_>, raw: &super::raw::RawPages) -> Branding {
+    use crate::pages::branding::{is_color, is_safe_link};
+    if !is_color(&raw.accent_color) {
+        c.fail(
+            "pages.accent_color",
+            "must be a colour like \"#0a58ca\" or \"#06c\"",
+        );
+    }
+    if raw.product_name.chars().count() > 60 || raw.product_name.chars().any(char::is_control) {
+        c.fail(
+            "pages.product_name",
+            "must be at most 60 characters, without control characters",
+        );
+    }
+    if let Some(l) = raw.logo_url.as_deref().filter(|l| !is_safe_link(l, false)) {
+        c.fail(
+            "pages.logo_url",
+            format!("`{l}` is not an https URL or a path on this site"),
+        );
+    }
+    if let Some(u) = raw
+        .support_url
+        .as_deref()
+        .filter(|u| !is_safe_link(u, true))
+    {
+        c.fail(
+            "pages.support_url",
+            format!("`{u}` is not an https or mailto: URL, or a path on this site"),
+        );
+    }
+    Branding {
+        product_name: raw.product_name.clone(),
+        logo_url: raw.logo_url.clone(),
+        accent_color: raw.accent_color.clone(),
+        support_url: raw.support_url.clone(),
+    }
 }
 
 /// `[log]`.
