@@ -7,17 +7,26 @@
 #      `go install` from the Go module proxy);
 #   2. lints (strict) and renders the Helm chart with each deploy/helm/tollgate/ci/*-values.yaml
 #      through Helm's own Go engine (the helm-python-sdk wheel from PyPI
-#      ships it as a shared library);
+#      ships it as a shared library), and checks the chart's
+#      values.schema.json: a valid draft-07 schema that describes every key
+#      of values.yaml, which values.yaml and every ci/*-values.yaml satisfy
+#      (with jsonschema), and which Helm applies (bad values are refused);
 #   3. validates every rendered object against the Kubernetes OpenAPI JSON
 #      schemas of the oldest supported and the newest release, strictly
 #      (unknown fields are errors), with kubernetes-validate from PyPI, which
 #      ships the schemas: nothing is downloaded at validation time;
 #   4. checks what schemas cannot: references between objects (volumes,
-#      Service and Ingress backends, selectors, ports), the sidecar shape,
-#      probes, hardening, the shutdown time budget, and runs
-#      `tollgate check-config` on every generated tollgate.toml;
-#   5. checks the Dockerfile statically (it is not built here);
-#   6. checks deploy/systemd/tollgate.service with systemd-analyze (verify,
+#      Service and Ingress backends, selectors, ports, ServiceMonitor and
+#      PodMonitor targets, the forward-auth annotations the chart's NOTES
+#      print), the sidecar shape, probes, hardening, the shutdown time
+#      budget, and runs `tollgate check-config` on every generated
+#      tollgate.toml;
+#   5. checks the Dockerfile statically (it is not built here), its OCI
+#      labels included;
+#   6. checks the Grafana dashboard deploy/grafana/tollgate.json: valid JSON,
+#      the ${DS_PROMETHEUS} data source input, and only metric names that
+#      docs/metrics.md documents;
+#   7. checks deploy/systemd/tollgate.service with systemd-analyze (verify,
 #      and an offline security exposure of at most 2.0), where it exists.
 #
 # Tools are installed into a cache outside the repository
@@ -150,6 +159,27 @@ with helm.Chart.load(chart_dir) as chart:
         bad = True
     except helm.HelmError as e:
         print(f"ok   helm: refuses to render without the required values ({str(e).splitlines()[0][:70]}...)")
+    # values.schema.json is applied, and the templates' own checks hold.
+    minimal = yaml.safe_load(open(os.path.join(chart_dir, "ci", "default-values.yaml")))
+    for what, extra, want in [
+        ("an unknown mode", {"mode": "proxy"}, "mode"),
+        ("an unknown key", {"replicas": 2}, "replicas"),
+        ("a metrics port that is not a number", {"metrics": {"port": "metrics"}}, "port"),
+        ("a client_auth the chart cannot serve", {"config": {"clientAuth": "private_key_jwt"}}, "clientAuth"),
+        ("a ServiceMonitor without metrics.enabled", {"metrics": {"serviceMonitor": {"enabled": True}}}, "metrics.enabled"),
+        ("a PodMonitor without metrics.enabled", {"metrics": {"podMonitor": {"enabled": True}}}, "metrics.enabled"),
+    ]:
+        values = {**minimal, **{k: ({**minimal.get(k, {}), **v} if isinstance(v, dict) else v) for k, v in extra.items()}}
+        try:
+            chart.render(values, name="release", namespace="ns", is_install=True)
+            print(f"FAIL: the chart renders with {what}")
+            bad = True
+        except helm.HelmError as e:
+            if want not in str(e):
+                print(f"FAIL: the chart refuses {what}, but not naming {want!r}: {str(e)[:200]}")
+                bad = True
+            else:
+                print(f"ok   helm: refuses {what}")
     for vf in values_files:
         name = os.path.basename(vf)
         values = yaml.safe_load(open(vf)) or {}
@@ -174,6 +204,8 @@ with helm.Chart.load(chart_dir) as chart:
         out = os.path.join(work, "helm-" + name.replace("-values.yaml", "") + ".yaml")
         with open(out, "w") as f:
             f.write("\n---\n".join(docs))
+        with open(out[:-len(".yaml")] + ".NOTES.txt", "w") as f:
+            f.write("".join(t for p, t in manifests.items() if p.endswith("NOTES.txt")))
         external = (values.get("secret") or {}).get("existingSecret") or ""
         print(f"ok   helm lint --strict + template, {name}")
         print(f"helm {name}|{out}|rendered|{external}", file=listing)
@@ -181,6 +213,105 @@ sys.exit(1 if bad else 0)
 PY
 then failed=1; fi
 while IFS= read -r line; do renders+=("$line"); done <"$WORK/helm.list"
+
+# ---------------------------------------------------------------- values schema
+step "Helm values schema (values.schema.json)"
+if ! "$PY" - "$CHART" <<'PY'
+import glob, json, os, sys
+import yaml
+
+chart_dir = sys.argv[1]
+bad = []
+try:
+    schema = json.load(open(os.path.join(chart_dir, "values.schema.json")))
+except (OSError, ValueError) as e:
+    print(f"FAIL: values.schema.json: {e}")
+    sys.exit(1)
+defaults = yaml.safe_load(open(os.path.join(chart_dir, "values.yaml"))) or {}
+
+def merged(base, over):
+    """Helm's merge of a values file over the chart's values: maps deeply, the rest replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+# Every key of values.yaml is described (with a type) wherever the schema
+# lists an object's properties; maps passed through verbatim are "type: object"
+# without properties and are not descended into.
+def covered(values, node, path):
+    for k, v in values.items():
+        sub = (node.get("properties") or {}).get(k)
+        where = f"{path}.{k}".lstrip(".")
+        if sub is None:
+            bad.append(f"values.yaml key {where} is not in values.schema.json")
+            continue
+        if "type" not in sub and "enum" not in sub:
+            bad.append(f"values.schema.json: {where} has no type")
+        if not sub.get("description"):
+            bad.append(f"values.schema.json: {where} has no description")
+        if isinstance(v, dict) and "properties" in sub:
+            covered(v, sub, where)
+covered(defaults, schema, "")
+if schema.get("$schema") != "http://json-schema.org/draft-07/schema#":
+    bad.append("values.schema.json does not declare JSON Schema draft-07")
+
+docs = [("values.yaml", defaults)] + [
+    (os.path.relpath(f, chart_dir), merged(defaults, yaml.safe_load(open(f)) or {}))
+    for f in sorted(glob.glob(os.path.join(chart_dir, "ci", "*-values.yaml")))]
+try:
+    import jsonschema
+except ImportError:
+    jsonschema = None
+if jsonschema:
+    try:
+        jsonschema.Draft7Validator.check_schema(schema)
+    except jsonschema.SchemaError as e:
+        print(f"FAIL: values.schema.json is not a valid draft-07 schema: {e.message}")
+        sys.exit(1)
+    validator = jsonschema.Draft7Validator(schema)
+    for name, values in docs:
+        for e in validator.iter_errors(values):
+            bad.append(f"{name}: {e.json_path}: {e.message}")
+    from importlib.metadata import version
+    how = f"jsonschema {version('jsonschema')}"
+else:
+    # A small structural check: types, enums, unknown keys, array items.
+    types = {"object": dict, "array": list, "string": str, "boolean": bool,
+             "integer": int, "number": (int, float), "null": type(None)}
+    def check(v, node, where):
+        ts = node.get("type")
+        ts = [ts] if isinstance(ts, str) else ts or []
+        if ts and not any(isinstance(v, types[t]) and not (t in ("integer", "number") and isinstance(v, bool))
+                          for t in ts):
+            bad.append(f"{where}: {v!r} is not {'/'.join(ts)}")
+            return
+        if "enum" in node and v not in node["enum"]:
+            bad.append(f"{where}: {v!r} is not one of {node['enum']}")
+        if isinstance(v, dict):
+            props = node.get("properties") or {}
+            extra = node.get("additionalProperties", True)
+            for k, sub in v.items():
+                if k in props:
+                    check(sub, props[k], f"{where}.{k}")
+                elif extra is False:
+                    bad.append(f"{where}: unknown key {k}")
+                elif isinstance(extra, dict):
+                    check(sub, extra, f"{where}.{k}")
+        if isinstance(v, list) and isinstance(node.get("items"), dict):
+            for n, item in enumerate(v):
+                check(item, node["items"], f"{where}[{n}]")
+    for name, values in docs:
+        check(values, schema, name)
+    how = "structural check: no jsonschema module"
+for b in bad:
+    print("FAIL: " + b)
+if not bad:
+    print(f"ok   values.schema.json describes every key of values.yaml; values.yaml and "
+          f"{len(docs) - 1} ci/*-values.yaml (merged over it) satisfy it ({how})")
+sys.exit(1 if bad else 0)
+PY
+then failed=1; fi
 
 # ---------------------------------------------------------------- schemas
 files=()
@@ -264,6 +395,28 @@ def check_render(label, path, secrets_from, external):
     for o in objs:
         by_kind.setdefault(o["kind"], {})[o["metadata"]["name"]] = o
     cms, secrets = by_kind.get("ConfigMap", {}), by_kind.get("Secret", {})
+    services = by_kind.get("Service", {})
+    # Objects of a Helm render carry no namespace: they go to the release's
+    # ("ns" in the renders above).
+    default_ns = "ns" if label.startswith("helm ") else None
+    def ns_of(o):
+        return o["metadata"].get("namespace") or default_ns
+    metrics_port = {}  # Deployment name -> port of metrics.listen
+
+    def check_auth_annotations(where, ann):
+        url = ann.get("nginx.ingress.kubernetes.io/auth-url", "")
+        m = re.match(r"http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)/oauth2/auth$", url)
+        svc = services.get(m.group(1)) if m else None
+        if not m or not svc or ns_of(svc) != m.group(2) \
+                or int(m.group(3)) not in [sp["port"] for sp in svc["spec"]["ports"]]:
+            err(where, f"auth-url {url} is not tollgate's Service in this render")
+        hdrs = ann.get("nginx.ingress.kubernetes.io/auth-proxy-set-headers", "")
+        ns, _, cm = hdrs.partition("/")
+        want = {"X-Forwarded-Uri", "X-Forwarded-Method"}
+        if cm not in cms or ns_of(cms[cm]) != ns \
+                or not want <= set(cms[cm].get("data") or {}):
+            err(where, "auth-proxy-set-headers must name a ConfigMap of this render "
+                "(namespace/name) that overrides X-Forwarded-Uri and X-Forwarded-Method")
     external = {e for e in external.split(",") if e}
     pods = {n: d["spec"]["template"] for n, d in by_kind.get("Deployment", {}).items()}
     if not pods:
@@ -354,6 +507,14 @@ def check_render(label, path, secrets_from, external):
         metrics = cfg.get("metrics", {}).get("listen")
         if metrics and int(metrics.rsplit(":", 1)[1]) not in [p["containerPort"] for p in c.get("ports", [])]:
             err(where, f"metrics.listen {metrics} is not a container port of tollgate")
+        if metrics:
+            metrics_port[name] = int(metrics.rsplit(":", 1)[1])
+            # The pod shares one network namespace: the metrics port must not
+            # be one the app (or tollgate's main listener) wants.
+            others = [p["containerPort"] for cc in containers if cc is not c for p in cc.get("ports", [])]
+            up = re.match(r"https?://127\.0\.0\.1:(\d+)", cfg.get("upstream", {}).get("url", ""))
+            if metrics_port[name] in others + [port] + ([int(up.group(1))] if up else []):
+                err(where, f"metrics.listen {metrics} collides with a port of the app or of tollgate")
         # shutdown budget: the app's preStop, then tollgate's grace
         grace = duration_s(cfg.get("server", {}).get("shutdown_grace", "10s"))
         pre = [cc.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
@@ -453,7 +614,6 @@ def check_render(label, path, secrets_from, external):
                     for p in rule.get("ports", []):
                         if not any(p["port"] in ports_of(t["spec"]) for t in hit):
                             err(f"{label}: {kind}/{name}", f"port {p['port']} is no container port of the pods")
-    services = by_kind.get("Service", {})
     for name, ing in by_kind.get("Ingress", {}).items():
         for rule in ing["spec"].get("rules", []):
             for p in rule.get("http", {}).get("paths", []):
@@ -464,20 +624,64 @@ def check_render(label, path, secrets_from, external):
                 elif b["port"].get("number") not in [sp["port"] for sp in svc["spec"]["ports"]]:
                     err(f"{label}: Ingress/{name}", f"Service {b['name']} has no port {b['port']}")
         ann = ing["metadata"].get("annotations", {})
-        url = ann.get("nginx.ingress.kubernetes.io/auth-url")
-        if url:
-            m = re.match(r"http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)/oauth2/auth$", url)
-            svc = services.get(m.group(1)) if m else None
-            if not m or not svc or svc["metadata"].get("namespace") != m.group(2) \
-                    or int(m.group(3)) not in [sp["port"] for sp in svc["spec"]["ports"]]:
-                err(f"{label}: Ingress/{name}", f"auth-url {url} is not tollgate's Service in this render")
-            hdrs = ann.get("nginx.ingress.kubernetes.io/auth-proxy-set-headers", "")
-            ns, _, cm = hdrs.partition("/")
-            want = {"X-Forwarded-Uri", "X-Forwarded-Method"}
-            if cm not in cms or cms[cm]["metadata"].get("namespace") != ns \
-                    or not want <= set(cms[cm].get("data") or {}):
-                err(f"{label}: Ingress/{name}", "auth-proxy-set-headers must name a ConfigMap of this render "
-                    "(namespace/name) that overrides X-Forwarded-Uri and X-Forwarded-Method")
+        if ann.get("nginx.ingress.kubernetes.io/auth-url"):
+            check_auth_annotations(f"{label}: Ingress/{name}", ann)
+
+    # The chart in forward-auth mode does not own the app's Ingress: its NOTES
+    # print the annotations to put there. They must name this render's objects.
+    notes_path = path[:-len(".yaml")] + ".NOTES.txt"
+    if os.path.exists(notes_path):
+        notes = open(notes_path).read()
+        ann = dict(re.findall(r'^\s*(nginx\.ingress\.kubernetes\.io/[a-z-]+):\s*"([^"]*)"\s*$', notes, re.M))
+        forward_auth = any(c["name"] == "tollgate" for t in pods.values() for c in t["spec"].get("containers", []))
+        if forward_auth and not ann.get("nginx.ingress.kubernetes.io/auth-url"):
+            err(f"{label}: NOTES.txt", "forward-auth mode, but NOTES.txt prints no auth-url annotation")
+        elif ann.get("nginx.ingress.kubernetes.io/auth-url"):
+            check_auth_annotations(f"{label}: NOTES.txt", ann)
+
+    # Prometheus Operator monitors (no CRD schema here: checked by hand).
+    tollgate_ports = {}  # pod template name -> {port name: number} of the tollgate container
+    for n, t in pods.items():
+        for c in t["spec"].get("initContainers", []) + t["spec"].get("containers", []):
+            if c["name"] == "tollgate":
+                tollgate_ports[n] = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    for kind in ("ServiceMonitor", "PodMonitor"):
+        for name, mon in by_kind.get(kind, {}).items():
+            where = f"{label}: {kind}/{name}"
+            if mon.get("apiVersion") != "monitoring.coreos.com/v1":
+                err(where, f"apiVersion {mon.get('apiVersion')} is not monitoring.coreos.com/v1")
+            sel = (mon["spec"].get("selector") or {}).get("matchLabels", {})
+            eps = mon["spec"].get("endpoints" if kind == "ServiceMonitor" else "podMetricsEndpoints") or []
+            if not eps:
+                err(where, "no endpoints")
+            for ep in eps:
+                if ep.get("path", "/metrics") != "/metrics":
+                    err(where, f"path {ep['path']} is not /metrics")
+            if kind == "PodMonitor":
+                hit = [n for n, t in pods.items() if matches(sel, t["metadata"].get("labels", {}))]
+                if not hit:
+                    err(where, "selector matches no pod template")
+                for ep in eps:
+                    for n in hit:
+                        if tollgate_ports.get(n, {}).get(ep.get("port")) != metrics_port.get(n):
+                            err(where, f"port {ep.get('port')!r} is not tollgate's metrics port in Deployment/{n}")
+                continue
+            hit = [s for s in services.values() if matches(sel, s["metadata"].get("labels", {}))]
+            if not hit:
+                err(where, "selector matches no Service")
+            for svc in hit:
+                targets = [n for n, t in pods.items() if matches(svc["spec"].get("selector", {}), t["metadata"].get("labels", {}))]
+                for ep in eps:
+                    sp = [p for p in svc["spec"]["ports"] if p.get("name") == ep.get("port")]
+                    if not sp:
+                        err(where, f"Service {svc['metadata']['name']} has no port named {ep.get('port')!r}")
+                        continue
+                    for n in targets:
+                        if sp[0].get("targetPort", sp[0]["port"]) != metrics_port.get(n):
+                            err(where, f"Service {svc['metadata']['name']} port {ep.get('port')} does not reach "
+                                f"tollgate's metrics.listen in Deployment/{n}")
+                if any(p.get("name") == "http" for p in svc["spec"]["ports"]):
+                    err(where, f"Service {svc['metadata']['name']} also carries the user-facing port: keep metrics on a Service of their own")
 
 for spec in specs:
     label, path, secrets_from, external = spec.split("|")
@@ -502,6 +706,18 @@ for ok, msg in [
 ]:
     if not ok:
         err("deploy/Dockerfile", msg)
+# OCI labels, in the final stage (labels of the build stage are not inherited).
+last = df[[m.start() for m in re.finditer(r"^FROM\s", df, re.M)][-1]:] if stages else ""
+labels = dict(re.findall(r'(org\.opencontainers\.image\.[a-z]+)="([^"]*)"', last))
+final_args = set(re.findall(r"^ARG\s+(\w+)", last, re.M))
+for key, want in [("title", "tollgate"), ("licenses", "Apache-2.0")]:
+    if labels.get(f"org.opencontainers.image.{key}") != want:
+        err("deploy/Dockerfile", f"final stage: label org.opencontainers.image.{key} is not {want!r}")
+if not labels.get("org.opencontainers.image.description"):
+    err("deploy/Dockerfile", "final stage: no label org.opencontainers.image.description")
+for key, arg in [("version", "VERSION"), ("revision", "REVISION"), ("source", "SOURCE")]:
+    if labels.get(f"org.opencontainers.image.{key}") != "${%s}" % arg or arg not in final_args:
+        err("deploy/Dockerfile", f"final stage: label org.opencontainers.image.{key} is not set from ARG {arg}")
 # Build context: every COPY source exists and survives .dockerignore.
 ignore = [l.strip() for l in open(os.path.join(root, ".dockerignore")) if l.strip() and not l.startswith("#")]
 def ignored(rel):
@@ -525,6 +741,63 @@ print(("ok   " if not any(e.startswith("deploy/Dockerfile") for e in errors) els
 for e in errors:
     print("FAIL: " + e)
 sys.exit(1 if errors else 0)
+PY
+then failed=1; fi
+
+# ---------------------------------------------------------------- grafana
+step "Grafana dashboard"
+if ! "$PY" - "$ROOT" <<'PY'
+import json, os, re, sys
+
+root = sys.argv[1]
+path = os.path.join(root, "deploy", "grafana", "tollgate.json")
+bad = []
+try:
+    dash = json.load(open(path))
+except (OSError, ValueError) as e:
+    print(f"FAIL: deploy/grafana/tollgate.json: {e}")
+    sys.exit(1)
+# Metric names that exist: the ones docs/metrics.md documents.
+doc = open(os.path.join(root, "docs", "metrics.md")).read()
+known = set(re.findall(r"`((?:tollgate|process)_[a-z_]+)", doc))
+inputs = {i.get("name"): i for i in dash.get("__inputs", [])}
+if (inputs.get("DS_PROMETHEUS") or {}).get("pluginId") != "prometheus":
+    bad.append("no __inputs entry DS_PROMETHEUS for the prometheus plugin")
+panels = dash.get("panels", [])
+for p in panels:
+    panels.extend(p.get("panels", []))  # panels inside collapsed rows
+ids = [p.get("id") for p in panels]
+if len(ids) != len(set(ids)):
+    bad.append("panel ids are not unique")
+exprs = []
+for p in panels:
+    if p.get("type") == "row":
+        continue
+    for t in p.get("targets", []):
+        exprs.append((p.get("title"), t.get("expr", "")))
+    for ds in [p.get("datasource")] + [t.get("datasource") for t in p.get("targets", [])]:
+        if (ds or {}).get("uid") != "${DS_PROMETHEUS}":
+            bad.append(f"panel {p.get('title')!r}: data source is not ${{DS_PROMETHEUS}}")
+if not exprs:
+    bad.append("no queries")
+for var in dash.get("templating", {}).get("list", []):
+    if var.get("type") == "query":
+        exprs.append((f"variable {var.get('name')}", var.get("definition", "")))
+used = set()
+for title, e in exprs:
+    if e.count("(") != e.count(")") or e.count("{") != e.count("}"):
+        bad.append(f"{title}: unbalanced brackets in {e}")
+    for name in re.findall(r"\b((?:tollgate|process)_[a-z_]+)", e):
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        used.add(base)
+        if name not in known and base not in known:
+            bad.append(f"{title}: {name} is not a metric documented in docs/metrics.md")
+for b in bad:
+    print("FAIL: deploy/grafana/tollgate.json: " + b)
+if not bad:
+    print(f"ok   deploy/grafana/tollgate.json: {len(exprs)} queries on {len(used)} documented metrics, "
+          "data source ${DS_PROMETHEUS}")
+sys.exit(1 if bad else 0)
 PY
 then failed=1; fi
 
@@ -560,7 +833,12 @@ cat <<'EOF'
   ingress controller runs them (tollgate's /oauth2/auth itself is tested
   behind plain nginx auth_request by the Rust tests).
 - The container image is not built (no Docker engine here): the Dockerfile is
-  checked statically; its cargo build, base images and final image are not.
+  checked statically; its cargo build, base images, final image and the
+  multi-arch (buildx) build are not.
+- ServiceMonitor and PodMonitor are checked for their references only: there
+  is no schema of the Prometheus Operator's CRDs here, and no Prometheus.
+- The Grafana dashboard is checked as JSON, for its data source input and its
+  metric names; no Grafana loads it and its PromQL is not evaluated.
 - Provider reachability, real secrets and TLS are not exercised:
   check-config validates the configuration without contacting the provider.
 EOF

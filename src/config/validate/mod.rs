@@ -150,7 +150,7 @@ fn metrics_listen(
                 Err(_) => {
                     c.fail(
                         "metrics.listen",
-                        format!("`{l}` is not an address like \"0.0.0.0:9090\""),
+                        format!("`{l}` is not an address like \"0.0.0.0:9464\""),
                     );
                     None
                 }

@@ -38,6 +38,27 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "tollgate.fullname" .) .Values.secret.existingSecret }}
 {{- end }}
 
+{{/* The mode, checked (the schema checks it too, but not every renderer applies schemas). */}}
+{{- define "tollgate.mode" -}}
+{{- if not (has .Values.mode (list "sidecar" "forward-auth")) }}
+{{- fail (printf "mode must be sidecar or forward-auth, not %q" .Values.mode) }}
+{{- end }}
+{{- .Values.mode }}
+{{- end }}
+
+{{/* Whether the metrics listener is on; a monitor without it is an error. */}}
+{{- define "tollgate.metrics" -}}
+{{- if and (not .Values.metrics.enabled) (or .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled and metrics.podMonitor.enabled need metrics.enabled=true (tollgate's [metrics] listener)" }}
+{{- end }}
+{{- if .Values.metrics.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The host of config.publicUrl, for the forward-auth Ingress. */}}
+{{- define "tollgate.publicHost" -}}
+{{- (urlParse (required "config.publicUrl is required (the origin browsers use, e.g. https://app.example.com)" .Values.config.publicUrl)).hostname }}
+{{- end }}
+
 {{- define "tollgate.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
@@ -57,7 +78,11 @@ trusted_proxies = {{ toJson . }}
 {{- end }}
 
 [upstream]
+{{- if $c.upstreamUrl }}
+url = {{ $c.upstreamUrl | toJson }}
+{{- else }}
 url = {{ printf "http://127.0.0.1:%v" $c.upstreamPort | toJson }}
+{{- end }}
 
 [provider]
 issuer = {{ required "config.issuer is required (the provider's issuer URL)" $c.issuer | toJson }}
@@ -84,7 +109,7 @@ password_file = "/var/run/secrets/tollgate/redis-password"
 [log]
 level = {{ $c.log.level | toJson }}
 format = {{ $c.log.format | toJson }}
-{{- if .Values.metrics.enabled }}
+{{- if include "tollgate.metrics" . }}
 
 [metrics]
 listen = {{ printf "0.0.0.0:%v" .Values.metrics.port | toJson }}
@@ -93,4 +118,62 @@ listen = {{ printf "0.0.0.0:%v" .Values.metrics.port | toJson }}
 
 {{ . }}
 {{- end }}
+{{- end }}
+
+{{/*
+The tollgate container after its name, shared by both modes: the sidecar adds
+restartPolicy Always, forward-auth a preStop sleep.
+*/}}
+{{- define "tollgate.container" -}}
+image: {{ include "tollgate.image" . | quote }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+args: ["--config", "/etc/tollgate/tollgate.toml"]
+{{- with .Values.tollgate.env }}
+env:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+ports:
+  - name: http
+    containerPort: {{ .Values.tollgate.port }}
+    protocol: TCP
+  {{- if include "tollgate.metrics" . }}
+  - name: metrics
+    containerPort: {{ .Values.metrics.port }}
+    protocol: TCP
+  {{- end }}
+startupProbe:
+  httpGet:
+    path: /healthz
+    port: {{ .Values.tollgate.port }}
+  periodSeconds: 1
+  failureThreshold: 30
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: {{ .Values.tollgate.port }}
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 2
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: {{ .Values.tollgate.port }}
+  periodSeconds: 10
+  timeoutSeconds: 3
+  failureThreshold: 3
+{{- with .Values.tollgate.resources }}
+resources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tollgate.securityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumeMounts:
+  - name: tollgate-config
+    mountPath: /etc/tollgate
+    readOnly: true
+  - name: tollgate-secrets
+    mountPath: /var/run/secrets/tollgate
+    readOnly: true
 {{- end }}
