@@ -17,6 +17,7 @@
 //! | path normalization and the judged `Target`, public routes, header hygiene, identity assertion, upstream client | [`proxy`] |
 //! | every generated response (errors, pages): the one place errors become responses | [`pages`] |
 //! | configuration: load, validate (one file per section); plain data in types each component owns (`settings.rs`) | [`config`] |
+//! | `tollgate convert`: an oauth2-proxy configuration as tollgate's (pure, beside the request path) | [`convert`] |
 //! | secret bytes that never print | [`secret`] |
 //! | logging, metrics | [`telemetry`] |
 //!
@@ -26,6 +27,7 @@
 pub mod auth;
 pub mod authz;
 pub mod config;
+pub mod convert;
 pub mod gateway;
 pub mod oidc;
 pub mod pages;

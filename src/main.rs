@@ -53,6 +53,17 @@ enum Command {
     /// Write ./tollgate.toml with fresh secrets (in files beside it): the
     /// client secret is read from stdin unless --client-secret-file names one.
     Init(InitArgs),
+    /// Turn an oauth2-proxy configuration (its config file, the flags after
+    /// `--`, and OAUTH2_PROXY_* variables) into tollgate.toml on stdout, with
+    /// a report of every option on stderr.
+    Convert {
+        /// oauth2-proxy's --config file.
+        #[arg(long = "from-oauth2-proxy", value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// oauth2-proxy command-line flags, after `--`.
+        #[arg(last = true)]
+        flags: Vec<String>,
+    },
     /// Write a fresh private key for `client_auth = "private_key_jwt"` and
     /// print its public JWK Set (to register at the provider).
     GenerateKey {
@@ -95,6 +106,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Init(args)) => init(args),
+        Some(Command::Convert { from, flags }) => convert(from, flags),
         Some(Command::GenerateKey { algorithm, out }) => match generate_key(&algorithm, &out) {
             Ok(jwks) => {
                 eprintln!("tollgate: wrote the private key to {}; register this public key set at the provider (or point it at /oauth2/client_jwks):", out.display());
@@ -141,6 +153,42 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `tollgate convert`: see [`tollgate::convert`].
+fn convert(from: Option<PathBuf>, flags: Vec<String>) -> ExitCode {
+    let config_file = match &from {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("tollgate: cannot read {}: {e}", p.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => None,
+    };
+    let env: Vec<(String, String)> = config::process_env()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("OAUTH2_PROXY_"))
+        .collect();
+    let input = tollgate::convert::Input {
+        config_file,
+        flags,
+        env,
+    };
+    match tollgate::convert::convert(&input) {
+        Ok(c) => {
+            let _ = write!(std::io::stdout(), "{}", c.toml);
+            for line in &c.report {
+                eprintln!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }

@@ -1018,3 +1018,49 @@ async fn max_connections_holds_across_all_worker_threads() {
     );
     assert!(tollgate.output.has("connection limit reached"));
 }
+
+/// `tollgate convert --from-oauth2-proxy FILE -- FLAGS`: tollgate's TOML on
+/// stdout (which `check-config` accepts), the report on stderr, with no
+/// secret in it.
+#[test]
+fn convert_turns_an_oauth2_proxy_config_into_one_that_checks() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = dir.path().join("oauth2-proxy.cfg");
+    std::fs::write(
+        &cfg,
+        "http_address = \"127.0.0.1:4180\"\nupstreams = [\"http://127.0.0.1:8080/\"]\nprovider = \"oidc\"\n\
+         oidc_issuer_url = \"https://idp.example.com\"\nclient_id = \"app\"\nclient_secret = \"the-client-secret\"\n\
+         cookie_secret = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\nemail_domains = [\"example.com\"]\n\
+         redirect_url = \"https://app.example.com/oauth2/callback\"\n",
+    )
+    .expect("write");
+    let out = Command::new(binary())
+        .args(["convert", "--from-oauth2-proxy"])
+        .arg(&cfg)
+        .args(["--", "--cookie-expire=24h", "--not-an-option=1"])
+        .env("OAUTH2_PROXY_ALLOWED_GROUPS", "ops")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains("cookie_expire: mapped"), "{report}");
+    assert!(report.contains("not_an_option: not mapped"), "{report}");
+    assert!(!report.contains("the-client-secret"), "{report}");
+    let converted = dir.path().join("tollgate.toml");
+    std::fs::write(&converted, &out.stdout).expect("write");
+    let check = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&converted)
+        .output()
+        .expect("run");
+    assert!(
+        check.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&check.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
