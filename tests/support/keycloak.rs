@@ -41,6 +41,11 @@ impl Keycloak {
     /// an installation builds it) until it answers.
     pub async fn start() -> Self {
         use std::os::unix::process::CommandExt;
+        // One start at a time: the first start of an installation builds
+        // it (`lib/quarkus`), and two builds at once corrupt each other's
+        // files. Later starts find it built.
+        static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = STARTING.lock().await;
         let (home, java) = installed();
         let port = free_port();
         let output = Output::default();
