@@ -152,8 +152,14 @@ impl Tollgate {
                 panic!("tollgate exited with {status}:\n{}", self.output.text());
             }
             // The default probe path, or oauth2-proxy's when configured so.
+            // As an API client: where "/ready" is not a probe it is proxied,
+            // and a browser would be sent to log in (a PAR push, a login
+            // cookie) that tests would then count.
             for probe in ["/readyz", "/ready"] {
-                if let Ok(r) = client.get(self.url(probe)).send().await {
+                let req = client
+                    .get(self.url(probe))
+                    .header("accept", "application/json");
+                if let Ok(r) = req.send().await {
                     if r.status() == 200 && r.text().await.is_ok_and(|t| t == "ready\n") {
                         return;
                     }
