@@ -417,6 +417,16 @@ async fn github_preset_signs_in_from_the_rest_api() {
         },
     )
     .await;
+    // A reload keeps GitHub's fixed endpoints (a reloaded provider once
+    // lost them and fell back to expecting an ID token).
+    w.tollgate.signal("HUP");
+    assert_eq!(
+        w.tollgate
+            .output
+            .new_lines("configuration reloaded", 0)
+            .len(),
+        1
+    );
     let mut b = Browser::new();
     let start = b.get(&w.tollgate.url("/app")).await;
     assert!(

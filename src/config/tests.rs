@@ -33,6 +33,15 @@ secret = "{KEY}"
     )
 }
 
+/// The keys a configuration text is refused for.
+fn refused_keys(text: &str) -> Vec<String> {
+    let (_dir, path) = write(text);
+    errors(load(&path, &[]))
+        .into_iter()
+        .map(|e| e.key)
+        .collect()
+}
+
 fn errors(result: Result<(Config, RawConfig), ConfigError>) -> Vec<KeyError> {
     match result {
         Err(ConfigError::Invalid(e)) => e,
@@ -410,11 +419,7 @@ fn login_options_are_checked_and_cannot_replace_tollgate_s_own_parameters() {
         "[session]",
         "prompt = \"none login\"\nmax_age = \"soon\"\nacr_values = [\"a b\"]\nextra_authorize_params = { state = \"x\", display = \"page\" }\n[session]",
     );
-    let (_d, path) = write(&text);
-    let keys: Vec<String> = errors(load(&path, &[]))
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
+    let keys = refused_keys(&text);
     for key in [
         "provider.prompt",
         "provider.max_age",
@@ -444,11 +449,7 @@ fn key_settings_are_refused_with_methods_that_do_not_use_them() {
         "[session]",
         "client_key_algorithm = \"ES256\"\nclient_extra_key_files = [\"k.pem\"]\n[session]",
     );
-    let (_d, path) = write(&text);
-    let keys: Vec<String> = errors(load(&path, &[]))
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
+    let keys = refused_keys(&text);
     assert!(
         keys.contains(&"provider.client_key_algorithm".to_string()),
         "{keys:?}"
@@ -493,11 +494,7 @@ fn dpop_turns_access_token_forwarding_off_unless_asked_for() {
 #[test]
 fn the_fapi2_profile_refuses_what_it_does_not_allow() {
     let text = minimal().replace("[session]", "profile = \"fapi2\"\n[session]");
-    let (_d, path) = write(&text);
-    let keys: Vec<String> = errors(load(&path, &[]))
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
+    let keys = refused_keys(&text);
     for key in [
         "provider.client_auth",
         "provider.dpop",
@@ -516,11 +513,7 @@ fn the_fapi2_profile_refuses_what_it_does_not_allow() {
 fn page_branding_refuses_what_could_inject_into_a_page() {
     let text = minimal()
         + "[pages]\naccent_color = \"red;}body{display:none\"\nlogo_url = \"javascript:alert(1)\"\nsupport_url = \"//evil.test\"\n";
-    let (_d, path) = write(&text);
-    let keys: Vec<String> = errors(load(&path, &[]))
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
+    let keys = refused_keys(&text);
     for key in ["pages.accent_color", "pages.logo_url", "pages.support_url"] {
         assert!(keys.iter().any(|k| k == key), "{key}: {keys:?}");
     }

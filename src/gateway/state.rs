@@ -222,11 +222,15 @@ impl App {
     pub fn take_over(&self, old: &App) -> Pending {
         let (was, is) = (&old.config.provider, &self.config.provider);
         // Mutual TLS uses the provider's endpoint aliases: switching to or
-        // from it is a new discovery.
+        // from it is a new discovery, and so is a change of kind.
         let same_provider = was.issuer == is.issuer
             && was.ca_file == is.ca_file
             && was.timeout == is.timeout
-            && was.client_auth.is_mtls() == is.client_auth.is_mtls();
+            && was.client_auth.is_mtls() == is.client_auth.is_mtls()
+            // GitHub has fixed endpoints, not discovered ones; an Entra ID
+            // authority's tenant set changes the issuer discovery expects.
+            && was.kind == is.kind
+            && was.allowed_tenants.is_some() == is.allowed_tenants.is_some();
         let provider = match old.provider() {
             Some(p) if same_provider => {
                 match p.reconfigured(&self.config.provider, self.client_keys.clone(), &self.http) {

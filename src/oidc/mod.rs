@@ -72,15 +72,14 @@ impl Provider {
             metadata.use_mtls_aliases();
         }
         discovery::check_algorithms(&metadata, &config.id_token_algorithms)?;
-        discovery::check_client_auth(&metadata, config.client_auth)?;
-        if config.fapi2 {
-            discovery::check_fapi2(&metadata)?;
-        }
         let keys = Arc::new(KeyCache::new(http.clone(), metadata.jwks_uri.clone()));
         keys.refresh().await?;
-        let dpop = Self::dpop_key(config, None)?;
-        discovery::check_dpop(&metadata, dpop.as_ref().map(|k| k.algorithm()))?;
-        Self::assemble(metadata, keys, config, client_keys, dpop, http)
+        let found = Found {
+            metadata,
+            keys,
+            github: None,
+        };
+        Self::assemble(found, config, client_keys, None, http)
     }
 
     /// GitHub's fixed endpoints in place of discovery.
@@ -98,12 +97,12 @@ impl Provider {
         let metadata = ProviderMetadata::fixed(config.issuer.clone(), authorize, token);
         // No keys: nothing GitHub sends is a JWT to verify.
         let keys = Arc::new(KeyCache::new(http.clone(), metadata.jwks_uri.clone()));
-        let mut provider = Self::assemble(metadata, keys, config, client_keys, None, http)?;
-        if let Some(p) = Arc::get_mut(&mut provider) {
-            p.github = Some(gh);
-            p.tokens.errors_with_200 = true;
-        }
-        Ok(provider)
+        let found = Found {
+            metadata,
+            keys,
+            github: Some(gh),
+        };
+        Self::assemble(found, config, client_keys, None, http)
     }
 
     /// The DPoP key: the configured one, else the running one (a reload
@@ -123,14 +122,29 @@ impl Provider {
         )?)))
     }
 
+    /// The provider under `config`: every check of the configuration
+    /// against what was found (method, FAPI 2.0, DPoP, PAR) happens here,
+    /// at discovery and at each reload alike.
     fn assemble(
-        metadata: ProviderMetadata,
-        keys: Arc<KeyCache>,
+        found: Found,
         config: &ProviderConfig,
         client_keys: Option<Arc<ClientKeys>>,
-        dpop: Option<Arc<dpop::DpopKey>>,
+        running_dpop: Option<&Arc<dpop::DpopKey>>,
         http: &reqwest::Client,
     ) -> Result<Arc<Self>, ProviderError> {
+        let Found {
+            metadata,
+            keys,
+            github,
+        } = found;
+        if github.is_none() {
+            discovery::check_client_auth(&metadata, config.client_auth)?;
+        }
+        if config.fapi2 {
+            discovery::check_fapi2(&metadata)?;
+        }
+        let dpop = Self::dpop_key(config, running_dpop)?;
+        discovery::check_dpop(&metadata, dpop.as_ref().map(|k| k.algorithm()))?;
         let push_endpoint = discovery::push_endpoint(&metadata, config.pushed_authorization)?;
         let auth = ClientAuthenticator::new(
             config,
@@ -138,36 +152,42 @@ impl Provider {
             &metadata.issuer,
             &metadata.token_endpoint,
         );
-        let tokens = TokenClient::new(http.clone(), metadata.token_endpoint.clone(), auth, dpop);
+        let mut tokens =
+            TokenClient::new(http.clone(), metadata.token_endpoint.clone(), auth, dpop);
+        // GitHub answers refusals with 200 and an error body.
+        tokens.errors_with_200 = github.is_some();
         Ok(Arc::new(Self {
             metadata,
             keys,
             tokens,
             push_endpoint,
-            github: None,
+            github,
         }))
     }
 
-    /// The same provider under a reloaded configuration: metadata and keys
-    /// kept, the client credentials (a rotated secret or key) and the PAR
-    /// choice taken from `config`.
+    /// The same provider under a reloaded configuration: metadata, keys
+    /// and the DPoP key kept, the client credentials (a rotated secret or
+    /// key) and the PAR choice taken from `config`, checked again.
     pub fn reconfigured(
         &self,
         config: &ProviderConfig,
         client_keys: Option<Arc<ClientKeys>>,
         http: &reqwest::Client,
     ) -> Result<Arc<Self>, ProviderError> {
-        discovery::check_client_auth(&self.metadata, config.client_auth)?;
-        let dpop = Self::dpop_key(config, self.tokens.dpop.as_ref())?;
-        Self::assemble(
-            self.metadata.clone(),
-            self.keys.clone(),
-            config,
-            client_keys,
-            dpop,
-            http,
-        )
+        let found = Found {
+            metadata: self.metadata.clone(),
+            keys: self.keys.clone(),
+            github: self.github.clone(),
+        };
+        Self::assemble(found, config, client_keys, self.tokens.dpop.as_ref(), http)
     }
+}
+
+/// What discovery (or GitHub's fixed endpoints) found.
+struct Found {
+    metadata: ProviderMetadata,
+    keys: Arc<KeyCache>,
+    github: Option<github::Github>,
 }
 
 /// The HTTP client used for every provider call: no redirects (a token
