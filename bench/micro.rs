@@ -95,6 +95,7 @@ fn session(groups: usize) -> Session {
         expires_at: tollgate::session::now() + 86400,
         nonce: None,
         auth_time: None,
+        provider: Some("default".into()),
     }
 }
 
@@ -288,6 +289,7 @@ fn rule_evaluation(c: &mut Criterion) {
     let config = config();
     let s = session(3);
     let who = Identity {
+        provider: Some(s.provider_id()),
         email: s.email.as_deref(),
         email_verified: s.email_verified,
         groups: &s.groups,

@@ -317,7 +317,8 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
             listen = %listener.local_addr().unwrap_or(listen),
             workers,
             upstream = %app.config.upstream.url,
-            issuer = %app.config.provider.issuer,
+            issuer = %app.config.provider().issuer,
+            providers = app.config.providers.len(),
             version = env!("CARGO_PKG_VERSION"),
             "tollgate started"
         );

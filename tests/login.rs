@@ -588,6 +588,7 @@ async fn tampered_truncated_foreign_and_expired_session_cookies_mean_login() {
             expires_at,
             nonce: None,
             auth_time: None,
+            provider: None,
         };
         let set = SessionCookies::new(&cfg)
             .write(&Codec::new(&[Secret::new(secret)]), &session, &[])

@@ -14,9 +14,11 @@ use hyper::body::Incoming;
 use super::context::LogoutCtx;
 use super::handled::Handled;
 use crate::oidc::logout_token::{self, LogoutClaims, LogoutTokenError};
+use crate::oidc::registry::Slot;
 use crate::pages::{self, ClientKind, Outcome, Rejection};
 use crate::session::revoked::JtiRefused;
 use crate::session::store::Backend;
+use crate::session::Session;
 
 /// Largest request body accepted (a logout token is a few kilobytes).
 const MAX_BODY: usize = 64 * 1024;
@@ -28,14 +30,17 @@ pub async fn logout(ctx: &LogoutCtx<'_>, parts: &Parts, body: Incoming) -> Handl
         Ok(t) => t,
         Err(reason) => return refused(reason),
     };
-    let Some(provider) = ctx.provider.current.clone() else {
+    let iss = super::issuers::unverified_issuer(&token);
+    let Some(slot) = ctx.providers.by_issuer(iss.as_deref()) else {
+        return refused("the logout token's issuer is not a configured provider");
+    };
+    let Some(provider) = slot.current() else {
         return Handled::new(
             Rejection::ProviderNotReady.respond(ClientKind::Api),
             Outcome::Error,
         );
     };
-    let claims = match logout_token::validate(ctx.provider.validator, &token, &provider.keys).await
-    {
+    let claims = match logout_token::validate(&slot.validator, &token, &provider.keys).await {
         Ok(c) => c,
         Err(e) => return refused(&e.to_string()),
     };
@@ -46,7 +51,7 @@ pub async fn logout(ctx: &LogoutCtx<'_>, parts: &Parts, body: Incoming) -> Handl
     {
         return refused("logout token is too old (`iat` more than an hour ago)");
     }
-    match end_sessions(ctx, &claims).await {
+    match end_sessions(ctx, slot, &claims).await {
         Ok(ended) => {
             tracing::info!(
                 target: "tollgate::audit",
@@ -115,17 +120,25 @@ enum NotEnded {
 /// Claims the token's `jti` (replay) and ends the sessions it names:
 /// Redis records are deleted; the cookie store remembers the logout.
 /// Returns how many records were deleted (0 for the cookie store).
-async fn end_sessions(ctx: &LogoutCtx<'_>, claims: &LogoutClaims) -> Result<usize, NotEnded> {
+async fn end_sessions(
+    ctx: &LogoutCtx<'_>,
+    slot: &Slot,
+    claims: &LogoutClaims,
+) -> Result<usize, NotEnded> {
     let jti = claims.jti.as_deref().unwrap_or_default();
-    let issuer = &ctx.provider.settings.issuer;
-    let sid = claims.sid.as_deref().filter(|s| !s.is_empty());
+    let issuer = &slot.settings.issuer;
+    // Another provider's `sid` or `sub` is another key.
+    let scoped = |v: Option<&str>| {
+        v.filter(|v| !v.is_empty())
+            .map(|v| Session::scoped(slot.id(), v).into_owned())
+    };
+    let sid = scoped(claims.sid.as_deref());
+    let sub = scoped(claims.sub.as_deref());
+    let (sid, sub) = (sid.as_deref(), sub.as_deref());
     let replay = || NotEnded::Refused(LogoutTokenError::Replay.to_string());
     match &ctx.sessions.backend {
         Backend::Redis(redis) => match redis.claim_jti(issuer, jti, JTI_TTL).await {
-            Ok(true) => redis
-                .end(sid, claims.sub.as_deref())
-                .await
-                .map_err(NotEnded::Store),
+            Ok(true) => redis.end(sid, sub).await.map_err(NotEnded::Store),
             Ok(false) => Err(replay()),
             Err(e) => Err(NotEnded::Store(e)),
         },
@@ -144,7 +157,6 @@ async fn end_sessions(ctx: &LogoutCtx<'_>, claims: &LogoutClaims) -> Result<usiz
                     ))
                 }
             }
-            let sub = claims.sub.as_deref().filter(|s| !s.is_empty());
             let lifetime = ctx.lifetime.as_secs() as i64;
             let _ = revoked.end_provider_session(sid, sub, now, lifetime);
             Ok(0)

@@ -132,7 +132,12 @@ async fn jwt(ctx: &BearerCtx<'_>, token: &str) -> Result<Session, BearerError> {
     if c.nbf.is_some_and(|nbf| nbf - leeway > t) || c.iat.is_some_and(|iat| iat - leeway > t) {
         return Err(BearerError::Invalid("not valid yet".into()));
     }
-    principal(ctx, token, c.rest, c.exp.map(|e| e as i64))
+    let mut session = principal(ctx, token, c.rest, c.exp.map(|e| e as i64))?;
+    if issuer != ctx.provider.settings.issuer {
+        // An extra issuer is named by its URL.
+        session.provider = Some(issuer.to_string());
+    }
+    Ok(session)
 }
 
 async fn introspect(ctx: &BearerCtx<'_>, token: &str) -> Result<Session, BearerError> {
@@ -222,6 +227,7 @@ fn principal(
         access_expires_at: exp,
         issued_at: now(),
         expires_at: exp.unwrap_or_else(|| now() + 60),
+        provider: Some(ctx.provider.settings.id.clone()),
         ..Session::default()
     };
     super::profile::Profile::of(&ctx.claims, &view).fill(&mut session);

@@ -8,7 +8,7 @@ use crate::oidc::id_token::Expect;
 use crate::oidc::{Provider, TokenError};
 use crate::pages::{self, Outcome, Rejection};
 use crate::session::store::{Handle, StoreError};
-use crate::session::{now, LoginState, Session};
+use crate::session::{now, LoginState, Session, DEFAULT_PROVIDER};
 
 use super::failure::LoginFailure;
 use super::handled::{append_cookies, param, Handled};
@@ -52,6 +52,11 @@ pub async fn callback(
             cookies.get(name).map(str::to_string)
         })
         .map_err(|e| fail(e.into()))?;
+    // Only the provider the login went to may finish it: another's answer
+    // (a mix-up, RFC 9700 §4.4) fails its `iss` check and its code.
+    let ctx = &ctx
+        .for_provider(login.provider.as_deref().unwrap_or(DEFAULT_PROVIDER))
+        .ok_or_else(|| fail(LoginFailure::UnknownProvider))?;
     let provider = ctx
         .provider
         .current
@@ -199,6 +204,7 @@ async fn redeem(
         expires_at: issued_at.saturating_add(ctx.session.lifetime.as_secs() as i64),
         nonce: claims.nonce.clone(),
         auth_time: claims.auth_time.map(|t| t as i64),
+        provider: Some(ctx.provider.settings.id.clone()),
         ..Session::default()
     };
     profile.fill(&mut session);
@@ -270,6 +276,7 @@ async fn github_session(
         name: user.name,
         preferred_username: Some(user.login),
         groups: user.groups,
+        provider: Some(ctx.provider.settings.id.clone()),
         ..Session::default()
     };
     Ok(SignedIn {

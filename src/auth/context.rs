@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::redirect::RedirectPolicy;
 use super::settings::BearerConfig;
 use super::verdicts::Introspections;
+use crate::oidc::registry::{Registry, Slot};
 use crate::oidc::settings::ProviderConfig;
 use crate::oidc::{IdTokenClaims, IdTokenValidator, Provider};
 use crate::session::login::LoginCookies;
@@ -28,6 +29,17 @@ pub struct ProviderCtx<'a> {
     pub http: &'a reqwest::Client,
 }
 
+impl<'a> ProviderCtx<'a> {
+    pub fn of(slot: &'a Slot) -> Self {
+        Self {
+            current: slot.current(),
+            settings: &slot.settings,
+            validator: &slot.validator,
+            http: &slot.http,
+        }
+    }
+}
+
 /// What a session keeps of a set of claims.
 #[derive(Clone, Copy)]
 pub struct ClaimMap<'a> {
@@ -39,7 +51,16 @@ pub struct ClaimMap<'a> {
     pub paths: &'a BTreeSet<String>,
 }
 
-impl ClaimMap<'_> {
+impl<'a> ClaimMap<'a> {
+    /// What a session from `provider` keeps.
+    pub fn of(provider: &'a ProviderConfig, paths: &'a BTreeSet<String>) -> Self {
+        Self {
+            groups_claim: &provider.groups_claim,
+            kind: provider.kind,
+            paths,
+        }
+    }
+
     /// The claims a session keeps, by claim path.
     pub fn stored(&self, claims: &IdTokenClaims) -> Map<String, Value> {
         self.paths
@@ -50,18 +71,36 @@ impl ClaimMap<'_> {
 }
 
 /// Login, callback and sign-out: the browser-facing session endpoints.
+/// `provider` and `claims` are those of the provider at hand: the first
+/// until a login link, a login state or a session names another.
+#[derive(Clone)]
 pub struct LoginCtx<'a> {
     pub provider: ProviderCtx<'a>,
     pub claims: ClaimMap<'a>,
+    /// Every provider, to find the one a login or a session names.
+    pub providers: &'a Registry,
     pub redirects: &'a RedirectPolicy,
     pub login_cookies: &'a LoginCookies,
     pub sessions: &'a SessionStore,
     pub session: &'a SessionConfig,
 }
 
+impl<'a> LoginCtx<'a> {
+    /// The same context, for the provider with this `id`.
+    pub fn for_provider(&self, id: &str) -> Option<LoginCtx<'a>> {
+        let slot = self.providers.get(id)?;
+        Some(LoginCtx {
+            provider: ProviderCtx::of(slot),
+            claims: ClaimMap::of(&slot.settings, self.claims.paths),
+            ..self.clone()
+        })
+    }
+}
+
 /// Back-channel logout.
 pub struct LogoutCtx<'a> {
-    pub provider: ProviderCtx<'a>,
+    /// Every provider: the logout token's issuer says which one speaks.
+    pub providers: &'a Registry,
     pub sessions: &'a SessionStore,
     /// `session.lifetime`: how long a logout must be remembered.
     pub lifetime: Duration,

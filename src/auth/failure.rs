@@ -16,6 +16,8 @@ pub enum LoginFailure {
     State(#[from] LoginStateError),
     #[error("the identity provider answered with error `{0}`")]
     Provider(String),
+    #[error("the login went to a provider that is no longer configured")]
+    UnknownProvider,
     #[error("the callback repeats a parameter")]
     DuplicateParameter,
     #[error("the callback's `iss` is not the configured issuer (RFC 9207)")]
@@ -71,6 +73,9 @@ impl LoginFailure {
                 "This sign-in could not be matched to your browser: it may have expired, been used already, or been started in another browser or tab that was closed. Please sign in again."
             }
             LoginFailure::Provider(_) => "The identity provider did not sign you in.",
+            LoginFailure::UnknownProvider => {
+                "This sign-in went to an identity provider that is no longer offered here. Please sign in again."
+            }
             LoginFailure::DuplicateParameter
             | LoginFailure::IssuerMismatch
             | LoginFailure::IssuerMissing
@@ -110,6 +115,7 @@ impl LoginFailure {
             LoginFailure::State(LoginStateError::StateMismatch) => "state_mismatch",
             LoginFailure::State(LoginStateError::Expired) => "login_expired",
             LoginFailure::Provider(_) => "provider_error",
+            LoginFailure::UnknownProvider => "provider_unknown",
             LoginFailure::DuplicateParameter => "duplicate_parameter",
             LoginFailure::IssuerMismatch => "iss_mismatch",
             LoginFailure::IssuerMissing => "iss_missing",

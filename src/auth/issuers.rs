@@ -68,7 +68,8 @@ impl ExtraIssuers {
     }
 }
 
-fn unverified_issuer(token: &str) -> Option<String> {
+/// A JWT's `iss`, unverified: only to pick whose keys then verify it.
+pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)

@@ -61,7 +61,56 @@ pub async fn start(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Rejecti
         .and_then(|v| v.to_str().ok());
     let rd = ctx.redirects.or_root(param(&pairs, "rd").or(header));
     let hints = Hints::from_query(&pairs)?;
-    login_redirect(ctx, rd, &hints).await
+    match param(&pairs, "provider") {
+        Some(id) => {
+            let ctx = ctx
+                .for_provider(id)
+                .ok_or(Rejection::BadParameter("provider"))?;
+            login_redirect(&ctx, rd, &hints).await
+        }
+        None if ctx.providers.several() => Ok(Handled::new(
+            pages::choose_provider(choices(ctx, &rd, &hints)),
+            Outcome::Chooser,
+        )),
+        None => login_redirect(ctx, rd, &hints).await,
+    }
+}
+
+/// Where an unauthenticated browser goes to sign in and come back to
+/// `return_to`: the provider, or with several the chooser (at tollgate's
+/// public URL, which forward-auth callers may not share).
+pub async fn sign_in(ctx: &LoginCtx<'_>, return_to: String) -> Result<Handled, Rejection> {
+    if !ctx.providers.several() {
+        return login_redirect(ctx, return_to, &Hints::default()).await;
+    }
+    let mut url = ctx.redirects.origin().clone();
+    url.set_path("/oauth2/start");
+    url.query_pairs_mut().clear().append_pair("rd", &return_to);
+    Ok(Handled::new(
+        pages::redirect(url.as_str()),
+        Outcome::Chooser,
+    ))
+}
+
+/// One login link per provider, keeping the return-to URL and the hints.
+fn choices(ctx: &LoginCtx<'_>, rd: &str, hints: &Hints) -> Vec<(String, String)> {
+    ctx.providers
+        .iter()
+        .map(|slot| {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            q.append_pair("provider", slot.id()).append_pair("rd", rd);
+            if let Some(h) = &hints.login_hint {
+                q.append_pair("login_hint", h);
+            }
+            if let Some(l) = &hints.ui_locales {
+                q.append_pair("ui_locales", l);
+            }
+            (
+                format!("/oauth2/start?{}", q.finish()),
+                slot.settings.name.clone(),
+            )
+        })
+        .collect()
 }
 
 /// The 302 to the provider's authorization endpoint, with a fresh state,
@@ -131,7 +180,8 @@ pub async fn login_redirect(
             url.query_pairs_mut().extend_pairs(params);
         }
     }
-    let login = LoginState::new(state, nonce, pkce.map(|p| p.verifier), return_to);
+    let mut login = LoginState::new(state, nonce, pkce.map(|p| p.verifier), return_to);
+    login.provider = Some(cfg.id.clone());
     crate::telemetry::metrics::metrics().login("started", "");
     let mut resp = pages::redirect(url.as_str());
     append_cookies(

@@ -84,6 +84,21 @@ pub async fn sign_out(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Reje
         }
     };
 
+    // The session's own provider; with no session, the only one if there
+    // is one (its session may outlive ours).
+    let owner = match &session {
+        Some(s) => ctx.for_provider(s.provider_id()),
+        None => (!ctx.providers.several()).then(|| ctx.clone()),
+    };
+    let Some(ctx) = owner else {
+        let mut resp = pages::redirect(&rd);
+        append_cookies(&mut resp, cleared);
+        return Ok(Handled {
+            response: resp,
+            outcome: Outcome::SignOut,
+            user: session.map(|s| s.sub.clone()),
+        });
+    };
     let provider = ctx.provider.current.clone();
     if let (Some(p), Some(rt)) = (
         &provider,

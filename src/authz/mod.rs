@@ -124,11 +124,17 @@ pub struct RawRule {
     pub allow_claims: BTreeMap<String, Value>,
     /// Any authenticated user. Cannot be combined with `allow_*` lists.
     pub allow_any: bool,
+    /// Provider ids (`provider.id`): when set, the rule admits only users
+    /// who signed in with one of these, whatever else matches. Groups and
+    /// claims of different providers are different namespaces.
+    pub providers: Vec<String>,
 }
 
 /// The user as the rules see them.
 #[derive(Debug, Clone, Copy)]
 pub struct Identity<'a> {
+    /// The id of the provider that signed the user in.
+    pub provider: Option<&'a str>,
     pub email: Option<&'a str>,
     pub email_verified: Option<bool>,
     pub groups: &'a [String],
@@ -168,6 +174,8 @@ struct Rule {
 /// Who a rule (or the shortcuts) lets in.
 #[derive(Debug, Default)]
 struct Grant {
+    /// Empty: users of any provider.
+    providers: Vec<String>,
     any: bool,
     emails: Vec<Email>,
     domains: Vec<DomainPattern>,
@@ -397,6 +405,7 @@ impl Rule {
 
         let mut grant = Grant {
             any: raw.allow_any,
+            providers: raw.providers.clone(),
             ..Grant::default()
         };
         grant.add_emails(&format!("{key}.allow_emails"), &raw.allow_emails, errors);
@@ -496,6 +505,13 @@ impl Grant {
     }
 
     fn admits(&self, who: &Identity<'_>) -> bool {
+        if !self.providers.is_empty()
+            && !who
+                .provider
+                .is_some_and(|p| self.providers.iter().any(|q| q == p))
+        {
+            return false;
+        }
         if self.any {
             return true;
         }
@@ -878,6 +894,7 @@ mod tests {
         }
         fn who(&self) -> Identity<'_> {
             Identity {
+                provider: None,
                 email: self.email.as_deref(),
                 email_verified: self.verified,
                 groups: &self.groups,
@@ -909,6 +926,7 @@ mod tests {
         let claims = Map::new();
         let groups = vec!["dev".to_string()];
         let who = |email: &'static str, verified: Option<bool>| Identity {
+            provider: None,
             email: Some(email),
             email_verified: verified,
             groups: &groups,

@@ -156,7 +156,7 @@ mod tests {
         let w = init(&options(dir.path())).expect("init");
         let text = std::fs::read_to_string(&w.config).expect("config");
         let (config, _) = crate::config::load_str(&text, &[]).expect("loads");
-        assert_eq!(config.provider.client_id, "my-app");
+        assert_eq!(config.provider().client_id, "my-app");
         assert_eq!(
             std::fs::read_to_string(&w.client_secret).expect("secret"),
             "s3cret\n"

@@ -44,7 +44,10 @@ pub const ENV_PREFIX: &str = "TOLLGATE_";
 pub struct Config {
     pub server: ServerConfig,
     pub upstream: UpstreamConfig,
-    pub provider: ProviderConfig,
+    /// `[provider]` and `[[providers]]`, in that order: never empty. The
+    /// first signs in browsers when no choice is made and checks bearer
+    /// tokens.
+    pub providers: Vec<ProviderConfig>,
     pub session: SessionConfig,
     pub log: LogConfig,
     /// `[authorization]` as written (validated): compiled by the gateway.
@@ -56,6 +59,14 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// `[pages]`.
     pub pages: crate::pages::branding::Branding,
+}
+
+impl Config {
+    /// The first provider: `[provider]`, or the first of `[[providers]]`.
+    pub fn provider(&self) -> &ProviderConfig {
+        // Validation never builds a `Config` without a provider.
+        &self.providers[0]
+    }
 }
 
 pub use crate::proxy::assertion::AssertionConfig;
@@ -305,13 +316,22 @@ fn closest<'a>(field: &str, expected: &'a [&'static str]) -> Option<&'a str> {
 struct Check<'a> {
     figment: &'a Figment,
     errors: Vec<KeyError>,
+    /// While an entry of `[[providers]]` is checked: its key (`providers[1]`),
+    /// which replaces `provider` in the keys problems are reported under.
+    entry: Option<String>,
 }
 
 impl Check<'_> {
     fn fail(&mut self, key: &str, message: impl Into<String>) {
+        let (key, origin) = match (&self.entry, key.strip_prefix("provider.")) {
+            (Some(entry), Some(rest)) => {
+                (format!("{entry}.{rest}"), origin(self.figment, "providers"))
+            }
+            _ => (key.to_string(), origin(self.figment, key)),
+        };
         self.errors.push(KeyError {
-            key: key.to_string(),
-            origin: origin(self.figment, key),
+            key,
+            origin,
             message: message.into(),
         });
     }

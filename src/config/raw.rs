@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub server: RawServer,
     pub upstream: RawUpstream,
     pub provider: RawProvider,
+    /// More providers, each a full `[provider]` table with an `id`.
+    pub providers: Vec<RawProvider>,
     pub session: RawSession,
     pub log: RawLog,
     /// Extra upstream headers from claims: header name → claim path.
@@ -22,6 +24,25 @@ pub struct RawConfig {
     pub routes: crate::proxy::path::RawRoutes,
     pub metrics: RawMetrics,
     pub pages: RawPages,
+}
+
+impl RawConfig {
+    /// Whether `[provider]` is one of the providers: when it is written,
+    /// or when `[[providers]]` is empty (then it is the one, however
+    /// incomplete).
+    pub fn has_primary_provider(&self) -> bool {
+        self.providers.is_empty()
+            || self.provider.issuer.is_some()
+            || self.provider.client_id.is_some()
+    }
+
+    /// `[provider]` (when it counts) and `[[providers]]`.
+    pub fn all_providers(&self) -> impl Iterator<Item = &RawProvider> {
+        self.has_primary_provider()
+            .then_some(&self.provider)
+            .into_iter()
+            .chain(&self.providers)
+    }
 }
 
 /// `[pages]`: how tollgate's own pages look.
@@ -175,6 +196,11 @@ impl Default for RawIdentityHeaders {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawProvider {
+    /// How sessions, login links and rules name this provider; `default`
+    /// for `[provider]` unless set, required in `[[providers]]`.
+    pub id: Option<String>,
+    /// Shown on the sign-in chooser.
+    pub name: Option<String>,
     pub kind: String,
     pub hosted_domains: Vec<String>,
     pub tenant: Option<String>,
@@ -228,6 +254,8 @@ pub struct RawProvider {
 impl Default for RawProvider {
     fn default() -> Self {
         Self {
+            id: None,
+            name: None,
             kind: "oidc".into(),
             hosted_domains: Vec::new(),
             tenant: None,

@@ -56,18 +56,18 @@ fn minimal_config_loads_with_documented_defaults() {
     let (c, _) = load(&path, &[]).expect("valid");
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:4180");
     assert_eq!(
-        c.provider.redirect_url.as_str(),
+        c.provider().redirect_url.as_str(),
         "https://app.example.com/oauth2/callback"
     );
-    assert_eq!(c.provider.client_auth, ClientAuth::ClientSecretBasic);
+    assert_eq!(c.provider().client_auth, ClientAuth::ClientSecretBasic);
     assert_eq!(
-        c.provider.client_secret.as_ref().map(|s| s.expose_str()),
+        c.provider().client_secret.as_ref().map(|s| s.expose_str()),
         Some("s3:cr%t+&= x")
     );
     assert_eq!(c.session.lifetime, Duration::from_secs(12 * 3600));
     assert_eq!(c.session.cookie_name, "_tollgate");
     assert!(c.session.secure);
-    assert!(c.provider.pkce);
+    assert!(c.provider().pkce);
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn environment_overrides_file_and_numeric_values_load_as_strings() {
         ]),
     )
     .expect("valid");
-    assert_eq!(c.provider.client_id, "12345");
+    assert_eq!(c.provider().client_id, "12345");
     assert_eq!(c.session.lifetime, Duration::from_secs(1800));
     assert!(!c.session.secure);
 }
@@ -189,7 +189,7 @@ fn secrets_can_come_from_files_with_trailing_newline_trimmed() {
     let (_d, path) = write(&text);
     let (c, _) = load(&path, &[]).expect("valid");
     assert_eq!(
-        c.provider.client_secret.as_ref().map(|s| s.expose_str()),
+        c.provider().client_secret.as_ref().map(|s| s.expose_str()),
         Some("from-file")
     );
 }
@@ -438,7 +438,7 @@ fn login_options_are_checked_and_cannot_replace_tollgate_s_own_parameters() {
     let (_d, path) = write(&text);
     let (config, _) = load(&path, &[]).expect("valid");
     assert_eq!(
-        config.provider.login.max_age,
+        config.provider().login.max_age,
         Some(std::time::Duration::from_secs(3600))
     );
 }
@@ -475,7 +475,7 @@ fn dpop_turns_access_token_forwarding_off_unless_asked_for() {
     let dpop = minimal().replace("[session]", "dpop = true\n[session]");
     let (_d, path) = write(&dpop);
     let (config, _) = load(&path, &[]).expect("valid");
-    assert!(config.provider.dpop);
+    assert!(config.provider().dpop);
     assert!(!config.upstream.pass_access_token);
     let asked = dpop.replace("[provider]", "pass_access_token = true\n[provider]");
     let (_d, path) = write(&asked);
@@ -517,4 +517,82 @@ fn page_branding_refuses_what_could_inject_into_a_page() {
     for key in ["pages.accent_color", "pages.logo_url", "pages.support_url"] {
         assert!(keys.iter().any(|k| k == key), "{key}: {keys:?}");
     }
+}
+
+const PARTNER: &str = r#"
+[[providers]]
+id = "partner"
+issuer = "https://partner.example.com"
+client_id = "tollgate"
+client_secret = "partner-secret"
+"#;
+
+#[test]
+fn providers_add_to_the_provider_each_with_its_own_id_and_name() {
+    let text = format!("{}{PARTNER}", minimal()).replace(
+        "[provider]\n",
+        "[provider]\nkind = \"github\"\nissuer = \"https://github.com\"\n",
+    );
+    // `kind = "github"` fills the issuer; written out here it must agree.
+    let text = text.replacen("issuer = \"https://idp.example.com\"\n", "", 1);
+    let (_d, path) = write(&text);
+    let (c, _) = load(&path, &[]).expect("valid");
+    let ids: Vec<(&str, &str)> = c
+        .providers
+        .iter()
+        .map(|p| (p.id.as_str(), p.name.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [("default", "GitHub"), ("partner", "partner.example.com")]
+    );
+    assert!(c.upstream.pass_provider);
+}
+
+#[test]
+fn providers_alone_need_no_provider_table() {
+    let text = minimal().replace(
+        "[provider]\nissuer = \"https://idp.example.com\"\nclient_id = \"my-app\"\nclient_secret = \"s3:cr%t+&= x\"\n",
+        "",
+    );
+    let (_d, path) = write(&format!("{text}{PARTNER}"));
+    let (c, _) = load(&path, &[]).expect("valid");
+    assert_eq!(c.providers.len(), 1);
+    assert_eq!(c.provider().id, "partner");
+    assert!(!c.upstream.pass_provider);
+}
+
+#[test]
+fn provider_entries_are_reported_by_their_index_and_ids_must_differ() {
+    let text = format!(
+        "{}{}\n[[providers]]\nid = \"partner\"\nissuer = \"https://b.example.com\"\nclient_id = \"x\"\nclient_secret = \"y\"\nclock_skew = \"1h\"\n[[providers]]\nissuer = \"https://c.example.com\"\nclient_id = \"x\"\nclient_secret = \"y\"\n[[providers]]\nid = \"Bad Id\"\nissuer = \"https://d.example.com\"\nclient_id = \"x\"\nclient_secret = \"y\"\n",
+        minimal(),
+        PARTNER
+    );
+    let (_d, path) = write(&text);
+    let errs = errors(load(&path, &[]));
+    let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "providers[1].clock_skew",
+            "providers[1].id",
+            "providers[2].id",
+            "providers[3].id"
+        ],
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().all(|e| e.origin.ends_with("tollgate.toml")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_rule_may_name_only_configured_providers() {
+    let text = format!(
+        "{}{PARTNER}\n[[authorization.rules]]\nproviders = [\"partner\", \"corp\"]\nallow_any = true\n",
+        minimal()
+    );
+    assert_eq!(refused_keys(&text), ["authorization.rules[0].providers[1]"]);
 }

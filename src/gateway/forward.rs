@@ -133,7 +133,7 @@ impl App {
             return Handled::new(resp, Outcome::Unauthorized);
         }
         let return_to = self.rules.redirects.or_root(Some(target.as_str()));
-        match auth::login_redirect(&self.login_ctx(), return_to, &auth::Hints::default()).await {
+        match auth::login::sign_in(&self.login_ctx(), return_to).await {
             Ok(mut h) => {
                 auth::append_cookies(&mut h.response, clear);
                 h

@@ -73,13 +73,7 @@ impl App {
                     let back = redirect_header(&parts.headers)
                         .or_else(|| target.as_ref().and_then(|t| original.url(t)));
                     let return_to = self.rules.redirects.or_root(back.as_deref());
-                    return match auth::login_redirect(
-                        &self.login_ctx(),
-                        return_to,
-                        &auth::Hints::default(),
-                    )
-                    .await
-                    {
+                    return match auth::login::sign_in(&self.login_ctx(), return_to).await {
                         Ok(mut h) => {
                             auth::append_cookies(&mut h.response, clear);
                             h
@@ -124,6 +118,9 @@ impl App {
             }
             if !s.groups.is_empty() {
                 set("x-auth-request-groups", &s.groups.join(","));
+            }
+            if self.config.upstream.pass_provider {
+                set("x-auth-request-provider", s.provider_id());
             }
             if trusted && self.config.upstream.pass_access_token {
                 set("x-auth-request-access-token", &s.access_token);

@@ -62,6 +62,14 @@ impl App {
                 clear: self.clear_stale(&handle),
             });
         };
+        // A session from a provider no longer configured is no session:
+        // nothing could refresh it or end it at its provider.
+        let Some(slot) = self.providers.get(session.provider_id()) else {
+            tracing::info!(target: "tollgate::audit", event = "session_ended", user = %session.sub, provider = session.provider_id(), "the session's provider is no longer configured");
+            return Err(Failure::Login {
+                clear: self.clear_stale(&handle),
+            });
+        };
         if !needs_refresh(&session, self.config.session.refresh_before, now()) {
             let set_cookies = if handle.reseal {
                 self.save_quietly(&session, &handle).await
@@ -75,7 +83,7 @@ impl App {
             });
         }
         match Refresher
-            .refresh(&self.refresh_ctx(), &handle, &session)
+            .refresh(&self.refresh_ctx(slot), &handle, &session)
             .await
         {
             Ok(new) => {
@@ -182,6 +190,7 @@ impl App {
 /// What the rules judge of a principal.
 fn identity(p: &Principal) -> Identity<'_> {
     Identity {
+        provider: Some(p.session.provider_id()),
         email: p.session.email.as_deref(),
         email_verified: p.session.email_verified,
         groups: &p.session.groups,

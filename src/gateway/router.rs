@@ -107,7 +107,10 @@ impl App {
             "/oauth2/start" | "/oauth2/sign_in" if get_like => {
                 auth::start(&self.login_ctx(), &parts).await
             }
-            "/oauth2/callback" if get_like || (post && self.config.provider.login.form_post) => {
+            "/oauth2/callback"
+                if get_like
+                    || (post && self.config.providers.iter().any(|p| p.login.form_post)) =>
+            {
                 return self.callback(parts, body, kind).await;
             }
             "/oauth2/sign_out" if get_like || post => {
@@ -128,11 +131,8 @@ impl App {
                 )),
                 None => Err(Rejection::NotFound),
             },
-            "/oauth2/client_jwks" if get_like => match &self.client_keys {
-                Some(k) => Ok(Handled::new(
-                    pages::json(StatusCode::OK, &k.jwks()),
-                    Outcome::Jwks,
-                )),
+            "/oauth2/client_jwks" if get_like => match self.providers.client_jwks() {
+                Some(k) => Ok(Handled::new(pages::json(StatusCode::OK, &k), Outcome::Jwks)),
                 None => Err(Rejection::NotFound),
             },
             "/oauth2/start"

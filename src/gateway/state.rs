@@ -5,15 +5,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 
 use crate::auth::context::{BearerCtx, ClaimMap, LoginCtx, LogoutCtx, ProviderCtx, RefreshCtx};
 use crate::auth::redirect::RedirectPolicy;
 use crate::auth::verdicts::Introspections;
 use crate::authz::Policy;
 use crate::config::Config;
-use crate::oidc::client_auth::ClientKeys;
-use crate::oidc::{IdTokenValidator, Provider};
+use crate::oidc::registry::{Registry, Slot};
 use crate::pages::Rejection;
 use crate::proxy::assertion::Assertions;
 use crate::proxy::forwarded::TrustedProxies;
@@ -59,35 +57,29 @@ pub struct App {
     pub rules: Rules,
     pub sessions: SessionStore,
     pub login_cookies: LoginCookies,
-    pub validator: IdTokenValidator,
     pub upstream: Upstream,
     pub strip: StripList,
     pub trusted: TrustedProxies,
     /// Signs `X-Tollgate-Assertion` (when `upstream.assertion` is on).
     pub assertions: Option<Assertions>,
-    /// The `private_key_jwt` keys, published at `/oauth2/client_jwks`.
-    pub client_keys: Option<Arc<ClientKeys>>,
+    /// `[provider]` and `[[providers]]`, discovered or not yet.
+    pub providers: Registry,
     pub introspections: Introspections,
     /// `[[authorization.bearer_issuers]]`, discovered on first use.
     pub bearer_issuers: crate::auth::issuers::ExtraIssuers,
     /// Claim paths that rules and `[headers]` read, kept in sessions.
     pub claim_paths: BTreeSet<String>,
-    /// Client for provider calls.
-    pub http: reqwest::Client,
-    provider: RwLock<Option<Arc<Provider>>>,
     shutting_down: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("cannot build the provider HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Provider(#[from] crate::oidc::registry::SlotError),
     #[error(transparent)]
     Upstream(#[from] crate::proxy::UpstreamError),
     #[error(transparent)]
     Assertion(#[from] crate::proxy::assertion::AssertionError),
-    #[error("provider.client_key_file: {0}")]
-    ClientKey(#[from] crate::oidc::client_auth::CredentialError),
     /// Cannot happen for a configuration that loaded: it was checked there.
     #[error("the authorization rules do not compile: {0}")]
     Rules(String),
@@ -95,34 +87,9 @@ pub enum AppError {
 
 impl App {
     pub fn new(config: Config) -> Result<Self, AppError> {
-        let roots = match &config.provider.ca_file {
-            Some(pem) => reqwest::Certificate::from_pem_bundle(pem)?,
-            None => Vec::new(),
-        };
-        let identity = match &config.provider.tls_client_identity {
-            Some(pem) => Some(reqwest::Identity::from_pem(pem.expose())?),
-            None => None,
-        };
-        let http = crate::oidc::http_client(config.provider.timeout, &roots, identity)?;
         let rules = Rules::new(&config)?;
         let mut claim_paths = rules.policy.claim_paths();
         claim_paths.extend(config.upstream.claim_headers.iter().map(|(_, c)| c.clone()));
-        let p = &config.provider;
-        let validator = IdTokenValidator {
-            issuer: match &p.allowed_tenants {
-                Some(_) => crate::oidc::preset::entra_issuer_template(&p.issuer)
-                    .unwrap_or_else(|| p.issuer.clone()),
-                None => p.issuer.clone(),
-            },
-            tenants: p.allowed_tenants.clone(),
-            client_id: p.client_id.clone(),
-            algorithms: p.id_token_algorithms.clone(),
-            leeway: p.clock_skew,
-            max_age: p.id_token_max_age,
-            trusted_audiences: p.trusted_audiences.clone(),
-            strict_audience: p.strict_audience,
-            hmac_secret: p.client_secret.as_ref().map(|s| s.expose().to_vec()),
-        };
         crate::session::revoked::REVOKED.set_capacity(config.session.max_remembered_logouts);
         crate::pages::branding::set(config.pages.clone());
         let backend = match &config.session.redis {
@@ -139,25 +106,8 @@ impl App {
                 codec: Codec::new(&config.session.secrets),
                 backend,
             },
-            login_cookies: {
-                let cookies = LoginCookies::new(
-                    &config.session.cookie_name,
-                    // `__Host-` cookies must have `Path=/`; otherwise only the
-                    // callback needs the login cookies.
-                    if crate::config::is_host_cookie(&config.session.cookie_name) {
-                        "/"
-                    } else {
-                        config.provider.redirect_url.path()
-                    },
-                    config.session.secure,
-                );
-                if config.provider.login.form_post {
-                    cookies.for_form_post()
-                } else {
-                    cookies
-                }
-            },
-            validator,
+            login_cookies: login_cookies(&config),
+            providers: Registry::new(&config.providers)?,
             upstream: Upstream::new(&config.upstream)?,
             strip: StripList::new(&config.upstream),
             trusted: TrustedProxies::new(config.server.trusted_proxies.clone()),
@@ -168,36 +118,18 @@ impl App {
                 )?),
                 None => None,
             },
-            client_keys: match &config.provider.client_keys {
-                Some((signing, extra)) => Some(Arc::new(ClientKeys::load(signing, extra)?)),
-                None => None,
-            },
             introspections: Introspections::default(),
             bearer_issuers: crate::auth::issuers::ExtraIssuers::new(&config.bearer.issuers),
             claim_paths,
-            http,
-            provider: RwLock::new(None),
             shutting_down: AtomicBool::new(false),
             config,
         })
     }
 
-    /// The provider, once discovery has succeeded.
-    pub fn provider(&self) -> Option<Arc<Provider>> {
-        self.provider
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_provider(&self, provider: Arc<Provider>) {
-        *self.provider.write().unwrap_or_else(|e| e.into_inner()) = Some(provider);
-    }
-
-    /// Ready: discovery and keys loaded, the session store answering, and
-    /// not shutting down.
+    /// Ready: every provider discovered with its keys, the session store
+    /// answering, and not shutting down.
     pub async fn is_ready(&self) -> bool {
-        if self.shutting_down.load(Ordering::Relaxed) || self.provider().is_none() {
+        if self.shutting_down.load(Ordering::Relaxed) || !self.providers.all_discovered() {
             return false;
         }
         match &self.sessions.backend {
@@ -215,46 +147,24 @@ impl App {
     }
 
     /// Takes over what a running instance already has, so a reload costs
-    /// no rediscovery and no reconnection: the provider (when the issuer and
-    /// its CA are unchanged; client credentials come from the new config)
-    /// and the Redis connection (when `[session.redis]` is unchanged).
-    /// Returns which of the two still need setting up.
+    /// no rediscovery and no reconnection: each provider (by id, when its
+    /// issuer and its CA are unchanged; client credentials come from the
+    /// new config) and the Redis connection (when `[session.redis]` is
+    /// unchanged). Returns what still needs setting up.
     pub fn take_over(&self, old: &App) -> Pending {
-        let (was, is) = (&old.config.provider, &self.config.provider);
-        // Mutual TLS uses the provider's endpoint aliases: switching to or
-        // from it is a new discovery, and so is a change of kind.
-        let same_provider = was.issuer == is.issuer
-            && was.ca_file == is.ca_file
-            && was.timeout == is.timeout
-            && was.client_auth.is_mtls() == is.client_auth.is_mtls()
-            // GitHub has fixed endpoints, not discovered ones; an Entra ID
-            // authority's tenant set changes the issuer discovery expects.
-            && was.kind == is.kind
-            && was.allowed_tenants.is_some() == is.allowed_tenants.is_some();
-        let provider = match old.provider() {
-            Some(p) if same_provider => {
-                match p.reconfigured(&self.config.provider, self.client_keys.clone(), &self.http) {
-                    Ok(p) => self.set_provider(p),
-                    // Loaded configs were checked; a provider that refuses
-                    // the new method keeps the running instance's.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the reloaded provider settings do not fit the provider; keeping the previous ones");
-                        self.set_provider(p);
-                    }
-                }
-                false
-            }
-            _ => true,
-        };
+        let mut discovery = false;
+        for slot in self.providers.iter() {
+            discovery |= match old.providers.get(slot.id()) {
+                Some(was) => slot.take_over(was),
+                None => true,
+            };
+        }
         let store = match (&self.sessions.backend, &old.sessions.backend) {
             (Backend::Redis(new), Backend::Redis(old)) => !new.adopt(old),
             (Backend::Redis(_), Backend::Cookie) => true,
             _ => false,
         };
-        Pending {
-            discovery: provider,
-            store,
-        }
+        Pending { discovery, store }
     }
 
     /// The session a request carries; an unreachable store is a 503.
@@ -262,30 +172,22 @@ impl App {
         crate::auth::handled::load_session(&self.sessions, headers).await
     }
 
-    /// The provider as handlers use it.
-    pub fn provider_ctx(&self) -> ProviderCtx<'_> {
-        ProviderCtx {
-            current: self.provider(),
-            settings: &self.config.provider,
-            validator: &self.validator,
-            http: &self.http,
-        }
-    }
-
-    /// What a session keeps of a set of claims.
-    pub fn claim_map(&self) -> ClaimMap<'_> {
-        ClaimMap {
-            groups_claim: &self.config.provider.groups_claim,
-            kind: self.config.provider.kind,
-            paths: &self.claim_paths,
-        }
+    /// The first provider as handlers use it.
+    fn first_provider(&self) -> (ProviderCtx<'_>, ClaimMap<'_>) {
+        let slot = self.providers.first();
+        (
+            ProviderCtx::of(slot),
+            ClaimMap::of(&slot.settings, &self.claim_paths),
+        )
     }
 
     /// What login, callback and sign-out borrow.
     pub fn login_ctx(&self) -> LoginCtx<'_> {
+        let (provider, claims) = self.first_provider();
         LoginCtx {
-            provider: self.provider_ctx(),
-            claims: self.claim_map(),
+            provider,
+            claims,
+            providers: &self.providers,
             redirects: &self.rules.redirects,
             login_cookies: &self.login_cookies,
             sessions: &self.sessions,
@@ -296,7 +198,7 @@ impl App {
     /// What back-channel logout borrows.
     pub fn logout_ctx(&self) -> LogoutCtx<'_> {
         LogoutCtx {
-            provider: self.provider_ctx(),
+            providers: &self.providers,
             sessions: &self.sessions,
             lifetime: self.config.session.lifetime,
         }
@@ -304,22 +206,44 @@ impl App {
 
     /// What bearer-token authentication borrows.
     pub fn bearer_ctx(&self) -> BearerCtx<'_> {
+        let (provider, claims) = self.first_provider();
         BearerCtx {
-            provider: self.provider_ctx(),
+            provider,
             settings: &self.config.bearer,
-            claims: self.claim_map(),
+            claims,
             verdicts: &self.introspections,
             issuers: &self.bearer_issuers,
         }
     }
 
-    /// What a refresh borrows.
-    pub fn refresh_ctx(&self) -> RefreshCtx<'_> {
+    /// What refreshing a session from `slot` borrows.
+    pub fn refresh_ctx<'a>(&'a self, slot: &'a Slot) -> RefreshCtx<'a> {
         RefreshCtx {
-            provider: self.provider_ctx(),
+            provider: ProviderCtx::of(slot),
             sessions: &self.sessions,
-            claims: self.claim_map(),
+            claims: ClaimMap::of(&slot.settings, &self.claim_paths),
         }
+    }
+}
+
+/// The login cookies: `Path` of the callback (`/` for a `__Host-` name),
+/// and `SameSite=None` when a provider answers by `form_post`.
+fn login_cookies(config: &Config) -> LoginCookies {
+    let cookies = LoginCookies::new(
+        &config.session.cookie_name,
+        // `__Host-` cookies must have `Path=/`; otherwise only the
+        // callback needs the login cookies.
+        if crate::config::is_host_cookie(&config.session.cookie_name) {
+            "/"
+        } else {
+            crate::config::CALLBACK_PATH
+        },
+        config.session.secure,
+    );
+    if config.providers.iter().any(|p| p.login.form_post) {
+        cookies.for_form_post()
+    } else {
+        cookies
     }
 }
 

@@ -13,6 +13,7 @@ pub mod jws;
 pub mod logout_token;
 pub mod pkce;
 pub mod preset;
+pub mod registry;
 pub mod settings;
 pub mod token;
 pub mod userinfo;

@@ -102,6 +102,11 @@ pub enum AssertionAudience {
 
 #[derive(Clone)]
 pub struct ProviderConfig {
+    /// `provider.id`: recorded in sessions and login states, named by
+    /// `/oauth2/start?provider=` and `allow_providers`.
+    pub id: String,
+    /// `provider.name`: what the sign-in chooser shows.
+    pub name: String,
     /// `provider.kind`: what the provider needs beyond generic OIDC.
     pub kind: super::preset::ProviderKind,
     /// Google: the hosted domains (`hd`) a user must belong to.
@@ -155,6 +160,7 @@ pub struct ProviderConfig {
 impl fmt::Debug for ProviderConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProviderConfig")
+            .field("id", &self.id)
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)

@@ -94,6 +94,8 @@ pub enum Outcome {
     Forbidden,
     /// Sent to the provider to log in.
     LoginRedirect,
+    /// Shown the sign-in chooser (several providers).
+    Chooser,
     /// A login completed.
     Login,
     /// A login refused at the callback.
@@ -122,6 +124,7 @@ impl Outcome {
         match self {
             Outcome::Proxied => "proxied",
             Outcome::ProxiedBearer => "proxied_bearer",
+            Outcome::Chooser => "chooser",
             Outcome::Public => "public",
             Outcome::Unauthorized => "unauthorized",
             Outcome::Forbidden => "forbidden",
@@ -470,6 +473,19 @@ pub enum Link {
     Home,
     /// A sign-out button (a POST form) that returns to this target.
     ConfirmSignOut(String),
+    /// One sign-in link per provider: (href, name).
+    Providers(Vec<(String, String)>),
+}
+
+/// The sign-in chooser: one link per provider, each a login with it that
+/// returns to the same place. `choices`: (href, provider name).
+pub fn choose_provider(choices: Vec<(String, String)>) -> Response<Body> {
+    html(
+        StatusCode::OK,
+        "Sign in",
+        "Choose how to sign in.",
+        Link::Providers(choices),
+    )
 }
 
 /// Asks before signing out: a GET to `/oauth2/sign_out` that cannot be
@@ -509,13 +525,30 @@ pub fn signed_out() -> Response<Body> {
 fn html(status: StatusCode, title: &str, detail: &str, link: Link) -> Response<Body> {
     let brand = branding::current();
     let action = match link {
-        Link::SignIn => r#"<a class="button" href="/oauth2/start?rd=%2F">Sign in</a>"#.to_string(),
-        Link::SignOut => r#"<a class="button" href="/oauth2/sign_out">Sign out</a>"#.to_string(),
-        Link::Home => r#"<a href="/">Back to the start page</a>"#.to_string(),
+        Link::SignIn => {
+            r#"<p><a class="button" href="/oauth2/start?rd=%2F">Sign in</a></p>"#.to_string()
+        }
+        Link::SignOut => {
+            r#"<p><a class="button" href="/oauth2/sign_out">Sign out</a></p>"#.to_string()
+        }
+        Link::Home => r#"<p><a href="/">Back to the start page</a></p>"#.to_string(),
         Link::ConfirmSignOut(rd) => format!(
             r#"<form method="post" action="/oauth2/sign_out?rd={}"><button type="submit">Sign out</button></form>"#,
             escape(&form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>())
         ),
+        Link::Providers(choices) => {
+            let items: String = choices
+                .iter()
+                .map(|(href, name)| {
+                    format!(
+                        r#"<li><a class="button" href="{}">Sign in with {}</a></li>"#,
+                        escape(href),
+                        escape(name)
+                    )
+                })
+                .collect();
+            format!(r#"<ul class="providers" aria-label="Identity providers">{items}</ul>"#)
+        }
     };
     let product = escape(&brand.product_name);
     let logo = brand
@@ -551,8 +584,9 @@ header{{display:flex;align-items:center;gap:.6rem;font-weight:600;margin-bottom:
 h1{{font-size:1.5rem;margin:0 0 .5rem}}a{{color:var(--accent)}}
 .button,button{{display:inline-block;background:var(--accent);color:#fff;border:0;border-radius:8px;padding:.6rem 1.2rem;font:inherit;text-decoration:none;cursor:pointer}}
 .button:focus-visible,button:focus-visible,a:focus-visible{{outline:3px solid var(--fg);outline-offset:2px}}
+.providers{{list-style:none;padding:0;margin:0;display:grid;gap:.6rem}}.providers .button{{display:block;text-align:center}}
 footer{{color:var(--muted);font-size:.85rem;margin-top:1.5rem}}</style></head>
-<body><main>{header}<h1>{title}</h1><p>{detail}</p><p>{action}</p>
+<body><main>{header}<h1>{title}</h1><p>{detail}</p>{action}
 <footer>HTTP {code} &middot; tollgate{request}{help}</footer></main></body></html>
 "#,
         accent = brand.accent_color,

@@ -105,6 +105,8 @@ impl Assertions {
         let claims = json!({
             "iss": self.issuer, "aud": self.audience, "sub": s.sub,
             "email": s.email, "groups": s.groups, "preferred_username": s.preferred_username,
+            // The provider's id: a `sub` is unique only within its provider.
+            "idp": s.provider_id(),
             "iat": iat, "exp": iat + LIFETIME_SECS,
         });
         jsonwebtoken::encode(&self.header, &claims, &self.key).ok()

@@ -42,14 +42,16 @@ const NOT_HOP_BY_HOP: [HeaderName; 3] = [
 /// / `X-Original-*` that frameworks read: Spring, Werkzeug's ProxyFix,
 /// ASP.NET, Rails, Express), client-address headers CDNs set, and
 /// URL/method overrides some frameworks honour.
-const ALWAYS_STRIPPED: [&str; 36] = [
+const ALWAYS_STRIPPED: [&str; 38] = [
     "x-forwarded-user",
+    "x-forwarded-provider",
     "x-forwarded-email",
     "x-forwarded-preferred-username",
     "x-forwarded-groups",
     "x-forwarded-access-token",
     "x-forwarded-id-token",
     "x-auth-request-user",
+    "x-auth-request-provider",
     "x-auth-request-email",
     "x-auth-request-preferred-username",
     "x-auth-request-groups",
@@ -327,6 +329,12 @@ fn add_identity(headers: &mut HeaderMap, s: &Session, config: &UpstreamConfig) {
         if !s.groups.is_empty() {
             set(&h.groups, &s.groups.join(","));
         }
+        if config.pass_provider {
+            set(
+                &HeaderName::from_static("x-forwarded-provider"),
+                s.provider_id(),
+            );
+        }
     }
     if config.pass_access_token {
         set(&h.access_token, &s.access_token);
@@ -416,6 +424,7 @@ mod tests {
             pass_host_header: true,
             case_insensitive_paths: false,
             pass_user_headers: true,
+            pass_provider: false,
             pass_access_token: true,
             pass_authorization_header: false,
             claim_headers: vec![(HeaderName::from_static("x-tenant"), "org.id".into())],

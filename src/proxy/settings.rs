@@ -16,6 +16,10 @@ pub struct UpstreamConfig {
     /// Rules and public routes match paths ignoring ASCII case.
     pub case_insensitive_paths: bool,
     pub pass_user_headers: bool,
+    /// `X-Forwarded-Provider` with the user headers: on when several
+    /// providers are configured, since a subject is unique only within
+    /// its provider.
+    pub pass_provider: bool,
     pub pass_access_token: bool,
     pub pass_authorization_header: bool,
     pub headers: IdentityHeaders,

@@ -310,20 +310,33 @@ pub async fn serve_metrics(listener: TcpListener) {
     }
 }
 
-/// Discovers the provider, retrying with backoff until it answers; the
-/// service reports not ready until then.
+/// Discovers every provider not yet discovered, each retrying with
+/// backoff until it answers, then keeps its keys fresh; the service
+/// reports not ready until all have been discovered.
 pub async fn discover(app: Arc<App>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for slot in app.providers.iter().filter(|s| s.current().is_none()) {
+        tasks.spawn(discover_one(app.clone(), slot.id().to_string()));
+    }
+    // Dropping the set (when this task is aborted) aborts them all.
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn discover_one(app: Arc<App>, id: String) {
+    let Some(slot) = app.providers.get(&id) else {
+        return;
+    };
     let mut delay = Duration::from_millis(500);
     loop {
-        match Provider::discover(&app.config.provider, app.client_keys.clone(), &app.http).await {
+        match Provider::discover(&slot.settings, slot.client_keys.clone(), &slot.http).await {
             Ok(p) => {
-                tracing::info!(issuer = %app.config.provider.issuer, "identity provider discovered; ready");
-                app.set_provider(p.clone());
+                tracing::info!(provider = %id, issuer = %slot.settings.issuer, "identity provider discovered");
+                slot.set_current(p.clone());
                 refresh_keys(&p).await;
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in_s = delay.as_secs_f64(), "identity provider discovery failed");
+                tracing::warn!(provider = %id, error = %e, retry_in_s = delay.as_secs_f64(), "identity provider discovery failed");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }

@@ -55,29 +55,29 @@ fn watched(path: &ConfigPath, raw: &RawConfig) -> Vec<PathBuf> {
         ConfigPath::Default => vec![PathBuf::from(config::DEFAULT_CONFIG_PATH)],
     };
     let named = [
-        &raw.provider.client_secret_file,
-        &raw.provider.ca_file,
         &raw.session.secret_file,
         &raw.session.redis.password_file,
         &raw.upstream.assertion_key_file,
         &raw.upstream.ca_file,
         &raw.upstream.client_cert_file,
         &raw.upstream.client_key_file,
-        &raw.provider.client_key_file,
-        &raw.provider.client_key_certificate_file,
-        &raw.provider.tls_client_certificate_file,
-        &raw.provider.tls_client_key_file,
-        &raw.provider.dpop_key_file,
     ];
     files.extend(named.into_iter().flatten().map(PathBuf::from));
-    // A rotated key is picked up like a rotated secret. The assertion
-    // file is not watched: it is read afresh on every use.
-    files.extend(
-        raw.provider
-            .client_extra_key_files
-            .iter()
-            .map(PathBuf::from),
-    );
+    for p in raw.all_providers() {
+        let named = [
+            &p.client_secret_file,
+            &p.ca_file,
+            &p.client_key_file,
+            &p.client_key_certificate_file,
+            &p.tls_client_certificate_file,
+            &p.tls_client_key_file,
+            &p.dpop_key_file,
+        ];
+        files.extend(named.into_iter().flatten().map(PathBuf::from));
+        // A rotated key is picked up like a rotated secret. The assertion
+        // file is not watched: it is read afresh on every use.
+        files.extend(p.client_extra_key_files.iter().map(PathBuf::from));
+    }
     files
 }
 

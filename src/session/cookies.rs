@@ -488,6 +488,7 @@ mod tests {
             expires_at: now() + 3600,
             nonce: None,
             auth_time: None,
+            provider: None,
         }
     }
 

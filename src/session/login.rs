@@ -27,6 +27,11 @@ pub struct LoginState {
     pub return_to: String,
     #[serde(rename = "x")]
     pub expires_at: i64,
+    /// The `id` of the provider the login went to: only its answer can
+    /// finish it. `None` (a login begun before providers had ids): the
+    /// `default` provider.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 impl std::fmt::Debug for LoginState {
@@ -208,6 +213,7 @@ impl LoginState {
             verifier,
             return_to,
             expires_at: now() + LOGIN_TTL_SECS,
+            provider: None,
         }
     }
 }

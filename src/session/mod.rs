@@ -29,6 +29,11 @@ pub fn now() -> i64 {
 pub struct Session {
     #[serde(rename = "s")]
     pub sub: String,
+    /// The `id` of the provider that signed the user in; refresh, sign-out
+    /// and back-channel logout go to that one. `None` (sessions from
+    /// before providers had ids): the provider with id `default`.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
     #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +83,27 @@ impl Session {
     pub fn is_expired(&self, now: i64) -> bool {
         now >= self.expires_at
     }
+
+    /// The `id` of the session's provider.
+    pub fn provider_id(&self) -> &str {
+        self.provider.as_deref().unwrap_or(DEFAULT_PROVIDER)
+    }
+
+    /// A provider-side identifier (`sub`, `sid`) as the session store and
+    /// logout memory key it: a subject is unique only within its provider,
+    /// so another provider's `42` is another key. The `default` provider's
+    /// keys are the bare value, as they were before providers had ids.
+    pub fn scoped<'v>(provider: &str, value: &'v str) -> std::borrow::Cow<'v, str> {
+        if provider == DEFAULT_PROVIDER {
+            std::borrow::Cow::Borrowed(value)
+        } else {
+            std::borrow::Cow::Owned(format!("{provider}\u{1f}{value}"))
+        }
+    }
 }
+
+/// The id `[provider]` has unless `provider.id` is set.
+pub const DEFAULT_PROVIDER: &str = "default";
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

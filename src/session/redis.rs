@@ -265,9 +265,10 @@ impl RedisStore {
             return Ok(false);
         }
         let lifetime_ms = self.lifetime.as_millis() as u64;
-        let mut indexes = vec![self.index_key("sub", &session.sub)];
+        let scoped = |v| Session::scoped(session.provider_id(), v).into_owned();
+        let mut indexes = vec![self.index_key("sub", &scoped(&session.sub))];
         if let Some(sid) = &session.sid {
-            indexes.push(self.index_key("sid", sid));
+            indexes.push(self.index_key("sid", &scoped(sid)));
         }
         for index in indexes {
             self.query::<()>(redis::cmd("SADD").arg(&index).arg(&key))
@@ -287,15 +288,21 @@ impl RedisStore {
         let key = self.record_key(ticket);
         self.query::<()>(redis::cmd("DEL").arg(&key)).await?;
         if let Some(s) = session {
+            let sub = Session::scoped(s.provider_id(), &s.sub);
             self.query::<()>(
                 redis::cmd("SREM")
-                    .arg(self.index_key("sub", &s.sub))
+                    .arg(self.index_key("sub", &sub))
                     .arg(&key),
             )
             .await?;
             if let Some(sid) = &s.sid {
-                self.query::<()>(redis::cmd("SREM").arg(self.index_key("sid", sid)).arg(&key))
-                    .await?;
+                let sid = Session::scoped(s.provider_id(), sid);
+                self.query::<()>(
+                    redis::cmd("SREM")
+                        .arg(self.index_key("sid", &sid))
+                        .arg(&key),
+                )
+                .await?;
             }
         }
         Ok(())

@@ -248,14 +248,17 @@ impl Revocations {
         if s.nonce.as_deref().is_some_and(|n| m.logins.contains_key(n)) {
             return true;
         }
-        if let Some(by_sub) = s.sid.as_deref().and_then(|sid| m.sids.get(sid)) {
-            if by_sub.contains_key("") || by_sub.contains_key(s.sub.as_str()) {
+        let sub = Session::scoped(s.provider_id(), &s.sub);
+        if let Some(by_sub) = s
+            .sid
+            .as_deref()
+            .and_then(|sid| m.sids.get(&*Session::scoped(s.provider_id(), sid)))
+        {
+            if by_sub.contains_key("") || by_sub.contains_key(&*sub) {
                 return true;
             }
         }
-        m.subs
-            .get(s.sub.as_str())
-            .is_some_and(|e| s.issued_at <= e.at)
+        m.subs.get(&*sub).is_some_and(|e| s.issued_at <= e.at)
     }
 
     /// Sign-out of one session (remembered until it would have expired).
@@ -266,7 +269,8 @@ impl Revocations {
                 until: s.expires_at,
                 at: s.issued_at,
             };
-            return self.insert(Key::Sub(s.sub.clone()), entry, &s.sub);
+            let sub = Session::scoped(s.provider_id(), &s.sub).into_owned();
+            return self.insert(Key::Sub(sub.clone()), entry, &sub);
         };
         let entry = Entry {
             until: s.expires_at,
@@ -276,7 +280,8 @@ impl Revocations {
     }
 
     /// Back-channel logout: every session of a provider session, or every
-    /// session of a subject issued until `now`. `lifetime` is the longest a
+    /// session of a subject issued until `now`. `sid` and `sub` are
+    /// scoped to their provider ([`Session::scoped`]). `lifetime` is the longest a
     /// session lives (`session.lifetime`).
     pub fn end_provider_session(
         &self,
@@ -411,6 +416,24 @@ mod tests {
             !r.is_revoked(&later),
             "a login after the logout is a new session"
         );
+    }
+
+    #[test]
+    fn another_providers_subject_is_another_key() {
+        let r = Revocations::default();
+        let t = crate::session::now();
+        let here = alice("n1", Some("sid-1"), t - 100);
+        let mut there = alice("n2", Some("sid-1"), t - 100);
+        there.provider = Some("partner".into());
+        let scoped = |v| Session::scoped("partner", v).into_owned();
+        r.end_provider_session(Some(&scoped("sid-1")), Some(&scoped("alice")), t, 3600);
+        assert!(r.is_revoked(&there));
+        assert!(
+            !r.is_revoked(&here),
+            "the default provider's alice is someone else"
+        );
+        r.end_provider_session(None, Some("alice"), t, 3600);
+        assert!(r.is_revoked(&here));
     }
 
     #[test]

@@ -21,17 +21,13 @@ pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, Con
     let mut c = Check {
         figment,
         errors: Vec::new(),
+        entry: None,
     };
     let server = server::check(&mut c, &raw.server);
     let public_url = server.as_ref().map(|s| &s.public_url);
     let upstream = upstream::check(&mut c, raw);
-    let provider = provider::check(&mut c, &raw.provider, public_url);
     let session = session::check(&mut c, &raw.session);
-    if raw.provider.response_mode == "form_post" && !session.secure {
-        // Browsers send a cookie on a cross-site POST only with
-        // SameSite=None, which they accept only on Secure cookies.
-        c.fail("provider.response_mode", "\"form_post\" needs session.secure = true: the login cookie must be SameSite=None, which browsers accept only with Secure");
-    }
+    let providers = providers(&mut c, raw, public_url, session.secure);
     let log = log(&mut c, &raw.log);
     let bearer = rules::check(&mut c, raw, public_url);
     let metrics_listen = metrics_listen(&mut c, raw, server.as_ref().map(|s| s.listen));
@@ -41,7 +37,7 @@ pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, Con
     }
     // Every `None` here was reported above, but for a missing public_url
     // that only made the default redirect URLs impossible.
-    let (Some(server), Some(upstream), Some(provider)) = (server, upstream, provider) else {
+    let (Some(server), Some(upstream), Some(providers)) = (server, upstream, providers) else {
         return Err(ConfigError::Invalid(vec![KeyError {
             key: "server.public_url".into(),
             origin: origin(figment, "server.public_url"),
@@ -51,7 +47,7 @@ pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, Con
     Ok(Config {
         server,
         upstream,
-        provider,
+        providers,
         session,
         log,
         authorization: raw.authorization.clone(),
@@ -60,6 +56,52 @@ pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, Con
         metrics_listen,
         pages,
     })
+}
+
+/// `[provider]` and each `[[providers]]` entry, with ids that tell them
+/// apart. `[provider]` counts when it is written or nothing else is.
+fn providers(
+    c: &mut Check<'_>,
+    raw: &RawConfig,
+    public_url: Option<&url::Url>,
+    secure: bool,
+) -> Option<Vec<super::ProviderConfig>> {
+    let entries = raw
+        .has_primary_provider()
+        .then_some((None, &raw.provider))
+        .into_iter()
+        .chain(
+            raw.providers
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (Some(format!("providers[{i}]")), p)),
+        );
+    let mut list = Vec::new();
+    let mut complete = true;
+    for (entry, p) in entries {
+        c.entry = entry;
+        if p.response_mode == "form_post" && !secure {
+            // Browsers send a cookie on a cross-site POST only with
+            // SameSite=None, which they accept only on Secure cookies.
+            c.fail("provider.response_mode", "\"form_post\" needs session.secure = true: the login cookie must be SameSite=None, which browsers accept only with Secure");
+        }
+        match provider::check(c, p, public_url) {
+            Some(config)
+                if list
+                    .iter()
+                    .any(|o: &super::ProviderConfig| o.id == config.id) =>
+            {
+                c.fail(
+                    "provider.id",
+                    format!("`{}` names another provider too", config.id),
+                );
+            }
+            Some(config) => list.push(config),
+            None => complete = false,
+        }
+    }
+    c.entry = None;
+    complete.then_some(list)
 }
 
 /// `[pages]`: only what is safe to put in a page and its CSS.

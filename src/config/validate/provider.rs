@@ -72,7 +72,10 @@ pub(super) fn check(
         c.fail("provider.groups_claim", "must not be empty");
     }
     let (allowed_tenants, graph_url) = entra(c, p, kind);
+    let id = provider_id(c, p);
     let config = ProviderConfig {
+        name: display_name(p, kind, &issuer),
+        id,
         kind,
         hosted_domains: p
             .hosted_domains
@@ -113,6 +116,48 @@ pub(super) fn check(
         super::profile::check(c, profile, &config);
     }
     Some(config)
+}
+
+/// `provider.id`: `default` for `[provider]` unless set; required in
+/// `[[providers]]`. Short and plain: it travels in every session cookie.
+fn provider_id(c: &mut Check<'_>, p: &RawProvider) -> String {
+    let id = match (&p.id, &c.entry) {
+        (Some(id), _) => id.clone(),
+        (None, None) => return "default".into(),
+        (None, Some(_)) => {
+            c.fail("provider.id", "is required in [[providers]]");
+            return String::new();
+        }
+    };
+    let plain = id.len() <= 32
+        && id.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !plain {
+        c.fail(
+            "provider.id",
+            format!("`{id}` must be 1 to 32 lowercase letters, digits, `-` or `_`, starting with a letter or digit"),
+        );
+    }
+    id
+}
+
+/// `provider.name`, or the preset's name, or the issuer's host.
+fn display_name(p: &RawProvider, kind: ProviderKind, issuer: &str) -> String {
+    if let Some(n) = p.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        return n.to_string();
+    }
+    match kind {
+        ProviderKind::Github => "GitHub".into(),
+        ProviderKind::Google => "Google".into(),
+        ProviderKind::Entra => "Microsoft".into(),
+        ProviderKind::Gitlab => "GitLab".into(),
+        ProviderKind::Keycloak | ProviderKind::Oidc => Url::parse(issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| issuer.to_string()),
+    }
 }
 
 /// Who tollgate is at the provider: issuer, client id, client
@@ -410,16 +455,10 @@ fn provider_kind(c: &mut Check<'_>, p: &RawProvider) -> ProviderKind {
     let kind = match ProviderKind::parse(&p.kind) {
         Some(k) => k,
         None => {
-            let hint = match p.kind.as_str() {
-                "github" | "entra" => {
-                    " (not yet: see docs/providers.md for what to set with kind = \"oidc\")"
-                }
-                _ => "",
-            };
             c.fail(
                 "provider.kind",
                 format!(
-                    "`{}` is not one of \"oidc\", \"keycloak\", \"google\", \"gitlab\"{hint}",
+                    "`{}` is not one of \"oidc\", \"github\", \"entra\", \"google\", \"gitlab\", \"keycloak\"",
                     p.kind
                 ),
             );

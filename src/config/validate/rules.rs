@@ -17,6 +17,7 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig, public_url: Option<&Url>
     if let Err(e) = crate::authz::Policy::new(&raw.authorization, fold_case) {
         compiled(c, e);
     }
+    rule_providers(c, raw);
     if let Err(e) = crate::proxy::path::PublicRoutes::new(&raw.routes, fold_case) {
         compiled(c, e);
     }
@@ -38,7 +39,7 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig, public_url: Option<&Url>
             "entries must not be empty",
         );
     }
-    if let Some(id) = &raw.provider.client_id {
+    for id in raw.all_providers().filter_map(|p| p.client_id.as_ref()) {
         if bearer.audiences.iter().any(|a| a == id) {
             c.fail(
                 "authorization.bearer_audiences",
@@ -47,6 +48,27 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig, public_url: Option<&Url>
         }
     }
     bearer
+}
+
+/// `authorization.rules[].providers`: ids of configured providers.
+fn rule_providers(c: &mut Check<'_>, raw: &RawConfig) {
+    let ids: Vec<&str> = raw
+        .all_providers()
+        .map(|p| p.id.as_deref().unwrap_or(crate::session::DEFAULT_PROVIDER))
+        .collect();
+    for (i, rule) in raw.authorization.rules.iter().enumerate() {
+        for (j, id) in rule.providers.iter().enumerate() {
+            if !ids.contains(&id.as_str()) {
+                c.fail(
+                    &format!("authorization.rules[{i}].providers[{j}]"),
+                    format!(
+                        "`{id}` is not a provider id; the providers are {}",
+                        ids.join(", ")
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// `[[authorization.bearer_issuers]]`: an https (or loopback http) issuer
@@ -63,6 +85,7 @@ fn bearer_issuers(c: &mut Check<'_>, raw: &RawConfig) -> Vec<crate::auth::settin
                 &format!("{key}.issuer"),
                 "is provider.issuer: its tokens are checked against authorization.bearer_audiences",
             );
+
             continue;
         }
         if b.audiences.is_empty() || b.audiences.iter().any(String::is_empty) {

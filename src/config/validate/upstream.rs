@@ -54,7 +54,11 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig) -> Option<UpstreamConfig
         case_insensitive_paths: u.case_insensitive_paths,
         pass_user_headers: u.pass_user_headers,
         // A DPoP-bound token is useless to an upstream without tollgate's key.
-        pass_access_token: u.pass_access_token.unwrap_or(!raw.provider.dpop),
+        pass_access_token: u
+            .pass_access_token
+            .unwrap_or(!raw.all_providers().any(|p| p.dpop)),
+        // With several providers, subjects alone do not tell users apart.
+        pass_provider: raw.all_providers().nth(1).is_some(),
         pass_authorization_header: u.pass_authorization_header,
         headers,
         claim_headers,
