@@ -11,7 +11,7 @@
 
 mod support;
 
-use support::evil::{hook, Behaviour, Client, ClientCheck, World, WorldSetup};
+use support::evil::{hook, Behaviour, Client, ClientCheck, Raw, World, WorldSetup};
 use support::*;
 
 const OPTIONS: &str = r#"prompt = "login"
@@ -463,4 +463,103 @@ async fn github_preset_signs_in_from_the_rest_api() {
         seen.header("x-forwarded-groups"),
         Some("acme,globex,acme/ops")
     );
+}
+
+/// GitHub App user tokens expire (`expires_in`) and come with a refresh
+/// token: tollgate refreshes them at GitHub's token endpoint with the
+/// secret in the body, keeps the profile, and ends the session when GitHub
+/// says `bad_refresh_token` (with status 200, as GitHub answers errors).
+#[tokio::test]
+async fn github_app_tokens_refresh_and_a_dead_refresh_token_ends_the_session() {
+    let w = github_world(Behaviour {
+        expires_in: Some(30),
+        ..Behaviour::default()
+    })
+    .await;
+    let mut b = github_signed_in(&w).await;
+    let refreshes: Vec<_> =
+        w.op.calls()
+            .into_iter()
+            .filter(|c| {
+                c.endpoint == "login/oauth/access_token"
+                    && c.param("grant_type").as_deref() == Some("refresh_token")
+            })
+            .collect();
+    // The landing request and this one, each with the rotated token.
+    assert_eq!(refreshes.len(), 2, "{}", w.tollgate.output.text());
+    assert!(refreshes
+        .iter()
+        .all(|c| c.param("client_secret").as_deref() == Some("github-secret")));
+    let seen = w.upstream.last();
+    assert_eq!(seen.header("x-forwarded-user"), Some("583231"));
+    assert_eq!(
+        seen.header("x-forwarded-groups"),
+        Some("acme,globex,acme/ops")
+    );
+
+    w.op.set(Behaviour {
+        expires_in: Some(30),
+        refresh_raw: Raw::new(
+            200,
+            "application/json",
+            r#"{"error":"bad_refresh_token","error_description":"The refresh token passed is incorrect or expired."}"#,
+        ),
+        ..Behaviour::default()
+    });
+    let ended = b.get(&w.tollgate.url("/app/3")).await;
+    assert_eq!(ended.status, 302, "{}", ended.body);
+    assert!(
+        ended
+            .location()
+            .is_some_and(|l| l.contains("/login/oauth/authorize?")),
+        "{:?}",
+        ended.location()
+    );
+    assert!(w.tollgate.output.has("bad_refresh_token"));
+}
+
+/// OAuth App tokens never expire and come without a refresh token: no
+/// refresh is ever attempted, however close `refresh_before` is.
+#[tokio::test]
+async fn github_oauth_app_tokens_are_never_refreshed() {
+    let w = github_world(Behaviour {
+        token: hook(|t: &mut serde_json::Map<String, serde_json::Value>| {
+            t.remove("expires_in");
+            t.remove("refresh_token");
+        }),
+        ..Behaviour::default()
+    })
+    .await;
+    let _signed_in = github_signed_in(&w).await;
+    assert_eq!(w.op.count("login/oauth/access_token"), 1);
+}
+
+/// A browser signed in through GitHub, back on its page, then on another.
+async fn github_signed_in(w: &World) -> Browser {
+    let mut b = Browser::new();
+    let callback = support::evil::sign_in(&mut b, &w.tollgate.url("/app")).await;
+    let back = w.tollgate.url(callback.location().expect("back"));
+    assert_eq!(b.follow(&back).await.status, 200);
+    assert_eq!(b.get(&w.tollgate.url("/app/2")).await.status, 200);
+    b
+}
+
+/// tollgate as a GitHub OAuth client (secret in the body) of the
+/// in-process GitHub, every token due for refresh at once.
+async fn github_world(before: Behaviour) -> World {
+    World::start(
+        Client {
+            check: ClientCheck::Post("github-secret".into()),
+            id: "tollgate",
+            secret: Some("github-secret"),
+            auth: "client_secret_post",
+        },
+        WorldSetup {
+            provider: "kind = \"github\"",
+            session: "refresh_before = \"60s\"",
+            before,
+            ..WorldSetup::default()
+        },
+    )
+    .await
 }

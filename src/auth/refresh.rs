@@ -178,11 +178,15 @@ async fn call_provider_once(
         .ok_or_else(|| RefreshFailure::Unavailable("provider not discovered".into()))?;
     let rt = session.refresh_token.as_deref().unwrap_or_default();
     let started = Instant::now();
-    // Only `invalid_grant` means the grant is over (RFC 6749 §5.2). Other
-    // refusals (`invalid_client` after a botched secret rotation, say) are
-    // configuration problems: logging every user out would not fix them.
+    // Only `invalid_grant` means the grant is over (RFC 6749 §5.2), or
+    // GitHub's word for it, `bad_refresh_token` (an expired or revoked
+    // GitHub App refresh token). Other refusals (`invalid_client` after a
+    // botched secret rotation, say) are configuration problems: logging
+    // every user out would not fix them.
     let tokens = provider.tokens.refresh(rt).await.map_err(|e| match e {
-        TokenError::Refused { error, .. } if error == "invalid_grant" => {
+        TokenError::Refused { error, .. }
+            if error == "invalid_grant" || error == "bad_refresh_token" =>
+        {
             RefreshFailure::Ended(error)
         }
         other => RefreshFailure::Unavailable(other.to_string()),

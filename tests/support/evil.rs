@@ -455,7 +455,8 @@ impl Inner {
             }
             // GitHub's paths for the same two endpoints.
             "authorize" | "login/oauth/authorize" => self.authorize(&call),
-            "token" | "login/oauth/access_token" => self.token(&call).await,
+            "token" => self.token(&call).await,
+            "login/oauth/access_token" => self.github_token(&call).await,
             e if e.starts_with("api/v3/") => self.github_api(&call),
             "userinfo" => self.userinfo(&call).await,
             "end_session" | "revoke" => text(200, "text/plain", ""),
@@ -586,6 +587,45 @@ impl Inner {
             .header("location", format!("{redirect}?{query}"))
             .body(Full::default())
             .expect("response")
+    }
+
+    /// GitHub's token endpoint as "Generating a user access token for a
+    /// GitHub App" and "Refreshing user access tokens" (docs.github.com)
+    /// describe it: the same grants, but errors answered with 200 and
+    /// GitHub's own codes (`bad_verification_code`, `bad_refresh_token`,
+    /// `incorrect_client_credentials`), no ID token, `token_type` `bearer`,
+    /// and `refresh_token_expires_in` beside an expiring token.
+    async fn github_token(&self, call: &Call) -> Response<Full<Bytes>> {
+        let (parts, body) = self.token(call).await.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+            return Response::from_parts(parts, Full::new(bytes));
+        };
+        let refresh = call.param("grant_type").as_deref() == Some("refresh_token");
+        if let Some(error) = v.get("error").and_then(Value::as_str) {
+            let github = match error {
+                "invalid_client" => "incorrect_client_credentials",
+                "invalid_grant" if refresh => "bad_refresh_token",
+                "invalid_grant" => "bad_verification_code",
+                other => other,
+            };
+            return json_response(
+                200,
+                &json!({ "error": github, "error_description": "as GitHub says it" }),
+            );
+        }
+        if let Some(m) = v.as_object_mut() {
+            m.remove("id_token");
+            m.insert("token_type".into(), json!("bearer"));
+            if m.contains_key("refresh_token") {
+                m.insert("refresh_token_expires_in".into(), json!(15_897_600));
+            }
+        }
+        json_response(parts.status.as_u16(), &v)
     }
 
     // The token endpoint: client authentication, grant, then each defect
