@@ -10,8 +10,9 @@
 //! session id (`sid`) and by subject. Their members are record keys, which
 //! are hashes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use base64::Engine as _;
@@ -82,6 +83,20 @@ impl Ticket {
     }
 }
 
+/// Whether a failed command says the master is unreachable or no longer
+/// the master (`READONLY`: a demoted master that came back as a replica).
+fn master_lost(e: &RedisError) -> bool {
+    match e {
+        RedisError::Timeout(_) => true,
+        RedisError::Command(e) => {
+            e.is_io_error()
+                || e.is_connection_dropped()
+                || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        }
+        RedisError::NotConnected => false,
+    }
+}
+
 fn sha256(data: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
         .as_ref()
@@ -104,7 +119,19 @@ pub struct RedisStore {
     config: RedisConfig,
     conn: RwLock<Option<Conn>>,
     lifetime: Duration,
+    /// Sentinel mode: how many times the master was (re)resolved, so that
+    /// of many requests that saw the old master fail, one asks the
+    /// sentinels again and the others use its answer.
+    generation: AtomicU64,
+    /// Held while the sentinels are asked; when they last were.
+    resolving: tokio::sync::Mutex<Option<Instant>>,
 }
+
+/// Sentinel mode: the shortest interval between two questions to the
+/// sentinels. While they have not yet promoted a replica, each answer names
+/// the dead master again; asking at every failed request would only add
+/// load to a failover.
+const RESOLVE_INTERVAL: Duration = Duration::from_millis(250);
 
 impl RedisStore {
     pub fn new(config: RedisConfig, lifetime: Duration) -> Self {
@@ -112,6 +139,8 @@ impl RedisStore {
             config,
             conn: RwLock::new(None),
             lifetime,
+            generation: AtomicU64::new(0),
+            resolving: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -136,20 +165,7 @@ impl RedisStore {
                     .set_number_of_retries(2);
                 Conn::Single(redis::aio::ConnectionManager::new_with_config(client, cfg).await?)
             }
-            RedisMode::Sentinel => {
-                let mut sentinel = redis::sentinel::SentinelClient::build(
-                    c.nodes.clone(),
-                    c.sentinel_master.clone(),
-                    c.node_connection_info(),
-                    redis::sentinel::SentinelServerType::Master,
-                )?;
-                let client = sentinel.async_get_client().await?;
-                let cfg = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(c.timeout))
-                    .set_response_timeout(Some(c.timeout))
-                    .set_number_of_retries(2);
-                Conn::Single(redis::aio::ConnectionManager::new_with_config(client, cfg).await?)
-            }
+            RedisMode::Sentinel => Conn::Single(self.sentinel_master().await?),
             RedisMode::Cluster => {
                 let client = redis::cluster::ClusterClientBuilder::new(c.nodes.clone())
                     .connection_timeout(c.timeout)
@@ -159,7 +175,57 @@ impl RedisStore {
             }
         };
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// A connection to the master the sentinels name now. The `redis`
+    /// crate's connection manager reconnects to the address it was given,
+    /// so after a failover it would keep knocking at the old master (or
+    /// write to it once it is back as a read-only replica): the store asks
+    /// the sentinels again instead ([`RedisStore::follow_master`]).
+    async fn sentinel_master(&self) -> Result<redis::aio::ConnectionManager, RedisError> {
+        let c = &self.config;
+        let mut sentinel = redis::sentinel::SentinelClient::build(
+            c.nodes.clone(),
+            c.sentinel_master.clone(),
+            c.node_connection_info(),
+            redis::sentinel::SentinelServerType::Master,
+        )?;
+        let client = sentinel.async_get_client().await?;
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(c.timeout))
+            .set_response_timeout(Some(c.timeout))
+            .set_number_of_retries(1);
+        Ok(redis::aio::ConnectionManager::new_with_config(client, cfg).await?)
+    }
+
+    /// Sentinel mode, after a command failed in a way that says the master
+    /// is gone or demoted: asks the sentinels for the master once (for all
+    /// requests that saw the same failure) and switches to it. Returns
+    /// whether there is a new connection to retry on.
+    async fn follow_master(&self, seen: u64) -> bool {
+        let mut last = self.resolving.lock().await;
+        if self.generation.load(Ordering::Acquire) != seen {
+            return true;
+        }
+        if last.is_some_and(|t| t.elapsed() < RESOLVE_INTERVAL) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        match tokio::time::timeout(self.config.timeout, self.sentinel_master()).await {
+            Ok(Ok(conn)) => {
+                *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(Conn::Single(conn));
+                self.generation.fetch_add(1, Ordering::Release);
+                tracing::info!("Redis master re-resolved through the sentinels");
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the sentinels name no reachable Redis master yet");
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Takes over another store's connection when both point at the same
@@ -190,6 +256,23 @@ impl RedisStore {
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
+        let seen = self.generation.load(Ordering::Acquire);
+        match self.query_once(cmd).await {
+            Err(e)
+                if self.config.mode == RedisMode::Sentinel
+                    && master_lost(&e)
+                    && self.follow_master(seen).await =>
+            {
+                self.query_once(cmd).await
+            }
+            result => result,
+        }
+    }
+
+    async fn query_once<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, RedisError> {
         let timeout = self.config.timeout;
         let fut = async {
             match self.conn()? {

@@ -14,17 +14,71 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// More `redis-server` arguments (`--replicaof`).
+    extra: Vec<String>,
 }
 
 impl Redis {
     pub async fn start() -> Self {
+        Self::with(Vec::new()).await
+    }
+
+    /// A replica of `master`, synchronised before this returns.
+    pub async fn replica_of(master: &Redis) -> Self {
+        let r = Self::with(vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master.port.to_string(),
+        ])
+        .await;
+        let start = Instant::now();
+        while !r
+            .info("replication")
+            .await
+            .contains("master_link_status:up")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the replica never synchronised"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        r
+    }
+
+    async fn with(extra: Vec<String>) -> Self {
         let mut r = Self {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("tempdir"),
+            extra,
         };
         r.run().await;
         r
+    }
+
+    /// `INFO <section>` as text (empty when it does not answer).
+    pub async fn info(&self, section: &str) -> String {
+        match self.connection().await {
+            Ok(mut c) => redis::cmd("INFO")
+                .arg(section)
+                .query_async::<String>(&mut c)
+                .await
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// `WAIT replicas timeout`: how many replicas acknowledged every write
+    /// made so far.
+    pub async fn wait_replicated(&self, replicas: u32) -> u32 {
+        let mut c = self.connection().await.expect("connect");
+        redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(10_000)
+            .query_async(&mut c)
+            .await
+            .expect("WAIT")
     }
 
     pub fn url(&self) -> String {
@@ -42,6 +96,7 @@ impl Redis {
                 "",
             ])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(&self.extra)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -124,19 +179,25 @@ impl Redis {
     }
 }
 
-/// A three-master Redis Cluster (no replicas).
+/// A three-master Redis Cluster, with `replicas` replicas per master.
 pub struct Cluster {
-    children: Vec<Child>,
+    children: Vec<Option<Child>>,
     pub ports: Vec<u16>,
+    replicas: usize,
     _dirs: Vec<tempfile::TempDir>,
 }
 
 impl Cluster {
     pub async fn start() -> Self {
+        Self::with_replicas(0).await
+    }
+
+    pub async fn with_replicas(replicas: usize) -> Self {
         // Built first, so that a failure below still ends every node (Drop).
         let mut cluster = Cluster {
             children: Vec::new(),
-            ports: (0..3).map(|_| free_port()).collect(),
+            ports: (0..3 * (1 + replicas)).map(|_| free_port()).collect(),
+            replicas,
             _dirs: Vec::new(),
         };
         for p in cluster.ports.clone() {
@@ -161,11 +222,14 @@ impl Cluster {
                         "nodes.conf",
                     ])
                     .args(["--cluster-port", &bus.to_string()])
+                    // A master that does not answer for a second fails over.
+                    .args(["--cluster-node-timeout", "1000"])
                     .arg("--dir")
                     .arg(dir.path())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
+                    .map(Some)
                     .expect("start redis-server"),
             );
             cluster._dirs.push(dir);
@@ -173,7 +237,8 @@ impl Cluster {
         for (i, p) in cluster.ports.clone().into_iter().enumerate() {
             let start = Instant::now();
             while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
-                if let Ok(Some(status)) = cluster.children[i].try_wait() {
+                let exited = cluster.children[i].as_mut().map(|c| c.try_wait());
+                if let Some(Ok(Some(status))) = exited {
                     panic!("cluster node on port {p} exited with {status}");
                 }
                 assert!(
@@ -198,7 +263,11 @@ impl Cluster {
             .arg("--cluster")
             .arg("create")
             .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args([
+                "--cluster-replicas",
+                &self.replicas.to_string(),
+                "--cluster-yes",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -206,14 +275,16 @@ impl Cluster {
         assert!(status.success(), "cluster create failed");
         let start = Instant::now();
         loop {
-            let ok = self.ports.iter().all(|p| {
-                Command::new("redis-cli")
-                    .args(["-p", &p.to_string(), "cluster", "info"])
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
-                    .unwrap_or(false)
+            let ok = self
+                .ports
+                .iter()
+                .all(|p| cli(*p, &["cluster", "info"]).contains("cluster_state:ok"));
+            // Every replica attached and synchronised.
+            let synced = self.ports.iter().all(|p| {
+                let info = cli(*p, &["info", "replication"]);
+                info.contains("role:master") || info.contains("master_link_status:up")
             });
-            if ok {
+            if ok && synced {
                 break;
             }
             assert!(
@@ -222,6 +293,49 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The port of the master that holds a key starting with `prefix`.
+    pub fn master_holding(&self, prefix: &str) -> Option<u16> {
+        self.ports.iter().copied().find(|p| {
+            cli(*p, &["info", "replication"]).contains("role:master")
+                && cli(*p, &["--scan"]).lines().any(|k| k.starts_with(prefix))
+        })
+    }
+
+    /// `WAIT 1 10000` on the node at `port`: replicas that have every write.
+    pub fn wait_replicated(&self, port: u16) -> u32 {
+        cli(port, &["wait", "1", "10000"])
+            .trim()
+            .parse()
+            .unwrap_or_default()
+    }
+
+    /// Kills the node at `port` (SIGKILL).
+    pub fn kill(&mut self, port: u16) {
+        if let Some(i) = self.ports.iter().position(|p| *p == port) {
+            if let Some(mut c) = self.children[i].take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// Whether the other nodes agree that `dead` failed and that every slot
+    /// is served again.
+    pub fn is_ok_without(&self, dead: u16) -> bool {
+        let live: Vec<u16> = self.ports.iter().copied().filter(|p| *p != dead).collect();
+        let marked = live.first().is_some_and(|p| {
+            cli(*p, &["cluster", "nodes"]).lines().any(|l| {
+                l.contains(&format!("127.0.0.1:{dead}@"))
+                    && l.contains(",fail")
+                    && !l.contains("fail?")
+            })
+        });
+        marked
+            && live
+                .iter()
+                .all(|p| cli(*p, &["cluster", "info"]).contains("cluster_state:ok"))
     }
 
     pub fn urls(&self) -> Vec<String> {
@@ -235,17 +349,12 @@ impl Cluster {
     pub fn keys(&self) -> Vec<String> {
         self.ports
             .iter()
+            .filter(|p| cli(**p, &["info", "replication"]).contains("role:master"))
             .flat_map(|p| {
-                Command::new("redis-cli")
-                    .args(["-p", &p.to_string(), "--scan"])
-                    .output()
-                    .map(|o| {
-                        String::from_utf8_lossy(&o.stdout)
-                            .lines()
-                            .map(str::to_string)
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default()
+                cli(*p, &["--scan"])
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
             })
             .collect()
     }
@@ -253,11 +362,21 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for c in &mut self.children {
+        for c in self.children.iter_mut().filter_map(Option::as_mut) {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
+}
+
+/// `redis-cli -p <port> <args>`'s output (empty when it fails).
+fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 /// A redis-sentinel watching one master.
@@ -269,15 +388,22 @@ pub struct Sentinel {
 
 impl Sentinel {
     pub async fn start(master: &Redis, name: &str) -> Self {
+        Self::watch(master, name, 1).await
+    }
+
+    /// A sentinel that agrees with `quorum` others that the master is down
+    /// after it fails to answer for a second.
+    pub async fn watch(master: &Redis, name: &str, quorum: u32) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let conf = dir.path().join("sentinel.conf");
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} 127.0.0.1 {} 1\n",
-                dir.path().display(),
-                master.port
+                "port {port}\nbind 127.0.0.1\ndir {dir}\nsentinel monitor {name} 127.0.0.1 {master} {quorum}\n\
+                 sentinel down-after-milliseconds {name} 1000\nsentinel failover-timeout {name} 10000\n",
+                dir = dir.path().display(),
+                master = master.port
             ),
         )
         .expect("write sentinel.conf");
@@ -318,6 +444,39 @@ impl Sentinel {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// What this sentinel says of `name`: the master's port, and how many
+    /// replicas and other sentinels it knows.
+    pub async fn view(&self, name: &str) -> Option<(u16, usize, usize)> {
+        let mut c = redis::Client::open(self.url())
+            .ok()?
+            .get_multiplexed_async_connection()
+            .await
+            .ok()?;
+        let addr: Vec<String> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(name)
+            .query_async(&mut c)
+            .await
+            .ok()?;
+        let count = |what: &'static str| {
+            let mut c = c.clone();
+            async move {
+                redis::cmd("SENTINEL")
+                    .arg(what)
+                    .arg(name)
+                    .query_async::<Vec<redis::Value>>(&mut c)
+                    .await
+                    .map(|v| v.len())
+                    .unwrap_or_default()
+            }
+        };
+        Some((
+            addr.get(1)?.parse().ok()?,
+            count("replicas").await,
+            count("sentinels").await,
+        ))
     }
 }
 
