@@ -293,24 +293,7 @@ async fn sigterm_stops_accepting_lets_in_flight_requests_finish_and_exits_zero()
     b.login(&tollgate.url("/"), "alice").await;
 
     // A request that the upstream holds until we say so.
-    let cookie = b.cookie_header(&tollgate.url("/gate"));
-    let url = tollgate.url("/gate");
-    let in_flight = tokio::spawn(async move {
-        reqwest::Client::new()
-            .get(url)
-            .header("cookie", cookie)
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-    });
-    let start = Instant::now();
-    while !upstream.seen().iter().any(|s| s.path == "/gate") {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "request never reached the upstream"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let in_flight = held_at_gate(&tollgate, &upstream, &b).await;
 
     let pid_exit = tokio::task::spawn_blocking(move || tollgate.terminate());
     // New connections are refused once the listener closes.
@@ -1063,4 +1046,91 @@ fn convert_turns_an_oauth2_proxy_config_into_one_that_checks() {
         String::from_utf8_lossy(&check.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// `upstream.max_in_flight`: with the one slot held by a request the
+/// upstream has not answered, the next one is shed at once (queue_timeout
+/// zero) with 503, `Retry-After` and nothing sent upstream; once the slot
+/// frees, requests flow again. gRPC callers get `UNAVAILABLE`.
+#[tokio::test]
+async fn requests_over_the_upstream_limit_are_shed_with_503_and_retry_after() {
+    let port = free_port();
+    let idp = Idp::start(port);
+    let upstream = Upstream::start().await;
+    let up_url = upstream.url();
+    let setup = Setup::basic(port, &idp, &up_url);
+    let toml = setup.toml().replace(
+        "timeout = \"2s\"\n",
+        "timeout = \"30s\"\nmax_in_flight = 1\nqueue_timeout = \"0s\"\n",
+    );
+    let mut tollgate = Tollgate::spawn(&toml, port);
+    tollgate.wait_ready().await;
+    let mut b = Browser::new();
+    assert_eq!(b.login(&tollgate.url("/"), "alice").await.status, 200);
+    let seen_before = upstream.count();
+
+    let held = held_at_gate(&tollgate, &upstream, &b).await;
+    let shed = b
+        .request(
+            reqwest::Method::GET,
+            &tollgate.url("/shed"),
+            None,
+            &[("accept", "application/json")],
+        )
+        .await;
+    assert_eq!(shed.status, 503, "{}", shed.body);
+    assert_eq!(
+        shed.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    assert!(shed.body.contains("\"upstream_busy\""), "{}", shed.body);
+    let grpc = b
+        .request(
+            reqwest::Method::POST,
+            &tollgate.url("/svc/Method"),
+            None,
+            &[("content-type", "application/grpc")],
+        )
+        .await;
+    assert_eq!(
+        grpc.headers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"14"[..])
+    );
+    assert_eq!(
+        upstream.count(),
+        seen_before + 1,
+        "only the held request went upstream"
+    );
+
+    upstream.gate.notify_one();
+    assert_eq!(held.await.expect("join").expect("held request"), 200);
+    assert_eq!(b.get(&tollgate.url("/after")).await.status, 200);
+}
+
+/// A request with `b`'s cookies to `/gate`, which the upstream holds until
+/// `upstream.gate` is notified; returns once the upstream has it.
+async fn held_at_gate(
+    tollgate: &Tollgate,
+    upstream: &Upstream,
+    b: &Browser,
+) -> tokio::task::JoinHandle<Result<u16, reqwest::Error>> {
+    let url = tollgate.url("/gate");
+    let cookie = b.cookie_header(&url);
+    let held = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    let start = Instant::now();
+    while !upstream.seen().iter().any(|s| s.path == "/gate") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    held
 }

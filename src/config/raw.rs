@@ -147,6 +147,10 @@ pub struct RawUpstream {
     pub client_key_file: Option<String>,
     #[serde(deserialize_with = "opt_string_like")]
     pub assertion_audience: Option<String>,
+    /// Most requests waiting for the upstream's answer at once; 0: no limit.
+    pub max_in_flight: usize,
+    /// How long a request over `max_in_flight` may wait for a slot.
+    pub queue_timeout: String,
 }
 
 impl Default for RawUpstream {
@@ -167,6 +171,8 @@ impl Default for RawUpstream {
             client_cert_file: None,
             client_key_file: None,
             assertion_audience: None,
+            max_in_flight: 0,
+            queue_timeout: "1s".into(),
         }
     }
 }

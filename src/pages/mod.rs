@@ -159,6 +159,9 @@ pub enum Rejection {
     BadGateway,
     #[error("the upstream service did not answer in time")]
     GatewayTimeout,
+    /// `upstream.max_in_flight` reached: shed rather than queue more.
+    #[error("the upstream service is busy")]
+    UpstreamBusy,
     #[error("cross-site request refused")]
     CrossSite,
     #[error("not found")]
@@ -194,6 +197,7 @@ impl From<ForwardError> for Rejection {
             ForwardError::BadTarget => Rejection::BadPath,
             ForwardError::Timeout => Rejection::GatewayTimeout,
             ForwardError::Upstream(_) => Rejection::BadGateway,
+            ForwardError::Busy => Rejection::UpstreamBusy,
         }
     }
 }
@@ -215,7 +219,8 @@ impl Rejection {
             Rejection::ProviderNotReady
             | Rejection::ShuttingDown
             | Rejection::SessionStoreUnavailable
-            | Rejection::RefreshUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | Rejection::RefreshUnavailable
+            | Rejection::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Forbidden { .. } => StatusCode::FORBIDDEN,
             Rejection::BadPath
             | Rejection::BadHost
@@ -238,6 +243,7 @@ impl Rejection {
             Rejection::ProviderNotReady => "provider_unavailable",
             Rejection::BadGateway => "bad_gateway",
             Rejection::GatewayTimeout => "gateway_timeout",
+            Rejection::UpstreamBusy => "upstream_busy",
             Rejection::CrossSite => "cross_site_request",
             Rejection::NotFound => "not_found",
             Rejection::MethodNotAllowed => "method_not_allowed",
@@ -260,6 +266,7 @@ impl Rejection {
             Rejection::ProviderNotReady => "Sign-in is unavailable",
             Rejection::BadGateway => "Service unavailable",
             Rejection::GatewayTimeout => "Service timed out",
+            Rejection::UpstreamBusy => "Service busy",
             Rejection::CrossSite => "Request refused",
             Rejection::NotFound => "Not found",
             Rejection::MethodNotAllowed => "Method not allowed",
@@ -291,6 +298,9 @@ impl Rejection {
             Rejection::BadGateway => "The application behind this sign-in is not answering.".into(),
             Rejection::GatewayTimeout => {
                 "The application behind this sign-in took too long to answer.".into()
+            }
+            Rejection::UpstreamBusy => {
+                "The application behind this sign-in is busy. Try again in a moment.".into()
             }
             Rejection::CrossSite => "This action must be started from this site.".into(),
             Rejection::NotFound => "There is nothing here.".into(),
@@ -326,7 +336,7 @@ impl Rejection {
             403 => "7",        // PERMISSION_DENIED
             400 => "3",        // INVALID_ARGUMENT
             404 | 405 => "12", // UNIMPLEMENTED
-            502..=504 => "14", // UNAVAILABLE
+            502..=504 => "14", // UNAVAILABLE (503: also when busy)
             _ => "13",         // INTERNAL
         }
     }
@@ -375,6 +385,10 @@ impl Rejection {
         ) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if matches!(self, Rejection::UpstreamBusy) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if matches!(self, Rejection::Unauthenticated) {
             resp.headers_mut()

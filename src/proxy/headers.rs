@@ -431,6 +431,8 @@ mod tests {
             assertion: None,
             ca_file: None,
             client_cert: None,
+            max_in_flight: None,
+            queue_timeout: std::time::Duration::ZERO,
             headers: IdentityHeaders {
                 user: HeaderName::from_static("x-forwarded-user"),
                 email: HeaderName::from_static("x-forwarded-email"),

@@ -78,6 +78,9 @@ pub struct Upstream {
     prefix: String,
     timeout: Duration,
     pass_host_header: bool,
+    /// `upstream.max_in_flight`: permits for requests awaiting an answer.
+    limit: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    queue_timeout: Duration,
 }
 
 /// Why forwarding failed, by where the fault lies (the request as judged,
@@ -94,6 +97,10 @@ pub enum ForwardError {
     /// Connecting to or exchanging with the upstream failed.
     #[error("the upstream request failed: {0}")]
     Upstream(#[source] hyper_util::client::legacy::Error),
+    /// `upstream.max_in_flight` requests were already waiting for the
+    /// upstream, and no slot freed within `upstream.queue_timeout`.
+    #[error("too many requests are waiting for the upstream")]
+    Busy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +194,10 @@ impl Upstream {
             prefix: url.path().trim_end_matches('/').to_string(),
             timeout: config.timeout,
             pass_host_header: config.pass_host_header,
+            limit: config
+                .max_in_flight
+                .map(|n| std::sync::Arc::new(tokio::sync::Semaphore::new(n))),
+            queue_timeout: config.queue_timeout,
         })
     }
 
@@ -221,6 +232,24 @@ impl Upstream {
     /// decision judged (the client's own URI is never read here). The
     /// timeout covers the response head; the body then streams for as long
     /// as it takes.
+    /// A slot under `upstream.max_in_flight`, waiting at most
+    /// `upstream.queue_timeout` (first come, first served) for one to free.
+    async fn admit(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ForwardError> {
+        let Some(limit) = &self.limit else {
+            return Ok(None);
+        };
+        if let Ok(p) = limit.clone().try_acquire_owned() {
+            return Ok(Some(p));
+        }
+        match tokio::time::timeout(self.queue_timeout, limit.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(Some(p)),
+            _ => {
+                crate::telemetry::metrics::metrics().upstream_busy.inc();
+                Err(ForwardError::Busy)
+            }
+        }
+    }
+
     pub async fn forward(
         &self,
         mut req: Request<Incoming>,
@@ -243,6 +272,9 @@ impl Upstream {
         *req.uri_mut() = self.uri(target)?;
         *req.version_mut() = http::Version::HTTP_11;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        // Held until the response head arrives: a streaming body after it
+        // no longer waits on the upstream's work.
+        let _slot = self.admit().await?;
 
         let started = std::time::Instant::now();
         let answer = tokio::time::timeout(self.timeout, self.client().request(req)).await;

@@ -31,6 +31,11 @@ pub struct UpstreamConfig {
     pub ca_file: Option<Vec<u8>>,
     /// PEM client certificate chain and key for mTLS to the upstream.
     pub client_cert: Option<(Vec<u8>, Secret)>,
+    /// Most requests waiting for the upstream's answer at once (`None`: no
+    /// limit), and how long one more may queue for a slot before it is
+    /// answered 503.
+    pub max_in_flight: Option<usize>,
+    pub queue_timeout: Duration,
 }
 
 /// Names of the identity headers sent upstream.

@@ -47,6 +47,34 @@ pub struct EndpointLabels {
     pub endpoint: &'static str,
 }
 
+fn counter(r: &mut Registry, name: &str, help: &str) -> Counter {
+    let c = Counter::default();
+    r.register(name, help, c.clone());
+    c
+}
+
+fn histogram(r: &mut Registry, name: &str, help: &str) -> Histogram {
+    let h = latency_histogram();
+    r.register(name, help, h.clone());
+    h
+}
+
+fn family<L>(r: &mut Registry, name: &str, help: &str) -> Family<L, Counter>
+where
+    L: prometheus_client::encoding::EncodeLabelSet
+        + Clone
+        + std::hash::Hash
+        + Eq
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let f = Family::<L, Counter>::default();
+    r.register(name, help, f.clone());
+    f
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~13 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
@@ -67,6 +95,7 @@ pub struct Metrics {
     pub forward_auth_untrusted: Counter,
     pub connections_refused: Family<ReasonLabels, Counter>,
     pub revocation_fallbacks: Family<ReasonLabels, Counter>,
+    pub upstream_busy: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,105 +106,48 @@ pub struct ReasonLabels {
 
 impl Metrics {
     fn new() -> Self {
-        let mut registry = Registry::with_prefix("tollgate");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests answered, by outcome, status class, status code and method",
-            requests.clone(),
-        );
-        let request_duration = latency_histogram();
-        registry.register(
-            "request_duration_seconds",
-            "Time from request head to response head, tollgate and upstream together",
-            request_duration.clone(),
-        );
-        let upstream_duration = latency_histogram();
-        registry.register(
-            "upstream_duration_seconds",
-            "Time the upstream took to send its response head",
-            upstream_duration.clone(),
-        );
-        let logins = Family::<LoginLabels, Counter>::default();
-        registry.register(
-            "logins",
-            "Logins started, completed, and failed by the check that failed",
-            logins.clone(),
-        );
-        let refreshes = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "token_refreshes",
-            "Access-token refreshes at the provider, by result",
-            refreshes.clone(),
-        );
-        let provider_duration =
-            Family::<EndpointLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-                latency_histogram as fn() -> Histogram,
-            );
-        registry.register(
-            "provider_request_duration_seconds",
-            "Calls to the identity provider, by endpoint",
-            provider_duration.clone(),
-        );
-        let store_errors = Counter::default();
-        registry.register(
-            "session_store_errors",
-            "Session store (Redis) operations that failed",
-            store_errors.clone(),
-        );
-        let open_connections = Gauge::default();
-        registry.register(
-            "open_connections",
-            "Client connections open now",
-            open_connections.clone(),
-        );
-        let backchannel_logouts = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "backchannel_logouts",
-            "Back-channel logout requests, by result",
-            backchannel_logouts.clone(),
-        );
-        let config_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "config_reloads",
-            "Configuration reloads, by result (ok, failed)",
-            config_reloads.clone(),
-        );
-        let forward_auth_untrusted = Counter::default();
-        registry.register(
-            "forward_auth_untrusted",
-            "Forward-auth requests from a peer outside server.trusted_proxies (the original \
-             path is unknown, so public routes are not consulted and rules decide as for any path)",
-            forward_auth_untrusted.clone(),
-        );
-        let connections_refused = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "connections_refused",
-            "Connections closed at accept, by the limit they hit",
-            connections_refused.clone(),
-        );
-        let revocation_fallbacks = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "revocation_fallbacks",
-            "Cookie-store logouts remembered more broadly than asked, by how: subject (every \
-             session of the user until now), everyone (the memory was full of live entries)",
-            revocation_fallbacks.clone(),
-        );
+        let mut r = Registry::with_prefix("tollgate");
         Self {
-            revocation_fallbacks,
-            forward_auth_untrusted,
-            connections_refused,
-            config_reloads,
-            registry,
-            requests,
-            request_duration,
-            upstream_duration,
-            logins,
-            refreshes,
-            provider_duration,
-            store_errors,
-            open_connections,
-            backchannel_logouts,
+            requests: family(&mut r, "requests", "Requests answered, by outcome, status class, status code and method"),
+            request_duration: histogram(&mut r, "request_duration_seconds", "Time from request head to response head, tollgate and upstream together"),
+            upstream_duration: histogram(&mut r, "upstream_duration_seconds", "Time the upstream took to send its response head"),
+            logins: family(&mut r, "logins", "Logins started, completed, and failed by the check that failed"),
+            refreshes: family(&mut r, "token_refreshes", "Access-token refreshes at the provider, by result"),
+            provider_duration: {
+                let f = Family::<EndpointLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                    latency_histogram as fn() -> Histogram,
+                );
+                r.register("provider_request_duration_seconds", "Calls to the identity provider, by endpoint", f.clone());
+                f
+            },
+            store_errors: counter(&mut r, "session_store_errors", "Session store (Redis) operations that failed"),
+            open_connections: {
+                let g = Gauge::default();
+                r.register("open_connections", "Client connections open now", g.clone());
+                g
+            },
+            backchannel_logouts: family(&mut r, "backchannel_logouts", "Back-channel logout requests, by result"),
+            config_reloads: family(&mut r, "config_reloads", "Configuration reloads, by result (ok, failed)"),
+            forward_auth_untrusted: counter(
+                &mut r,
+                "forward_auth_untrusted",
+                "Forward-auth requests from a peer outside server.trusted_proxies (the original \
+                 path is unknown, so public routes are not consulted and rules decide as for any path)",
+            ),
+            connections_refused: family(&mut r, "connections_refused", "Connections closed at accept, by the limit they hit"),
+            revocation_fallbacks: family(
+                &mut r,
+                "revocation_fallbacks",
+                "Cookie-store logouts remembered more broadly than asked, by how: subject (every \
+                 session of the user until now), everyone (the memory was full of live entries)",
+            ),
+            upstream_busy: counter(
+                &mut r,
+                "upstream_busy",
+                "Requests answered 503 because upstream.max_in_flight requests were already waiting \
+                 for the upstream and no slot freed within upstream.queue_timeout",
+            ),
+            registry: r,
         }
     }
 

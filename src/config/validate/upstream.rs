@@ -65,6 +65,8 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig) -> Option<UpstreamConfig
         assertion,
         ca_file: upstream_ca,
         client_cert,
+        max_in_flight: (u.max_in_flight > 0).then_some(u.max_in_flight),
+        queue_timeout: c.duration("upstream.queue_timeout", &u.queue_timeout),
     })
 }
 
