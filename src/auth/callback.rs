@@ -238,6 +238,7 @@ async fn exchange(
                 LoginFailure::ClientAuth
             }
             TokenError::Refused { error, .. } => LoginFailure::CodeRefused(error),
+            TokenError::Busy => LoginFailure::ProviderBusy,
             TokenError::Invalid(why) => LoginFailure::TokenResponse(why),
             other => {
                 tracing::warn!(error = %other, "token endpoint failed during login");

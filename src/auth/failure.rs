@@ -30,6 +30,9 @@ pub enum LoginFailure {
     CodeRefused(String),
     #[error("the identity provider's token endpoint could not be used")]
     TokenEndpoint,
+    /// `provider.max_concurrent_calls` calls were already in flight.
+    #[error("too many calls are already waiting for the identity provider")]
+    ProviderBusy,
     #[error("the identity provider did not take the pushed authorization request (RFC 9126)")]
     Pushed,
     #[error("the token response is not acceptable: {0}")]
@@ -57,6 +60,7 @@ impl LoginFailure {
                 StatusCode::BAD_GATEWAY
             }
             LoginFailure::UserInfo => StatusCode::BAD_GATEWAY,
+            LoginFailure::ProviderBusy => StatusCode::SERVICE_UNAVAILABLE,
             LoginFailure::HostedDomain => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -85,7 +89,10 @@ impl LoginFailure {
             LoginFailure::CodeRefused(_) => {
                 "The identity provider refused to complete this sign-in (it may have been used already). Please sign in again."
             }
-            LoginFailure::TokenEndpoint | LoginFailure::UserInfo | LoginFailure::Pushed => {
+            LoginFailure::TokenEndpoint
+            | LoginFailure::UserInfo
+            | LoginFailure::Pushed
+            | LoginFailure::ProviderBusy => {
                 "The identity provider could not be reached to complete the sign-in. Please try again in a moment."
             }
             LoginFailure::ClientAuth => {
@@ -122,6 +129,7 @@ impl LoginFailure {
             LoginFailure::MissingCode => "code_missing",
             LoginFailure::CodeRefused(_) => "code_refused",
             LoginFailure::TokenEndpoint => "token_endpoint",
+            LoginFailure::ProviderBusy => "provider_busy",
             LoginFailure::Pushed => "pushed_authorization",
             LoginFailure::TokenResponse(_) => "token_response_invalid",
             LoginFailure::ClientAuth => "client_auth",

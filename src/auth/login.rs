@@ -167,7 +167,10 @@ pub async fn login_redirect(
     match &provider.push_endpoint {
         Some(endpoint) => {
             let pushed = provider.tokens.push(endpoint, params).await.map_err(|e| {
-                let f = LoginFailure::Pushed;
+                let f = match e {
+                    crate::oidc::TokenError::Busy => LoginFailure::ProviderBusy,
+                    _ => LoginFailure::Pushed,
+                };
                 crate::telemetry::metrics::metrics().login("failed", f.check());
                 tracing::warn!(target: "tollgate::audit", event = "login_failed", check = f.check(), reason = %e, "pushed authorization request failed");
                 Rejection::LoginFailed(f)

@@ -7,7 +7,12 @@
 //!   one refresh, and its result is kept for [`REUSE_WINDOW`] for requests
 //!   that still carry the old cookie;
 //! * across replicas (Redis store), a short lock per session makes one
-//!   replica refresh while the others wait and re-read the record.
+//!   replica refresh while the others wait and re-read the record;
+//! * a refresh that failed for a passing reason (provider down, slow or
+//!   busy) is not retried by every following request: the refresh token
+//!   backs off exponentially, with jitter so that sessions that failed
+//!   together do not retry together. Meanwhile requests go on with the
+//!   current access token while it is valid.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +57,34 @@ static FLIGHTS: std::sync::LazyLock<Flights> = std::sync::LazyLock::new(Mutex::d
 
 type Flights = Mutex<HashMap<Vec<u8>, (Instant, Flight)>>;
 
+/// Refresh tokens whose last refresh failed for a passing reason: when the
+/// next attempt may be made, and how many failed in a row.
+static BACKOFF: std::sync::LazyLock<Backoffs> = std::sync::LazyLock::new(Mutex::default);
+type Backoffs = Mutex<HashMap<Vec<u8>, (Instant, u32)>>;
+
+/// The first wait after a failed refresh; it doubles with each further
+/// failure up to [`BACKOFF_MAX`], and each wait is drawn from half to one
+/// and a half times that.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// The wait after `failures` failed refreshes in a row, with `jitter` in
+/// [0, 1) spreading it over [0.5, 1.5) times the nominal wait.
+pub fn backoff(failures: u32, jitter: f64) -> Duration {
+    let nominal = BACKOFF_BASE
+        .saturating_mul(1 << failures.saturating_sub(1).min(6))
+        .min(BACKOFF_MAX);
+    nominal.mul_f64(0.5 + jitter.clamp(0.0, 1.0))
+}
+
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    match aws_lc_rs::rand::fill(&mut b) {
+        Ok(()) => f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    }
+}
+
 /// Whether the access token expires within `before` and can be refreshed.
 pub fn needs_refresh(session: &Session, before: Duration, now: i64) -> bool {
     session.refresh_token.is_some()
@@ -75,11 +108,16 @@ impl Refresher {
         let key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, rt.as_bytes())
             .as_ref()
             .to_vec();
+        if let Some(failures) = backing_off(&key) {
+            return Err(RefreshFailure::Unavailable(format!(
+                "backing off after {failures} failed refresh(es)"
+            )));
+        }
         let flight = {
             let mut flights = FLIGHTS.lock().unwrap_or_else(|e| e.into_inner());
             flights.retain(|_, (started, _)| started.elapsed() < REUSE_WINDOW);
             flights
-                .entry(key)
+                .entry(key.clone())
                 .or_insert_with(|| (Instant::now(), Flight::default()))
                 .1
                 .clone()
@@ -89,12 +127,51 @@ impl Refresher {
             .await
             .clone();
         if matches!(result, Err(RefreshFailure::Unavailable(_))) {
-            // A passing failure is not remembered: the next request retries.
+            // A passing failure is not kept as the answer: the next attempt,
+            // after the backoff, asks the provider again.
             let mut flights = FLIGHTS.lock().unwrap_or_else(|e| e.into_inner());
+            let before = flights.len();
             flights.retain(|_, (_, f)| !Arc::ptr_eq(f, &flight));
+            let first = flights.len() < before;
+            drop(flights);
+            // Of the requests that shared the flight, the first here counts
+            // the failure.
+            if first {
+                failed(key);
+            }
+        } else {
+            BACKOFF
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
         }
         result
     }
+}
+
+/// How many refreshes of this token failed in a row, while the backoff
+/// after the last one lasts.
+fn backing_off(key: &[u8]) -> Option<u32> {
+    let backoff = BACKOFF.lock().unwrap_or_else(|e| e.into_inner());
+    backoff
+        .get(key)
+        .filter(|(retry_at, _)| Instant::now() < *retry_at)
+        .map(|(_, failures)| *failures)
+}
+
+/// Records one more failed refresh of this token (only the request that
+/// ran the failed flight does, so a failure counts once).
+fn failed(key: Vec<u8>) {
+    let mut backoff = BACKOFF.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    // Forget tokens that have not been tried for longer than any wait.
+    backoff.retain(|_, (retry_at, _)| now.saturating_duration_since(*retry_at) < BACKOFF_MAX * 2);
+    let failures = backoff.get(&key).map_or(0, |(_, n)| *n) + 1;
+    backoff.insert(key, (now + backoff_wait(failures), failures));
+}
+
+fn backoff_wait(failures: u32) -> Duration {
+    backoff(failures, jitter())
 }
 
 async fn refresh_once(
@@ -251,6 +328,16 @@ async fn call_provider_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_is_spread_by_jitter() {
+        assert_eq!(backoff(1, 0.5), BACKOFF_BASE);
+        assert_eq!(backoff(2, 0.5), BACKOFF_BASE * 2);
+        assert_eq!(backoff(3, 0.0), BACKOFF_BASE * 2, "half of 4 s");
+        assert_eq!(backoff(40, 0.5), BACKOFF_MAX);
+        assert!(backoff(40, 1.0) <= BACKOFF_MAX.mul_f64(1.5));
+        assert!(backoff(1, 0.0) >= BACKOFF_BASE / 2);
+    }
 
     fn session(exp: Option<i64>, rt: bool) -> Session {
         Session {

@@ -253,6 +253,7 @@ pub struct RawProvider {
     pub groups_claim: String,
     pub fetch_userinfo: bool,
     pub timeout: String,
+    pub max_concurrent_calls: usize,
     /// PEM bundle of a private CA for the provider's TLS certificate.
     pub ca_file: Option<String>,
 }
@@ -307,6 +308,7 @@ impl Default for RawProvider {
             groups_claim: "groups".into(),
             fetch_userinfo: true,
             timeout: "10s".into(),
+            max_concurrent_calls: 64,
             ca_file: None,
         }
     }

@@ -153,8 +153,13 @@ impl Provider {
             &metadata.issuer,
             &metadata.token_endpoint,
         );
-        let mut tokens =
-            TokenClient::new(http.clone(), metadata.token_endpoint.clone(), auth, dpop);
+        let mut tokens = TokenClient::new(
+            http.clone(),
+            metadata.token_endpoint.clone(),
+            auth,
+            dpop,
+            config.max_concurrent_calls,
+        );
         // GitHub answers refusals with 200 and an error body.
         tokens.errors_with_200 = github.is_some();
         Ok(Arc::new(Self {

@@ -153,6 +153,9 @@ pub struct ProviderConfig {
     pub groups_claim: String,
     pub fetch_userinfo: bool,
     pub timeout: Duration,
+    /// Most authenticated calls to the provider in flight at once, per
+    /// replica; more are refused at once.
+    pub max_concurrent_calls: usize,
     /// PEM bytes of extra trusted roots for the provider (`provider.ca_file`).
     pub ca_file: Option<Vec<u8>>,
 }

@@ -23,6 +23,10 @@ pub enum TokenError {
     /// tollgate could not make its own client credential.
     #[error("client authentication: {0}")]
     Credential(#[from] CredentialError),
+    /// `provider.max_concurrent_calls` calls were already waiting for the
+    /// provider: refused at once rather than piling up behind them.
+    #[error("too many calls are already waiting for the provider")]
+    Busy,
 }
 
 /// A successful token response. `Debug` leaves the tokens out.
@@ -84,6 +88,9 @@ pub struct TokenClient {
     /// GitHub answers refusals with 200 and an OAuth error body; from
     /// anyone else that is an invalid response.
     pub errors_with_200: bool,
+    /// `provider.max_concurrent_calls`: permits for authenticated calls in
+    /// flight (token, PAR, revocation, introspection).
+    calls: Arc<tokio::sync::Semaphore>,
 }
 
 /// A pushed authorization request's answer (RFC 9126 §2.2).
@@ -98,6 +105,7 @@ impl TokenClient {
         endpoint: Url,
         auth: ClientAuthenticator,
         dpop: Option<Arc<DpopKey>>,
+        max_calls: usize,
     ) -> Self {
         Self {
             http,
@@ -105,7 +113,18 @@ impl TokenClient {
             auth,
             dpop,
             errors_with_200: false,
+            calls: Arc::new(tokio::sync::Semaphore::new(max_calls.max(1))),
         }
+    }
+
+    /// A slot for one call, or [`TokenError::Busy`] at once when all are
+    /// taken: a slow or dead provider then costs a bounded number of
+    /// waiting tasks, and every other caller fails fast.
+    fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, TokenError> {
+        self.calls.try_acquire().map_err(|_| {
+            crate::telemetry::metrics::metrics().provider_busy.inc();
+            TokenError::Busy
+        })
     }
 
     /// The userinfo answer for `access_token` of `token_type` (`Bearer`,
@@ -153,6 +172,7 @@ impl TokenClient {
         endpoint: &Url,
         params: Vec<(&str, &str)>,
     ) -> Result<Pushed, TokenError> {
+        let _slot = self.slot()?;
         let started = std::time::Instant::now();
         let result = self.push_once(endpoint, params).await;
         crate::telemetry::metrics::metrics().observe_provider("par", started.elapsed());
@@ -251,6 +271,7 @@ impl TokenClient {
     /// client authentication. Success is any 200; providers answer 200 for
     /// unknown tokens too (§2.2).
     pub async fn revoke(&self, endpoint: &Url, refresh_token: &str) -> Result<(), TokenError> {
+        let _slot = self.slot()?;
         let started = std::time::Instant::now();
         let result = self.revoke_once(endpoint, refresh_token).await;
         crate::telemetry::metrics::metrics().observe_provider("revocation", started.elapsed());
@@ -263,6 +284,7 @@ impl TokenClient {
         endpoint: &Url,
         token: &str,
     ) -> Result<serde_json::Value, TokenError> {
+        let _slot = self.slot()?;
         let started = std::time::Instant::now();
         let result = self.introspect_once(endpoint, token).await;
         crate::telemetry::metrics::metrics().observe_provider("introspection", started.elapsed());
@@ -296,6 +318,7 @@ impl TokenClient {
     }
 
     async fn post(&self, form: Vec<(&str, &str)>) -> Result<TokenResponse, TokenError> {
+        let _slot = self.slot()?;
         let started = std::time::Instant::now();
         let result = self.post_once(form).await;
         crate::telemetry::metrics::metrics().observe_provider("token", started.elapsed());

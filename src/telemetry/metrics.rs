@@ -96,6 +96,7 @@ pub struct Metrics {
     pub connections_refused: Family<ReasonLabels, Counter>,
     pub revocation_fallbacks: Family<ReasonLabels, Counter>,
     pub upstream_busy: Counter,
+    pub provider_busy: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -146,6 +147,12 @@ impl Metrics {
                 "upstream_busy",
                 "Requests answered 503 because upstream.max_in_flight requests were already waiting \
                  for the upstream and no slot freed within upstream.queue_timeout",
+            ),
+            provider_busy: counter(
+                &mut r,
+                "provider_busy",
+                "Calls to the identity provider refused at once because \
+                 provider.max_concurrent_calls calls were already in flight",
             ),
             registry: r,
         }

@@ -42,10 +42,7 @@ pub(super) fn check(
             );
         }
     }
-    let provider_timeout = c.duration("provider.timeout", &p.timeout);
-    if provider_timeout.is_zero() {
-        c.fail("provider.timeout", "must be more than zero");
-    }
+    let provider_timeout = call_limits(c, p);
     let redirect_url = match (&p.redirect_url, public_url) {
         (Some(r), _) => c.url("provider.redirect_url", r),
         (None, Some(base)) => base.join(CALLBACK_PATH).ok(),
@@ -110,12 +107,26 @@ pub(super) fn check(
         groups_claim: p.groups_claim.clone(),
         fetch_userinfo: p.fetch_userinfo,
         timeout: provider_timeout,
+        max_concurrent_calls: p.max_concurrent_calls,
         ca_file: provider_ca,
     };
     if let Some(profile) = &p.profile {
         super::profile::check(c, profile, &config);
     }
     Some(config)
+}
+
+/// `provider.timeout` (returned) and `provider.max_concurrent_calls`: what
+/// bounds the calls to a slow provider.
+fn call_limits(c: &mut Check<'_>, p: &RawProvider) -> Duration {
+    let timeout = c.duration("provider.timeout", &p.timeout);
+    if timeout.is_zero() {
+        c.fail("provider.timeout", "must be more than zero");
+    }
+    if p.max_concurrent_calls == 0 {
+        c.fail("provider.max_concurrent_calls", "must be at least 1");
+    }
+    timeout
 }
 
 /// `provider.id`: `default` for `[provider]` unless set; required in
