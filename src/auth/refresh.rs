@@ -9,10 +9,11 @@
 //! * across replicas (Redis store), a short lock per session makes one
 //!   replica refresh while the others wait and re-read the record;
 //! * a refresh that failed for a passing reason (provider down, slow or
-//!   busy) is not retried by every following request: the refresh token
-//!   backs off exponentially, with jitter so that sessions that failed
-//!   together do not retry together. Meanwhile requests go on with the
-//!   current access token while it is valid.
+//!   busy) is not retried by every following request while the current
+//!   access token is still valid (and forwarded): the refresh token backs
+//!   off exponentially, with jitter so that sessions that failed together
+//!   do not retry together. Once the token has expired, requests try again
+//!   (they cannot proceed otherwise).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -108,7 +109,12 @@ impl Refresher {
         let key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, rt.as_bytes())
             .as_ref()
             .to_vec();
-        if let Some(failures) = backing_off(&key) {
+        // While the current access token is still good, a refresh can
+        // wait: back off. Once it has expired the request cannot proceed
+        // without one, so it tries (still one flight per token, within
+        // `provider.max_concurrent_calls`).
+        let still_valid = session.access_expires_at.is_some_and(|e| e > now());
+        if let Some(failures) = backing_off(&key).filter(|_| still_valid) {
             return Err(RefreshFailure::Unavailable(format!(
                 "backing off after {failures} failed refresh(es)"
             )));
