@@ -982,6 +982,40 @@ async fn key_cases() -> Report {
     );
     drop(w);
 
+    // KEY-03b: the key replaced under the same kid, as a provider that
+    // makes its keys anew at each start does after a restart.
+    let w = world("", Behaviour::default()).await;
+    let mut b = Browser::new();
+    let a = attempt(&w, &mut b).await;
+    let first = judge(&w, &mut b, &a, Accept, &["userinfo"]).await;
+    let fetched = w.op.count("jwks");
+    w.op.set(Behaviour {
+        sign: Sign::Key("k2"),
+        header: hook(|h: &mut M| {
+            h.insert("kid".into(), json!("k1"));
+        }),
+        ..with_jwks(|k| {
+            let mut j = k.k2.jwk();
+            j["kid"] = json!("k1");
+            vec![j]
+        })
+    });
+    let mut b = Browser::new();
+    let a = attempt(&w, &mut b).await;
+    let mut r = first.and(judge(&w, &mut b, &a, Accept, &["userinfo"]).await);
+    if r.is_ok() && w.op.count("jwks") != fetched + 1 {
+        r = Err(format!(
+            "{} key-set fetches for one replaced key",
+            w.op.count("jwks") - fetched
+        ));
+    }
+    report.record(
+        "KEY-03b",
+        "key replaced under the same kid (provider restarted with new keys): one refetch",
+        r,
+    );
+    drop(w);
+
     fresh_login(
         &mut report,
         "KEY-04",

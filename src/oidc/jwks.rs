@@ -225,14 +225,29 @@ impl KeyCache {
         if refetch == Refetch::Throttled && !self.throttled_refetch_due() {
             return Vec::new();
         }
+        self.refetch_unless_done_since(seen).await;
+        self.current().candidates(alg, kid)
+    }
+
+    /// How many fetches have completed: pass it to
+    /// [`KeyCache::refetch_unless_done_since`].
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// Fetches the set again, unless a fetch completed since the count
+    /// was `seen` (then that one is the fetch wanted: tokens waiting on the
+    /// same rotation share one).
+    pub async fn refetch_unless_done_since(&self, seen: u64) {
+        if self.fixed {
+            return;
+        }
         let _serialised = self.fetching.lock().await;
-        // A fetch that ended while we waited is the one we wanted.
         if self.fetches.load(Ordering::SeqCst) == seen {
             if let Err(e) = self.fetch_timed().await {
-                tracing::warn!(error = %e, "refetching provider keys for an unknown key id failed");
+                tracing::warn!(error = %e, "refetching provider keys failed");
             }
         }
-        self.current().candidates(alg, kid)
     }
 
     /// Takes the throttled budget's refetch if one is due.

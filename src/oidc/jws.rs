@@ -53,18 +53,30 @@ impl Jws<'_> {
             return Err(JwsError::TooLarge);
         }
         let (alg, kid) = self.header(token)?;
-        let candidates = if is_hmac(alg) {
-            match self.hmac_secret {
-                Some(s) => vec![DecodingKey::from_secret(s)],
-                None => return Err(JwsError::AlgorithmNotAllowed(format!("{alg:?}"))),
-            }
-        } else {
-            keys.keys_for(alg, kid.as_deref(), self.refetch).await
-        };
+        if is_hmac(alg) {
+            return match self.hmac_secret {
+                Some(s) => verify_with(token, alg, &[DecodingKey::from_secret(s)]),
+                None => Err(JwsError::AlgorithmNotAllowed(format!("{alg:?}"))),
+            };
+        }
+        let seen = keys.fetch_count();
+        let candidates = keys.keys_for(alg, kid.as_deref(), self.refetch).await;
         if candidates.is_empty() {
             return Err(JwsError::UnknownKey(kid));
         }
-        verify_with(token, alg, &candidates)
+        match verify_with(token, alg, &candidates) {
+            // A token from the provider itself (over TLS) that a known key
+            // id does not verify: the provider may have replaced the key
+            // under the same id (a restart that generates keys anew).
+            // Fetch the set once more, shared by every token waiting on
+            // it, and try again; a forged token fails again.
+            Err(JwsError::BadSignature) if self.refetch == Refetch::Always => {
+                keys.refetch_unless_done_since(seen).await;
+                let candidates = keys.current().candidates(alg, kid.as_deref());
+                verify_with(token, alg, &candidates)
+            }
+            other => other,
+        }
     }
 
     /// Checks `alg` against the allow-list before any key is looked up.
