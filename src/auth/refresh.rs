@@ -43,6 +43,9 @@ pub enum RefreshFailure {
     /// The provider or the session store could not be reached.
     #[error("refresh failed: {0}")]
     Unavailable(String),
+    /// Not attempted: the last attempts failed and the backoff lasts.
+    #[error("refresh not attempted: backing off after {0} failed refresh(es)")]
+    BackingOff(u32),
 }
 
 type Flight = Arc<OnceCell<Result<Session, RefreshFailure>>>;
@@ -115,9 +118,7 @@ impl Refresher {
         // `provider.max_concurrent_calls`).
         let still_valid = session.access_expires_at.is_some_and(|e| e > now());
         if let Some(failures) = backing_off(&key).filter(|_| still_valid) {
-            return Err(RefreshFailure::Unavailable(format!(
-                "backing off after {failures} failed refresh(es)"
-            )));
+            return Err(RefreshFailure::BackingOff(failures));
         }
         let flight = {
             let mut flights = FLIGHTS.lock().unwrap_or_else(|e| e.into_inner());
@@ -241,7 +242,7 @@ async fn call_provider(ctx: &RefreshCtx<'_>, session: &Session) -> Result<Sessio
     let label = match &result {
         Ok(_) => "refreshed",
         Err(RefreshFailure::Ended(_)) => "session_ended",
-        Err(RefreshFailure::Unavailable(_)) => "failed",
+        Err(RefreshFailure::Unavailable(_) | RefreshFailure::BackingOff(_)) => "failed",
     };
     crate::telemetry::metrics::metrics()
         .refreshes

@@ -109,6 +109,16 @@ impl App {
                     .unwrap_or_else(|_| self.sessions.cookies.clear(&handle.present));
                 Err(Failure::Login { clear })
             }
+            Err(RefreshFailure::BackingOff(failures)) => {
+                // Only while the current token is valid: forward it. Logged
+                // when the attempt failed, not at every request after it.
+                tracing::debug!(user = %session.sub, failures, "refresh backing off; forwarding the current access token");
+                Ok(Principal {
+                    session,
+                    set_cookies: Vec::new(),
+                    via: Via::Cookie,
+                })
+            }
             Err(RefreshFailure::Unavailable(reason)) => {
                 // The old token may still be good for a while.
                 if session.access_expires_at.is_some_and(|e| e > now()) {
