@@ -125,6 +125,10 @@ pub struct RedisStore {
     generation: AtomicU64,
     /// Held while the sentinels are asked; when they last were.
     resolving: tokio::sync::Mutex<Option<Instant>>,
+    /// Whether there is a connection: a command issued before the first
+    /// one (a replica that has just started, whose port a load balancer
+    /// already uses) waits for it, within `timeout`, instead of failing.
+    connected: tokio::sync::watch::Sender<bool>,
 }
 
 /// Sentinel mode: the shortest interval between two questions to the
@@ -141,6 +145,7 @@ impl RedisStore {
             lifetime,
             generation: AtomicU64::new(0),
             resolving: tokio::sync::Mutex::new(None),
+            connected: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -176,6 +181,7 @@ impl RedisStore {
         };
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
         self.generation.fetch_add(1, Ordering::Release);
+        self.connected.send_replace(true);
         Ok(())
     }
 
@@ -245,6 +251,7 @@ impl RedisStore {
         let conn = other.conn.read().unwrap_or_else(|e| e.into_inner()).clone();
         let adopted = conn.is_some();
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = conn;
+        self.connected.send_replace(adopted);
         adopted
     }
 
@@ -275,14 +282,25 @@ impl RedisStore {
     ) -> Result<T, RedisError> {
         let timeout = self.config.timeout;
         let fut = async {
-            match self.conn()? {
+            let conn = match self.conn() {
+                Err(RedisError::NotConnected) => {
+                    let _ = self.connected.subscribe().wait_for(|c| *c).await;
+                    self.conn()?
+                }
+                other => other?,
+            };
+            match conn {
                 Conn::Single(mut c) => Ok(cmd.query_async(&mut c).await?),
                 Conn::Cluster(mut c) => Ok(cmd.query_async(&mut c).await?),
             }
         };
-        tokio::time::timeout(timeout, fut)
-            .await
-            .map_err(|_| RedisError::Timeout(timeout))?
+        tokio::time::timeout(timeout, fut).await.map_err(|_| {
+            if self.is_connected() {
+                RedisError::Timeout(timeout)
+            } else {
+                RedisError::NotConnected
+            }
+        })?
     }
 
     /// Answers PING (readiness).
