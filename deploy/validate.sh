@@ -26,7 +26,10 @@
 #   6. checks the Grafana dashboard deploy/grafana/tollgate.json: valid JSON,
 #      the ${DS_PROMETHEUS} data source input, and only metric names that
 #      docs/metrics.md documents;
-#   7. checks deploy/systemd/tollgate.service with systemd-analyze (verify,
+#   7. checks that docs/ingress.md's ingress-nginx example says what
+#      deploy/kubernetes/forward-auth/ingress.yaml says (auth annotations,
+#      overwritten headers, the /oauth2/ route);
+#   8. checks deploy/systemd/tollgate.service with systemd-analyze (verify,
 #      and an offline security exposure of at most 2.0), where it exists.
 #
 # Tools are installed into a cache outside the repository
@@ -797,6 +800,56 @@ for b in bad:
 if not bad:
     print(f"ok   deploy/grafana/tollgate.json: {len(exprs)} queries on {len(used)} documented metrics, "
           "data source ${DS_PROMETHEUS}")
+sys.exit(1 if bad else 0)
+PY
+then failed=1; fi
+
+# ------------------------------------------------- docs vs manifests
+# docs/ingress.md shows the ingress-nginx setup inline; what tollgate's side
+# depends on (the auth annotations, the headers nginx must overwrite, the
+# route to /oauth2/) must say what deploy/kubernetes/forward-auth says.
+step "docs/ingress.md agrees with deploy/kubernetes/forward-auth"
+if ! "$PY" - "$ROOT" <<'PY'
+import os, re, sys
+import yaml
+
+root = sys.argv[1]
+doc = open(os.path.join(root, "docs", "ingress.md")).read()
+section = doc.split("## ingress-nginx", 1)[1]
+block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+documented = [d for d in yaml.safe_load_all(block) if d]
+shipped = [d for d in yaml.safe_load_all(open(os.path.join(
+    root, "deploy", "kubernetes", "forward-auth", "ingress.yaml"))) if d]
+
+def norm(v):
+    return str(v).replace("<ns>", "NAMESPACE")
+
+def auth(objs):
+    """The auth annotations, the overwritten headers, the /oauth2 route."""
+    out = {}
+    for o in objs:
+        if o["kind"] == "ConfigMap":
+            out["ConfigMap data"] = {k: norm(v) for k, v in o["data"].items()}
+        if o["kind"] != "Ingress":
+            continue
+        notes = o["metadata"].get("annotations") or {}
+        for k, v in notes.items():
+            if k.startswith("nginx.ingress.kubernetes.io/auth-"):
+                out[k] = norm(v)
+        for rule in o["spec"]["rules"]:
+            for p in rule["http"]["paths"]:
+                b = p["backend"]["service"]
+                if b["name"] == "tollgate":
+                    out["route to tollgate"] = (p["path"], p["pathType"], b["port"]["number"])
+    return out
+
+d, s = auth(documented), auth(shipped)
+bad = [f"{k}: docs/ingress.md has {d.get(k)!r}, ingress.yaml has {s.get(k)!r}"
+       for k in sorted(set(d) | set(s)) if d.get(k) != s.get(k)]
+for b in bad:
+    print("FAIL: " + b)
+if not bad:
+    print(f"ok   {len(s)} settings agree (auth annotations, overwritten headers, /oauth2/ route)")
 sys.exit(1 if bad else 0)
 PY
 then failed=1; fi

@@ -122,7 +122,10 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig) => {
             let env = config::process_env();
             match config::load(&config_path(&cli, &env), &env) {
-                Ok((_, raw)) => {
+                Ok((config, raw)) => {
+                    for w in config.warnings() {
+                        eprintln!("tollgate: warning: {w}");
+                    }
                     println!("# configuration is valid; effective values (secrets redacted):");
                     match toml::to_string(&raw) {
                         Ok(t) => println!("{t}"),
@@ -322,6 +325,9 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
             version = env!("CARGO_PKG_VERSION"),
             "tollgate started"
         );
+        for w in app.config.warnings() {
+            tracing::warn!("{w}");
+        }
         // Bound before anything is served: a taken metrics port is a startup error.
         let metrics = match app.config.metrics_listen {
             Some(addr) => {

@@ -62,6 +62,26 @@ pub struct Config {
 }
 
 impl Config {
+    /// What is valid but probably not meant: printed by `check-config` and
+    /// logged at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let s = &self.server;
+        if s.trusted_proxies.is_empty()
+            && (self.session.domain.is_some() || !s.allowed_redirect_domains.is_empty())
+        {
+            out.push(
+                "session.domain or server.allowed_redirect_domains is set, as for forward-auth \
+                 behind an ingress, but server.trusted_proxies is empty: /oauth2/auth then \
+                 ignores the ingress's X-Forwarded-Uri/-Host (rules judge every path alike, \
+                 public routes are not consulted) and hands it no access token. List the \
+                 ingress's addresses in server.trusted_proxies."
+                    .into(),
+            );
+        }
+        out
+    }
+
     /// The first provider: `[provider]`, or the first of `[[providers]]`.
     pub fn provider(&self) -> &ProviderConfig {
         // Validation never builds a `Config` without a provider.

@@ -589,6 +589,28 @@ fn provider_entries_are_reported_by_their_index_and_ids_must_differ() {
 }
 
 #[test]
+fn forward_auth_settings_without_trusted_proxies_are_warned_about() {
+    let (_d, path) = write(&minimal());
+    let (c, _) = load(&path, &[]).expect("valid");
+    assert!(c.warnings().is_empty());
+    let text = minimal().replace(
+        "[server]\n",
+        "[server]\nallowed_redirect_domains = [\".example.com\"]\n",
+    );
+    let (_d, path) = write(&text);
+    let (c, _) = load(&path, &[]).expect("valid");
+    assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+    assert!(c.warnings()[0].contains("server.trusted_proxies"));
+    let text = text.replace(
+        "[server]\n",
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+    );
+    let (_d, path) = write(&text);
+    let (c, _) = load(&path, &[]).expect("valid");
+    assert!(c.warnings().is_empty());
+}
+
+#[test]
 fn a_rule_may_name_only_configured_providers() {
     let text = format!(
         "{}{PARTNER}\n[[authorization.rules]]\nproviders = [\"partner\", \"corp\"]\nallow_any = true\n",
