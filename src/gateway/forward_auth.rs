@@ -14,6 +14,27 @@ use crate::proxy::forwarded::Original;
 use crate::proxy::path;
 use crate::telemetry::metrics::metrics;
 
+/// Envoy's `ext_authz` HTTP service calls tollgate at this prefix followed
+/// by the original path (its `path_prefix`).
+pub const EXT_AUTHZ: &str = "/oauth2/ext_authz";
+
+/// What an authorization caller asks about, however it said it.
+struct Question {
+    method: Method,
+    /// The path every decision judges: the original URI, or none at all.
+    target: Option<path::Target>,
+    /// Where a browser sent to log in comes back to.
+    back: Option<String>,
+    /// A browser without a session gets the login redirect (else 401).
+    redirect: bool,
+    /// The caller is in `server.trusted_proxies`: it may have credentials.
+    trusted: bool,
+    /// The status that means "allowed": 202 for `/oauth2/auth`, 200 for
+    /// Envoy (which allows only on 200).
+    allowed: StatusCode,
+    constraints: Option<Constraints>,
+}
+
 impl App {
     /// `/oauth2/auth`, the forward-auth endpoint (oauth2-proxy's contract):
     /// 202 with `X-Auth-Request-*` when allowed, 401 without a session, 403
@@ -33,9 +54,6 @@ impl App {
             tracing::info!(%peer, "forward-auth request with a malformed or conflicting original URI or method");
             return Handled::new(Rejection::BadPath.respond(ClientKind::Api), Outcome::Error);
         }
-        let method = original.method.clone().unwrap_or(Method::GET);
-        // The path every decision below judges: the trusted original URI,
-        // or none at all.
         let target = match original.uri.as_deref().map(path::Target::parse) {
             Some(Ok(t)) => Some(t),
             Some(Err(_)) => {
@@ -46,14 +64,7 @@ impl App {
                 None
             }
         };
-        if let Some(t) = &target {
-            if self.rules.public.matches(&method, t.path(), &parts.headers) {
-                return Handled::new(pages::status(StatusCode::ACCEPTED), Outcome::Public);
-            }
-        }
         let query = parts.uri.query().unwrap_or_default();
-        let redirect_mode =
-            form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "mode" && v == "redirect");
         let constraints = match Constraints::from_query(query) {
             Ok(c) => c,
             Err(name) => {
@@ -63,16 +74,85 @@ impl App {
                 )
             }
         };
+        // oauth2-proxy's X-Auth-Request-Redirect names the page to return
+        // to; the redirect policy still applies.
+        let back = redirect_header(&parts.headers)
+            .or_else(|| target.as_ref().and_then(|t| original.url(t)));
+        let question = Question {
+            method: original.method.clone().unwrap_or(Method::GET),
+            target,
+            back,
+            redirect: form_urlencoded::parse(query.as_bytes())
+                .any(|(k, v)| k == "mode" && v == "redirect"),
+            trusted,
+            allowed: StatusCode::ACCEPTED,
+            constraints,
+        };
+        self.answer(parts, kind, question).await
+    }
+
+    /// `/oauth2/ext_authz/<original path>`: Envoy's `ext_authz` HTTP
+    /// service. Envoy sends the original method, path (behind its
+    /// `path_prefix`), query and headers; it lets the request through only
+    /// on 200 (with the identity headers it copies upstream) and returns
+    /// any other answer to the client: 401 for API clients, the login
+    /// redirect for browsers, 403 when the rules deny.
+    pub(super) async fn ext_authz(
+        &self,
+        parts: &http::request::Parts,
+        peer: SocketAddr,
+        kind: ClientKind,
+    ) -> Handled {
+        let trusted = self.trusted.trusts(peer.ip());
+        let rest = parts.uri.path().strip_prefix(EXT_AUTHZ).unwrap_or_default();
+        let original = match parts.uri.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        };
+        let target = match path::Target::parse(&original) {
+            Ok(t) if rest.starts_with('/') => t,
+            _ => return Handled::new(Rejection::BadPath.respond(ClientKind::Api), Outcome::Error),
+        };
+        // The page to come back to: on the host Envoy was asked for.
+        let back = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| crate::proxy::forwarded::is_authority(h))
+            .map(|host| {
+                let scheme = self.config.server.public_url.scheme();
+                format!("{scheme}://{host}{}", target.as_str())
+            });
+        let question = Question {
+            method: parts.method.clone(),
+            target: Some(target),
+            back,
+            redirect: true,
+            trusted,
+            allowed: StatusCode::OK,
+            constraints: None,
+        };
+        self.answer(parts, kind, question).await
+    }
+
+    /// The decision, once the question is known: public routes, the
+    /// session or bearer token, the rules and the constraints.
+    async fn answer(&self, parts: &http::request::Parts, kind: ClientKind, q: Question) -> Handled {
+        if let Some(t) = &q.target {
+            if self
+                .rules
+                .public
+                .matches(&q.method, t.path(), &parts.headers)
+            {
+                return Handled::new(pages::status(q.allowed), Outcome::Public);
+            }
+        }
         let principal = match self.authenticate(&parts.headers, kind).await {
             Ok(p) => p,
             Err(Failure::Respond(h)) => return h,
             Err(Failure::Login { clear }) => {
-                if redirect_mode && kind == ClientKind::Browser {
-                    // oauth2-proxy's X-Auth-Request-Redirect names the page
-                    // to return to; the redirect policy still applies.
-                    let back = redirect_header(&parts.headers)
-                        .or_else(|| target.as_ref().and_then(|t| original.url(t)));
-                    let return_to = self.rules.redirects.or_root(back.as_deref());
+                if q.redirect && kind == ClientKind::Browser {
+                    let return_to = self.rules.redirects.or_root(q.back.as_deref());
                     return match auth::login::sign_in(&self.login_ctx(), return_to).await {
                         Ok(mut h) => {
                             auth::append_cookies(&mut h.response, clear);
@@ -86,22 +166,30 @@ impl App {
                 return Handled::new(resp, Outcome::Unauthorized);
             }
         };
-        if let Some(h) = self.denied(&principal, &method, target.as_ref(), kind) {
+        if let Some(h) = self.denied(&principal, &q.method, q.target.as_ref(), kind) {
             return h;
         }
-        if let Some(h) = constraints.and_then(|c| self.narrowed(&principal, &c, kind)) {
+        if let Some(h) = q
+            .constraints
+            .and_then(|c| self.narrowed(&principal, &c, kind))
+        {
             return h;
         }
-        self.allowed(principal, trusted)
+        self.allowed(principal, q.trusted, q.allowed)
     }
 
-    /// The 202 with the identity headers, and the credentials only for a
-    /// trusted caller (the ingress that asked): a browser can call
+    /// The 202 (200 for Envoy) with the identity headers, and the
+    /// credentials only for a trusted caller (the ingress that asked): a browser can call
     /// `/oauth2/auth` itself, and a script on the page could read an
     /// access token or assertion from the answer.
-    fn allowed(&self, principal: super::gate::Principal, trusted: bool) -> Handled {
+    fn allowed(
+        &self,
+        principal: super::gate::Principal,
+        trusted: bool,
+        status: StatusCode,
+    ) -> Handled {
         let s = &principal.session;
-        let mut resp = pages::status(StatusCode::ACCEPTED);
+        let mut resp = pages::status(status);
         {
             let h = resp.headers_mut();
             let mut set = |name: &'static str, value: &str| {

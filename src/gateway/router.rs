@@ -121,6 +121,11 @@ impl App {
                 return auth::backchannel::logout(&self.logout_ctx(), &parts, body).await;
             }
             "/oauth2/auth" => return self.forward_auth(&parts, peer, kind).await,
+            p if p.starts_with(super::forward_auth::EXT_AUTHZ)
+                && p[super::forward_auth::EXT_AUTHZ.len()..].starts_with('/') =>
+            {
+                return self.ext_authz(&parts, peer, kind).await;
+            }
             "/oauth2/signed_out" if get_like => {
                 Ok(auth::sign_out::signed_out(&self.login_ctx(), &parts).await)
             }
