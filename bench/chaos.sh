@@ -75,7 +75,8 @@ mkdir -p "$tmp/nginx"
 common="access_log off; client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx;
   fastcgi_temp_path $tmp/nginx; uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;"
 cat > "$tmp/nginx/up.conf" <<NGINX
-# One process, so that killing it frees the port at once.
+# One process (no master and workers), so that killing it frees the port
+# at once and leaves nothing behind.
 master_process off; pid $tmp/nginx/up.pid; error_log $tmp/nginx/up.log warn;
 events { worker_connections 4096; }
 http { $common server { listen 127.0.0.1:$UP; location / { return 200 "ok\n"; } } }
@@ -85,7 +86,7 @@ NGINX
 # is never marked down, so while one restarts right after the other came
 # back, nginx still tries both instead of answering "no live upstreams".
 cat > "$tmp/nginx/lb.conf" <<NGINX
-worker_processes 1; pid $tmp/nginx/lb.pid; error_log $tmp/nginx/lb.log warn;
+master_process off; pid $tmp/nginx/lb.pid; error_log $tmp/nginx/lb.log warn;
 events { worker_connections 4096; }
 http { $common
   upstream tollgate { server 127.0.0.1:$T1 max_fails=0; server 127.0.0.1:$T2 max_fails=0; keepalive 32; }

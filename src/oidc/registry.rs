@@ -131,9 +131,11 @@ fn validator(p: &ProviderConfig) -> IdTokenValidator {
     }
 }
 
-/// Every configured provider, in configuration order; never empty.
+/// Every configured provider, in configuration order; never empty. Slots
+/// are shared so that a provider's background work (discovery, key
+/// refresh) holds its slot only, not the application a reload replaces.
 pub struct Registry {
-    slots: Vec<Slot>,
+    slots: Vec<Arc<Slot>>,
 }
 
 impl Registry {
@@ -143,7 +145,10 @@ impl Registry {
             return Err(SlotError::Empty);
         }
         Ok(Self {
-            slots: settings.iter().map(Slot::new).collect::<Result<_, _>>()?,
+            slots: settings
+                .iter()
+                .map(|s| Slot::new(s).map(Arc::new))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -154,10 +159,15 @@ impl Registry {
     }
 
     pub fn get(&self, id: &str) -> Option<&Slot> {
-        self.slots.iter().find(|s| s.id() == id)
+        self.slots.iter().find(|s| s.id() == id).map(|s| &**s)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().map(|s| &**s)
+    }
+
+    /// The slots, shared, for background work.
+    pub fn shared(&self) -> impl Iterator<Item = &Arc<Slot>> {
         self.slots.iter()
     }
 
@@ -165,10 +175,10 @@ impl Registry {
     /// there is one. Its keys and validator then judge the token.
     pub fn by_issuer(&self, iss: Option<&str>) -> Option<&Slot> {
         if let [only] = self.slots.as_slice() {
-            return Some(only);
+            return Some(&**only);
         }
         let iss = iss?;
-        self.slots.iter().find(|s| {
+        self.iter().find(|s| {
             let template = &s.validator.issuer;
             match template.split_once("{tenantid}") {
                 Some((head, tail)) if s.settings.allowed_tenants.is_some() => {

@@ -315,17 +315,18 @@ pub async fn serve_metrics(listener: TcpListener) {
 /// reports not ready until all have been discovered.
 pub async fn discover(app: Arc<App>) {
     let mut tasks = tokio::task::JoinSet::new();
-    for slot in app.providers.iter().filter(|s| s.current().is_none()) {
-        tasks.spawn(discover_one(app.clone(), slot.id().to_string()));
+    for slot in app.providers.shared().filter(|s| s.current().is_none()) {
+        tasks.spawn(discover_one(slot.clone()));
     }
+    // Only the slots are held from here on: an application a reload
+    // replaces is freed, while its providers' keys stay fresh.
+    drop(app);
     // Dropping the set (when this task is aborted) aborts them all.
     while tasks.join_next().await.is_some() {}
 }
 
-async fn discover_one(app: Arc<App>, id: String) {
-    let Some(slot) = app.providers.get(&id) else {
-        return;
-    };
+async fn discover_one(slot: Arc<crate::oidc::registry::Slot>) {
+    let id = slot.id().to_string();
     let mut delay = Duration::from_millis(500);
     loop {
         match Provider::discover(&slot.settings, slot.client_keys.clone(), &slot.http).await {
