@@ -19,6 +19,12 @@ struct Two {
 }
 
 async fn two(extra: &str) -> Two {
+    two_with(extra, "").await
+}
+
+/// As [`two`], with `extra` first in the `[[providers]]` entry of the
+/// partner (keys of its own, then tables) and `server` keys.
+async fn two_with(extra: &str, server: &str) -> Two {
     let port = free_port();
     let options = || IdpOptions {
         tollgate_ports: vec![port],
@@ -42,6 +48,7 @@ client_secret = "{BASIC_SECRET}"
     );
     let mut setup = Setup::basic(port, &corp, &up_url);
     setup.session = "refresh_before = \"60s\"";
+    setup.server = server;
     setup.extra = &more;
     let config = setup.toml().replace(
         "[provider]\n",
@@ -278,4 +285,42 @@ async fn a_client_sent_provider_header_is_replaced() {
     let seen = w.upstream.last();
     assert_eq!(seen.header_all("x-forwarded-provider"), vec!["corp"]);
     assert!(seen.header("x_forwarded_provider").is_none());
+}
+
+/// `hosts` chooses the provider without a choice: a login for a host the
+/// partner lists goes to the partner; any other goes to the one provider
+/// that lists no host, so nobody sees the chooser.
+#[tokio::test]
+async fn a_provider_that_lists_a_host_signs_in_its_users_without_a_choice() {
+    let w = two_with(
+        "hosts = [\"partner.localhost\", \"*.partner.test\"]\n",
+        "allowed_redirect_domains = [\"partner.localhost\", \".partner.test\"]",
+    )
+    .await;
+    let mut b = Browser::new();
+    for (rd, issuer) in [
+        ("https%3A%2F%2Fpartner.localhost%2Fx", &w.partner.issuer),
+        ("https%3A%2F%2Fapp.partner.test%2Fx", &w.partner.issuer),
+        ("%2Fx", &w.corp.issuer),
+    ] {
+        let page = b
+            .get(&w.tollgate.url(&format!("/oauth2/start?rd={rd}")))
+            .await;
+        assert_eq!(page.status, 302, "{rd}: {}", page.body);
+        let location = page.location().expect("location");
+        assert!(
+            location.starts_with(&format!("{issuer}/auth?")),
+            "{rd}: {location}"
+        );
+    }
+    // An unauthenticated request on tollgate's own host: corp, directly.
+    let first = b.get(&w.tollgate.url("/inbox")).await;
+    assert_eq!(first.status, 302);
+    assert!(
+        first
+            .location()
+            .is_some_and(|l| l.starts_with(&format!("{}/auth?", w.corp.issuer))),
+        "{:?}",
+        first.location()
+    );
 }

@@ -68,20 +68,40 @@ pub async fn start(ctx: &LoginCtx<'_>, parts: &Parts) -> Result<Handled, Rejecti
                 .ok_or(Rejection::BadParameter("provider"))?;
             login_redirect(&ctx, rd, &hints).await
         }
-        None if ctx.providers.several() => Ok(Handled::new(
-            pages::choose_provider(choices(ctx, &rd, &hints)),
-            Outcome::Chooser,
-        )),
-        None => login_redirect(ctx, rd, &hints).await,
+        None => match ctx.providers.offered(&host_of(ctx, &rd)).as_slice() {
+            [only] => {
+                let ctx = ctx
+                    .for_provider(only.id())
+                    .ok_or(Rejection::BadParameter("provider"))?;
+                login_redirect(&ctx, rd, &hints).await
+            }
+            offered => Ok(Handled::new(
+                pages::choose_provider(choices(offered, &rd, &hints)),
+                Outcome::Chooser,
+            )),
+        },
     }
+}
+
+/// The host a login is for: `return_to`'s when it is absolute (forward
+/// auth for another host), else tollgate's own.
+fn host_of(ctx: &LoginCtx<'_>, return_to: &str) -> String {
+    url::Url::parse(return_to)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .or_else(|| ctx.redirects.origin().host_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Where an unauthenticated browser goes to sign in and come back to
 /// `return_to`: the provider, or with several the chooser (at tollgate's
 /// public URL, which forward-auth callers may not share).
 pub async fn sign_in(ctx: &LoginCtx<'_>, return_to: String) -> Result<Handled, Rejection> {
-    if !ctx.providers.several() {
-        return login_redirect(ctx, return_to, &Hints::default()).await;
+    if let [only] = ctx.providers.offered(&host_of(ctx, &return_to)).as_slice() {
+        let ctx = ctx
+            .for_provider(only.id())
+            .ok_or(Rejection::ProviderNotReady)?;
+        return login_redirect(&ctx, return_to, &Hints::default()).await;
     }
     let mut url = ctx.redirects.origin().clone();
     url.set_path("/oauth2/start");
@@ -93,8 +113,12 @@ pub async fn sign_in(ctx: &LoginCtx<'_>, return_to: String) -> Result<Handled, R
 }
 
 /// One login link per provider, keeping the return-to URL and the hints.
-fn choices(ctx: &LoginCtx<'_>, rd: &str, hints: &Hints) -> Vec<(String, String)> {
-    ctx.providers
+fn choices(
+    offered: &[&crate::oidc::registry::Slot],
+    rd: &str,
+    hints: &Hints,
+) -> Vec<(String, String)> {
+    offered
         .iter()
         .map(|slot| {
             let mut q = form_urlencoded::Serializer::new(String::new());

@@ -207,6 +207,9 @@ pub struct RawProvider {
     pub id: Option<String>,
     /// Shown on the sign-in chooser.
     pub name: Option<String>,
+    /// Hosts (`app.example.com`, `*.example.com`) whose users sign in with
+    /// this provider without a choice.
+    pub hosts: Vec<String>,
     pub kind: String,
     pub hosted_domains: Vec<String>,
     pub tenant: Option<String>,
@@ -263,6 +266,7 @@ impl Default for RawProvider {
         Self {
             id: None,
             name: None,
+            hosts: Vec::new(),
             kind: "oidc".into(),
             hosted_domains: Vec::new(),
             tenant: None,

@@ -611,6 +611,22 @@ fn forward_auth_settings_without_trusted_proxies_are_warned_about() {
 }
 
 #[test]
+fn provider_hosts_are_host_names_and_each_belongs_to_one_provider() {
+    let text = format!(
+        "{}{PARTNER}hosts = [\"App.Example.com\", \"*.example.org\", \"a.example.com:443\"]\n",
+        minimal()
+    )
+    .replace(
+        "client_secret = \"s3:cr%t+&= x\"\n",
+        "client_secret = \"s3:cr%t+&= x\"\nhosts = [\"app.example.com\"]\n",
+    );
+    assert_eq!(
+        refused_keys(&text),
+        ["providers[0].hosts[2]", "providers[0].hosts"]
+    );
+}
+
+#[test]
 fn a_rule_may_name_only_configured_providers() {
     let text = format!(
         "{}{PARTNER}\n[[authorization.rules]]\nproviders = [\"partner\", \"corp\"]\nallow_any = true\n",

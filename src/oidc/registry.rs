@@ -191,6 +191,30 @@ impl Registry {
         })
     }
 
+    /// The providers a browser signing in for `host` may choose from: the
+    /// one that lists the host (exactly, else by its `*.` pattern), or
+    /// else those that list no host (all, when every one lists some).
+    pub fn offered(&self, host: &str) -> Vec<&Slot> {
+        let host = host.to_ascii_lowercase();
+        let wildcard = host.split_once('.').map(|(_, rest)| format!("*.{rest}"));
+        let bound = |pattern: &str| {
+            self.iter()
+                .find(|s| s.settings.hosts.iter().any(|h| h == pattern))
+        };
+        if let Some(s) = bound(&host).or_else(|| wildcard.as_deref().and_then(bound)) {
+            return vec![s];
+        }
+        let unbound: Vec<&Slot> = self
+            .iter()
+            .filter(|s| s.settings.hosts.is_empty())
+            .collect();
+        if unbound.is_empty() {
+            self.iter().collect()
+        } else {
+            unbound
+        }
+    }
+
     /// Whether a browser must choose a provider.
     pub fn several(&self) -> bool {
         self.slots.len() > 1

@@ -107,6 +107,10 @@ pub struct ProviderConfig {
     pub id: String,
     /// `provider.name`: what the sign-in chooser shows.
     pub name: String,
+    /// `provider.hosts`, lower-case: a browser signing in for one of these
+    /// hosts goes to this provider without a choice. `*.example.com`
+    /// matches one label before `.example.com`.
+    pub hosts: Vec<String>,
     /// `provider.kind`: what the provider needs beyond generic OIDC.
     pub kind: super::preset::ProviderKind,
     /// Google: the hosted domains (`hd`) a user must belong to.

@@ -96,6 +96,13 @@ fn providers(
                     format!("`{}` names another provider too", config.id),
                 );
             }
+            Some(config)
+                if list
+                    .iter()
+                    .any(|o| o.hosts.iter().any(|h| config.hosts.contains(h))) =>
+            {
+                c.fail("provider.hosts", "names a host another provider lists too");
+            }
             Some(config) => list.push(config),
             None => complete = false,
         }

@@ -71,6 +71,7 @@ pub(super) fn check(
     let (allowed_tenants, graph_url) = entra(c, p, kind);
     let id = provider_id(c, p);
     let config = ProviderConfig {
+        hosts: host_patterns(c, p),
         name: display_name(p, kind, &issuer),
         id,
         kind,
@@ -152,6 +153,32 @@ fn provider_id(c: &mut Check<'_>, p: &RawProvider) -> String {
         );
     }
     id
+}
+
+/// `provider.hosts`: host names, or `*.` and a host name; no port.
+fn host_patterns(c: &mut Check<'_>, p: &RawProvider) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, h) in p.hosts.iter().enumerate() {
+        let h = h.to_ascii_lowercase();
+        let name = h.strip_prefix("*.").unwrap_or(&h);
+        let plain = !name.is_empty()
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if plain {
+            out.push(h);
+        } else {
+            c.fail(
+                &format!("provider.hosts[{i}]"),
+                format!("`{h}` is not a host name like \"app.example.com\" or \"*.example.com\" (no port, no scheme)"),
+            );
+        }
+    }
+    out
 }
 
 /// `provider.name`, or the preset's name, or the issuer's host.
