@@ -152,3 +152,52 @@ async fn the_prefix_alone_is_not_the_endpoint() {
         assert_eq!(page.status, 404, "{path}");
     }
 }
+
+/// Rules with `hosts` judge the host the check is for (its `Host`): bob is
+/// refused on the admin host only; alice, an admin, is let in there. A
+/// proxied request is judged by its `Host` too.
+#[tokio::test]
+async fn rules_with_hosts_judge_the_host_envoy_asks_about() {
+    let rules = r#"
+[[authorization.rules]]
+name = "admin site"
+hosts = ["admin.example.com"]
+allow_groups = ["admins"]
+
+[[authorization.rules]]
+paths = ["/"]
+allow_any = true
+"#;
+    let (_idp, _upstream, tollgate) = direct(rules, "").await;
+    let mut bob = Browser::new();
+    assert_eq!(bob.login(&tollgate.url("/"), "bob").await.status, 200);
+    let mut alice = Browser::new();
+    assert_eq!(alice.login(&tollgate.url("/"), "alice").await.status, 200);
+    for (who, host, want) in [
+        ("bob", "admin.example.com", 403),
+        ("bob", "ADMIN.example.com:8443", 403),
+        ("bob", "app.example.com", 200),
+        ("alice", "admin.example.com", 200),
+    ] {
+        let b = if who == "bob" { &mut bob } else { &mut alice };
+        let page = b
+            .request(
+                reqwest::Method::GET,
+                &tollgate.url("/oauth2/ext_authz/x"),
+                None,
+                &[("host", host), ("accept", "text/html")],
+            )
+            .await;
+        assert_eq!(page.status, want, "{who} at {host}: {}", page.body);
+    }
+    // Proxied requests are judged by their own Host the same way.
+    let proxied = bob
+        .request(
+            reqwest::Method::GET,
+            &tollgate.url("/x"),
+            None,
+            &[("host", "admin.example.com"), ("accept", "text/html")],
+        )
+        .await;
+    assert_eq!(proxied.status, 403, "{}", proxied.body);
+}

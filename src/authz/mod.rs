@@ -113,6 +113,11 @@ pub struct RawRule {
     /// Methods the rule covers; empty = every method. Case-insensitive;
     /// `GET` also covers `HEAD`.
     pub methods: Vec<String>,
+    /// Hosts the rule covers (`app.example.com`, or `*.example.com` for one
+    /// label before it); empty = every host. Where the host is not known
+    /// (forward-auth from an untrusted peer), the rule may not admit users
+    /// it would refuse, and never admits by itself.
+    pub hosts: Vec<String>,
     pub allow_emails: Vec<String>,
     pub allow_email_domains: Vec<String>,
     pub allow_groups: Vec<String>,
@@ -164,6 +169,8 @@ const MAX_CLAIM_PATH_DOTS: usize = 8;
 #[derive(Debug)]
 struct Rule {
     deny_reason: String,
+    /// Lower-case host patterns; empty: every host.
+    hosts: Vec<String>,
     prefixes: Vec<String>,
     regex: Option<Regex>,
     methods: Vec<Method>,
@@ -232,13 +239,14 @@ impl Policy {
                 errors.push((
                     key.clone(),
                     format!(
-                        "never consulted: authorization.rules[{first}] matches every path and \
-                         method and comes first"
+                        "never consulted: authorization.rules[{first}] matches every host, path \
+                         and method and comes first"
                     ),
                 ));
             }
             if let Some(rule) = Rule::new(&key, i, r, fold_case, &mut errors) {
                 if catch_all.is_none()
+                    && rule.hosts.is_empty()
                     && rule.methods.is_empty()
                     && rule.regex.is_none()
                     && (rule.prefixes.is_empty() || rule.prefixes.iter().any(|p| p == "/"))
@@ -263,6 +271,18 @@ impl Policy {
     /// Decides one request. `path` is the normalised path (no query).
     /// Allocates only to explain a denial.
     pub fn decide(&self, who: &Identity<'_>, method: &Method, path: &str) -> Decision {
+        self.decide_at(who, method, None, path)
+    }
+
+    /// [`Policy::decide`] for a request to `host` (lower-case, no port;
+    /// `None`: not known, see [`RawRule::hosts`]).
+    pub fn decide_at(
+        &self,
+        who: &Identity<'_>,
+        method: &Method,
+        host: Option<&str>,
+        path: &str,
+    ) -> Decision {
         if !self.shortcuts.is_empty() && !self.shortcuts.admits(who) {
             return Decision::Deny {
                 reason: SHORTCUT_DENIED.into(),
@@ -271,13 +291,13 @@ impl Policy {
         if self.rules.is_empty() {
             return Decision::Allow;
         }
-        let first = self.decide_rules(who, method, path);
+        let first = self.decide_rules(who, method, host, path);
         if first != Decision::Allow {
             return first;
         }
         match without_params(path) {
             std::borrow::Cow::Owned(stripped) if stripped != path => {
-                self.decide_rules(who, method, &stripped)
+                self.decide_rules(who, method, host, &stripped)
             }
             _ => Decision::Allow,
         }
@@ -341,16 +361,36 @@ impl Policy {
         }
     }
 
-    fn decide_rules(&self, who: &Identity<'_>, method: &Method, path: &str) -> Decision {
+    fn decide_rules(
+        &self,
+        who: &Identity<'_>,
+        method: &Method,
+        host: Option<&str>,
+        path: &str,
+    ) -> Decision {
         for rule in &self.rules {
-            if rule.matches(method, path) {
-                return if rule.grant.admits(who) {
-                    Decision::Allow
-                } else {
-                    Decision::Deny {
+            if !rule.matches(method, path) {
+                continue;
+            }
+            let admits = rule.grant.admits(who);
+            match rule.covers_host(host) {
+                Some(false) => {}
+                Some(true) if admits => return Decision::Allow,
+                Some(true) => {
+                    return Decision::Deny {
                         reason: rule.deny_reason.clone(),
                     }
-                };
+                }
+                // The host is unknown: this rule may be the one that
+                // applies. Refusing where it would refuse, and otherwise
+                // deciding by the rules after it, never answers in the
+                // user's favour.
+                None if admits => {}
+                None => {
+                    return Decision::Deny {
+                        reason: format!("{} (the host is unknown)", rule.deny_reason),
+                    }
+                }
             }
         }
         Decision::Deny {
@@ -402,6 +442,16 @@ impl Rule {
             }
         };
         let methods = parse_methods(key, &raw.methods, errors);
+        let mut hosts = Vec::new();
+        for (j, h) in raw.hosts.iter().enumerate() {
+            match host_pattern(h) {
+                Some(p) => hosts.push(p),
+                None => errors.push((
+                    format!("{key}.hosts[{j}]"),
+                    format!("`{h}` is not a host name like \"app.example.com\" or \"*.example.com\" (no port)"),
+                )),
+            }
+        }
 
         let mut grant = Grant {
             any: raw.allow_any,
@@ -436,6 +486,7 @@ impl Rule {
         }
 
         (errors.len() == before).then(|| Rule {
+            hosts,
             deny_reason: format!("{label} does not allow this user"),
             prefixes,
             regex,
@@ -446,9 +497,20 @@ impl Rule {
     }
 
     fn matches_every_path(&self) -> bool {
-        self.methods.is_empty()
+        self.hosts.is_empty()
+            && self.methods.is_empty()
             && ((self.prefixes.is_empty() && self.regex.is_none())
                 || self.prefixes.iter().any(|p| p == "/"))
+    }
+
+    /// Whether the rule covers `host`: `None` when the host is unknown
+    /// and the rule names hosts.
+    fn covers_host(&self, host: Option<&str>) -> Option<bool> {
+        if self.hosts.is_empty() {
+            return Some(true);
+        }
+        let host = host?;
+        Some(self.hosts.iter().any(|p| host_matches(p, host)))
     }
 
     fn matches(&self, method: &Method, path: &str) -> bool {
@@ -462,6 +524,31 @@ impl Rule {
             .iter()
             .any(|p| has_path_prefix(path, p, self.fold_case))
             || self.regex.as_ref().is_some_and(|r| r.is_match(path))
+    }
+}
+
+/// A configured host pattern, lower-case: a host name, or `*.` and one.
+fn host_pattern(raw: &str) -> Option<String> {
+    let p = raw.to_ascii_lowercase();
+    let name = p.strip_prefix("*.").unwrap_or(&p);
+    let plain = !name.is_empty()
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    plain.then_some(p)
+}
+
+/// Whether `host` (lower-case, no port) is `pattern`, or one label before
+/// a `*.` pattern's name.
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(name) => host
+            .strip_suffix(name)
+            .and_then(|head| head.strip_suffix('.'))
+            .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+        None => pattern == host,
     }
 }
 
@@ -1231,6 +1318,68 @@ mod tests {
         for path in ["/administrator", "/admins", "/", "/x/admin"] {
             assert!(allowed(&p, &staff, Method::GET, path), "{path}");
         }
+    }
+
+    #[test]
+    fn host_rules_apply_to_their_hosts_and_an_unknown_host_never_helps() {
+        let p = policy(RawAuthorization {
+            rules: vec![
+                RawRule {
+                    hosts: strings(&["admin.example.com", "*.ops.example.com"]),
+                    allow_groups: strings(&["admins"]),
+                    ..rule(&[])
+                },
+                RawRule {
+                    allow_any: true,
+                    ..rule(&["/"])
+                },
+            ],
+            ..Default::default()
+        });
+        let staff = User::groups(&["staff"]);
+        let admin = User::groups(&["admins"]);
+        let at = |u: &User, host: Option<&str>| {
+            p.decide_at(&u.who(), &Method::GET, host, "/x") == Decision::Allow
+        };
+        for host in ["admin.example.com", "eu.ops.example.com"] {
+            assert!(!at(&staff, Some(host)), "{host}");
+            assert!(at(&admin, Some(host)), "{host}");
+        }
+        for host in ["app.example.com", "ops.example.com", "a.b.ops.example.com"] {
+            assert!(at(&staff, Some(host)), "{host}");
+        }
+        // Unknown host: refused where the host rule would refuse.
+        assert!(!at(&staff, None));
+        assert!(at(&admin, None));
+    }
+
+    #[test]
+    fn host_patterns_are_host_names() {
+        for bad in [
+            "",
+            "a.example.com:443",
+            "*.",
+            "a..b",
+            "https://a.b",
+            "*.*.b",
+        ] {
+            let r = Policy::new(
+                &RawAuthorization {
+                    rules: vec![RawRule {
+                        hosts: strings(&[bad]),
+                        allow_any: true,
+                        ..rule(&[])
+                    }],
+                    ..Default::default()
+                },
+                false,
+            );
+            assert!(r.is_err(), "{bad:?}");
+        }
+        assert!(host_matches("*.example.com", "a.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(!host_matches("*.example.com", "a.b.example.com"));
+        assert!(!host_matches("*.example.com", "aexample.com"));
     }
 
     #[test]

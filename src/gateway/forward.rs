@@ -50,7 +50,19 @@ impl App {
                 return self.unauthenticated(&target, kind, clear).await
             }
         };
-        if let Some(h) = self.denied(&principal, &method, Some(&target), kind) {
+        // The host the client asked for, as the upstream receives it.
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .and_then(crate::proxy::forwarded::host_name);
+        let asked = super::gate::Asked {
+            method: &method,
+            host: host.as_deref(),
+            target: Some(&target),
+        };
+        if let Some(h) = self.denied(&principal, &asked, kind) {
             return h;
         }
         self.prepare(&mut req, upgrade, peer, trusted, Some(&principal.session));

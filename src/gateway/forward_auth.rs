@@ -21,6 +21,9 @@ pub const EXT_AUTHZ: &str = "/oauth2/ext_authz";
 /// What an authorization caller asks about, however it said it.
 struct Question {
     method: Method,
+    /// The host the original request was for (lower-case, no port), when
+    /// known.
+    host: Option<String>,
     /// The path every decision judges: the original URI, or none at all.
     target: Option<path::Target>,
     /// Where a browser sent to log in comes back to.
@@ -80,6 +83,10 @@ impl App {
             .or_else(|| target.as_ref().and_then(|t| original.url(t)));
         let question = Question {
             method: original.method.clone().unwrap_or(Method::GET),
+            host: original
+                .host
+                .as_deref()
+                .and_then(crate::proxy::forwarded::host_name),
             target,
             back,
             redirect: form_urlencoded::parse(query.as_bytes())
@@ -125,6 +132,11 @@ impl App {
             });
         let question = Question {
             method: parts.method.clone(),
+            host: parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(crate::proxy::forwarded::host_name),
             target: Some(target),
             back,
             redirect: true,
@@ -166,7 +178,12 @@ impl App {
                 return Handled::new(resp, Outcome::Unauthorized);
             }
         };
-        if let Some(h) = self.denied(&principal, &q.method, q.target.as_ref(), kind) {
+        let asked = super::gate::Asked {
+            method: &q.method,
+            host: q.host.as_deref(),
+            target: q.target.as_ref(),
+        };
+        if let Some(h) = self.denied(&principal, &asked, kind) {
             return h;
         }
         if let Some(h) = q

@@ -176,15 +176,19 @@ impl App {
     pub(super) fn denied(
         &self,
         p: &Principal,
-        method: &Method,
-        target: Option<&path::Target>,
+        asked: &Asked<'_>,
         kind: ClientKind,
     ) -> Option<Handled> {
         let who = identity(p);
         let policy = &self.rules.policy;
+        let Asked {
+            method,
+            host,
+            target,
+        } = *asked;
         let path = target.map_or("-", path::Target::path);
         let decision = match target {
-            Some(t) => policy.decide(&who, method, t.path()),
+            Some(t) => policy.decide_at(&who, method, host, t.path()),
             None => policy.decide_unknown_path(&who),
         };
         match decision {
@@ -195,6 +199,16 @@ impl App {
             }
         }
     }
+}
+
+/// What a request asks for, as the rules judge it: the method, the host
+/// (lower-case, no port; `None` when not known) and the normalized target
+/// (`None` when not known).
+#[derive(Clone, Copy)]
+pub struct Asked<'a> {
+    pub method: &'a Method,
+    pub host: Option<&'a str>,
+    pub target: Option<&'a path::Target>,
 }
 
 /// What the rules judge of a principal.

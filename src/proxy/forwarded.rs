@@ -68,6 +68,21 @@ pub fn is_authority(s: &str) -> bool {
     host_ok && port_ok
 }
 
+/// The host name of an authority (`Host`, `:authority`,
+/// `X-Forwarded-Host`) as rules judge it: lower-case, without the port or
+/// a trailing dot.
+pub fn host_name(authority: &str) -> Option<String> {
+    if !is_authority(authority) {
+        return None;
+    }
+    let host = match authority.find(']') {
+        // `[v6]` or `[v6]:port`.
+        Some(end) => authority.get(..=end)?,
+        None => authority.split(':').next()?,
+    };
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
 /// The original request, as far as a trusted proxy told us.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Original {
@@ -179,6 +194,20 @@ impl Original {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_lose_the_port_the_case_and_a_trailing_dot() {
+        for (authority, want) in [
+            ("App.Example.com:8443", Some("app.example.com")),
+            ("app.example.com.", Some("app.example.com")),
+            ("127.0.0.1:80", Some("127.0.0.1")),
+            ("[::1]:443", Some("[::1]")),
+            ("a b", None),
+            ("app@evil", None),
+        ] {
+            assert_eq!(host_name(authority).as_deref(), want, "{authority}");
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
