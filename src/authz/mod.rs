@@ -39,6 +39,7 @@ use http::Method;
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use crate::proxy::forwarded::{host_matches, host_pattern};
 use crate::proxy::path::{anchored_regex, method_allowed, parse_methods, without_params};
 
 /// `[authorization]` as written.
@@ -524,31 +525,6 @@ impl Rule {
             .iter()
             .any(|p| has_path_prefix(path, p, self.fold_case))
             || self.regex.as_ref().is_some_and(|r| r.is_match(path))
-    }
-}
-
-/// A configured host pattern, lower-case: a host name, or `*.` and one.
-fn host_pattern(raw: &str) -> Option<String> {
-    let p = raw.to_ascii_lowercase();
-    let name = p.strip_prefix("*.").unwrap_or(&p);
-    let plain = !name.is_empty()
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    plain.then_some(p)
-}
-
-/// Whether `host` (lower-case, no port) is `pattern`, or one label before
-/// a `*.` pattern's name.
-pub fn host_matches(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix("*.") {
-        Some(name) => host
-            .strip_suffix(name)
-            .and_then(|head| head.strip_suffix('.'))
-            .is_some_and(|label| !label.is_empty() && !label.contains('.')),
-        None => pattern == host,
     }
 }
 

@@ -34,8 +34,19 @@ impl App {
         let path = target.path();
         let upgrade = headers::is_upgrade(req.headers());
         let trusted = self.trusted.trusts(peer.ip());
+        // The host the client asked for, as the upstream receives it.
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .and_then(crate::proxy::forwarded::host_name);
 
-        if self.rules.public.matches(&method, path, req.headers()) {
+        if self
+            .rules
+            .public
+            .matches(&method, host.as_deref(), path, req.headers())
+        {
             self.prepare(&mut req, upgrade, peer, trusted, None);
             return match self.upstream.forward(req, &target, upgrade).await {
                 Ok(resp) => Handled::new(resp, Outcome::Public),
@@ -50,13 +61,6 @@ impl App {
                 return self.unauthenticated(&target, kind, clear).await
             }
         };
-        // The host the client asked for, as the upstream receives it.
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .and_then(crate::proxy::forwarded::host_name);
         let asked = super::gate::Asked {
             method: &method,
             host: host.as_deref(),

@@ -154,7 +154,7 @@ impl App {
             if self
                 .rules
                 .public
-                .matches(&q.method, t.path(), &parts.headers)
+                .matches(&q.method, q.host.as_deref(), t.path(), &parts.headers)
             {
                 return Handled::new(pages::status(q.allowed), Outcome::Public);
             }

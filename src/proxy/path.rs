@@ -536,6 +536,9 @@ pub struct RawPublicRoute {
     pub path: String,
     /// Methods this route covers; empty = every method. `GET` covers `HEAD`.
     pub methods: Vec<String>,
+    /// Hosts this route covers (`app.example.com`, `*.example.com`); empty
+    /// = every host. A request whose host is not known is not public here.
+    pub hosts: Vec<String>,
 }
 
 /// Requests that reach the upstream without a session. The proxy must still
@@ -550,6 +553,8 @@ pub struct PublicRoutes {
 struct PublicRoute {
     path: Regex,
     methods: Vec<Method>,
+    /// Lower-case host patterns; empty: every host.
+    hosts: Vec<String>,
 }
 
 impl PublicRoutes {
@@ -560,6 +565,16 @@ impl PublicRoutes {
         for (i, route) in raw.public.iter().enumerate() {
             let key = format!("routes.public[{i}]");
             let methods = parse_methods(&key, &route.methods, &mut errors);
+            let mut hosts = Vec::new();
+            for (j, h) in route.hosts.iter().enumerate() {
+                match crate::proxy::forwarded::host_pattern(h) {
+                    Some(p) => hosts.push(p),
+                    None => errors.push((
+                        format!("{key}.hosts[{j}]"),
+                        format!("`{h}` is not a host name like \"app.example.com\" or \"*.example.com\" (no port)"),
+                    )),
+                }
+            }
             match anchored_regex(&route.path, fold_case) {
                 Ok(path) => {
                     if route.path.ends_with(".*") && !route.path.ends_with("/.*") {
@@ -571,7 +586,11 @@ impl PublicRoutes {
                             route.path
                         );
                     }
-                    routes.push(PublicRoute { path, methods });
+                    routes.push(PublicRoute {
+                        path,
+                        methods,
+                        hosts,
+                    });
                 }
                 Err(e) => errors.push((format!("{key}.path"), e)),
             }
@@ -600,7 +619,15 @@ impl PublicRoutes {
     /// A path with `;params` must match as written **and** as
     /// [`without_params`] reads it: `/admin;.js` is not public under a
     /// `.*\.js` route, because Java servers serve `/admin` for it.
-    pub fn matches(&self, method: &Method, normalized_path: &str, headers: &HeaderMap) -> bool {
+    /// Whether the request is public: `host` is the one it is for
+    /// (lower-case, no port), `None` when not known.
+    pub fn matches(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        normalized_path: &str,
+        headers: &HeaderMap,
+    ) -> bool {
         if self.allow_cors_preflight
             && *method == Method::OPTIONS
             && headers.contains_key(http::header::ORIGIN)
@@ -609,8 +636,17 @@ impl PublicRoutes {
             return true;
         }
         let stripped = without_params(normalized_path);
+        let covers = |r: &PublicRoute| {
+            r.hosts.is_empty()
+                || host.is_some_and(|h| {
+                    r.hosts
+                        .iter()
+                        .any(|p| crate::proxy::forwarded::host_matches(p, h))
+                })
+        };
         self.routes.iter().any(|r| {
             method_allowed(&r.methods, method)
+                && covers(r)
                 && r.path.is_match(normalized_path)
                 && (stripped == normalized_path || r.path.is_match(&stripped))
         })
@@ -847,6 +883,34 @@ mod tests {
         assert_eq!(without_params("/;x"), "/");
     }
 
+    #[test]
+    fn a_public_route_with_hosts_is_public_only_on_them() {
+        let raw = RawRoutes {
+            public: vec![RawPublicRoute {
+                path: "/docs/.*".into(),
+                hosts: vec!["docs.example.com".into(), "*.docs.example.org".into()],
+                ..RawPublicRoute::default()
+            }],
+            allow_cors_preflight: false,
+        };
+        let r = PublicRoutes::new(&raw, false).unwrap_or_else(|e| panic!("{e:?}"));
+        let none = HeaderMap::new();
+        let at = |host| r.matches(&Method::GET, host, "/docs/a", &none);
+        assert!(at(Some("docs.example.com")));
+        assert!(at(Some("eu.docs.example.org")));
+        assert!(!at(Some("app.example.com")));
+        assert!(!at(None), "an unknown host is not public");
+        let bad = RawRoutes {
+            public: vec![RawPublicRoute {
+                path: "/x".into(),
+                hosts: vec!["docs.example.com:443".into()],
+                ..RawPublicRoute::default()
+            }],
+            allow_cors_preflight: false,
+        };
+        assert!(PublicRoutes::new(&bad, false).is_err());
+    }
+
     fn routes(public: &[(&str, &[&str])], preflight: bool) -> PublicRoutes {
         let raw = RawRoutes {
             public: public
@@ -854,6 +918,7 @@ mod tests {
                 .map(|(p, m)| RawPublicRoute {
                     path: (*p).into(),
                     methods: m.iter().map(|s| (*s).to_string()).collect(),
+                    hosts: Vec::new(),
                 })
                 .collect(),
             allow_cors_preflight: preflight,
@@ -865,15 +930,15 @@ mod tests {
     fn public_routes_are_anchored() {
         let r = routes(&[("/public/.*", &[])], false);
         let none = HeaderMap::new();
-        assert!(r.matches(&Method::GET, "/public/x", &none));
-        assert!(r.matches(&Method::POST, "/public/", &none));
-        assert!(!r.matches(&Method::GET, "/publicity", &none));
-        assert!(!r.matches(&Method::GET, "/public", &none));
-        assert!(!r.matches(&Method::GET, "/x/public/y", &none));
+        assert!(r.matches(&Method::GET, None, "/public/x", &none));
+        assert!(r.matches(&Method::POST, None, "/public/", &none));
+        assert!(!r.matches(&Method::GET, None, "/publicity", &none));
+        assert!(!r.matches(&Method::GET, None, "/public", &none));
+        assert!(!r.matches(&Method::GET, None, "/x/public/y", &none));
         // An explicit `^…$` in the pattern is harmless.
         let r = routes(&[("^/health$", &[])], false);
-        assert!(r.matches(&Method::GET, "/health", &none));
-        assert!(!r.matches(&Method::GET, "/healthz", &none));
+        assert!(r.matches(&Method::GET, None, "/health", &none));
+        assert!(!r.matches(&Method::GET, None, "/healthz", &none));
     }
 
     #[test]
@@ -881,7 +946,7 @@ mod tests {
         let raw = RawRoutes {
             public: vec![RawPublicRoute {
                 path: "/a)|(.*".into(),
-                methods: vec![],
+                ..RawPublicRoute::default()
             }],
             allow_cors_preflight: false,
         };
@@ -894,27 +959,27 @@ mod tests {
     fn public_routes_filter_methods() {
         let r = routes(&[("/public/.*", &["get", "OPTIONS"])], false);
         let none = HeaderMap::new();
-        assert!(r.matches(&Method::GET, "/public/x", &none));
-        assert!(r.matches(&Method::HEAD, "/public/x", &none));
-        assert!(r.matches(&Method::OPTIONS, "/public/x", &none));
-        assert!(!r.matches(&Method::POST, "/public/x", &none));
+        assert!(r.matches(&Method::GET, None, "/public/x", &none));
+        assert!(r.matches(&Method::HEAD, None, "/public/x", &none));
+        assert!(r.matches(&Method::OPTIONS, None, "/public/x", &none));
+        assert!(!r.matches(&Method::POST, None, "/public/x", &none));
         let propfind = Method::from_bytes(b"PROPFIND").unwrap_or_default();
-        assert!(!r.matches(&propfind, "/public/x", &none));
+        assert!(!r.matches(&propfind, None, "/public/x", &none));
         let lower_get = Method::from_bytes(b"get").unwrap_or_default();
-        assert!(r.matches(&lower_get, "/public/x", &none));
+        assert!(r.matches(&lower_get, None, "/public/x", &none));
     }
 
     #[test]
     fn path_params_cannot_make_a_path_public() {
         let r = routes(&[(r".*\.js", &[]), ("/public/.*", &[])], false);
         let none = HeaderMap::new();
-        assert!(r.matches(&Method::GET, "/app.js", &none));
-        assert!(!r.matches(&Method::GET, "/admin;.js", &none));
-        assert!(!r.matches(&Method::GET, "/admin/x;.js", &none));
+        assert!(r.matches(&Method::GET, None, "/app.js", &none));
+        assert!(!r.matches(&Method::GET, None, "/admin;.js", &none));
+        assert!(!r.matches(&Method::GET, None, "/admin/x;.js", &none));
         // Both readings are a .js file here: `/admin;v=1/app.js` and `/admin/app.js`.
-        assert!(r.matches(&Method::GET, "/admin;v=1/app.js", &none));
-        assert!(r.matches(&Method::GET, "/public/x;v=1", &none));
-        assert!(!r.matches(&Method::GET, "/public;x", &none));
+        assert!(r.matches(&Method::GET, None, "/admin;v=1/app.js", &none));
+        assert!(r.matches(&Method::GET, None, "/public/x;v=1", &none));
+        assert!(!r.matches(&Method::GET, None, "/public;x", &none));
     }
 
     #[test]
@@ -936,13 +1001,13 @@ mod tests {
 
         let on = routes(&[], true);
         assert!(!on.is_empty());
-        assert!(on.matches(&Method::OPTIONS, "/api/x", &pre));
-        assert!(!on.matches(&Method::OPTIONS, "/api/x", &origin_only));
-        assert!(!on.matches(&Method::POST, "/api/x", &pre));
+        assert!(on.matches(&Method::OPTIONS, None, "/api/x", &pre));
+        assert!(!on.matches(&Method::OPTIONS, None, "/api/x", &origin_only));
+        assert!(!on.matches(&Method::POST, None, "/api/x", &pre));
 
         let off = routes(&[], false);
         assert!(off.is_empty());
-        assert!(!off.matches(&Method::OPTIONS, "/api/x", &pre));
+        assert!(!off.matches(&Method::OPTIONS, None, "/api/x", &pre));
     }
 
     #[test]
@@ -952,11 +1017,9 @@ mod tests {
                 RawPublicRoute {
                     path: "(".into(),
                     methods: vec!["GET".into(), "BAD METHOD".into(), String::new()],
+                    ..RawPublicRoute::default()
                 },
-                RawPublicRoute {
-                    path: String::new(),
-                    methods: vec![],
-                },
+                RawPublicRoute::default(),
             ],
             allow_cors_preflight: false,
         };
