@@ -39,7 +39,7 @@ use http::Method;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use crate::proxy::forwarded::{host_matches, host_pattern};
+use crate::proxy::host::{host_matches, host_pattern};
 use crate::proxy::path::{anchored_regex, method_allowed, parse_methods, without_params};
 
 /// `[authorization]` as written.

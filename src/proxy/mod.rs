@@ -5,6 +5,7 @@
 pub mod assertion;
 pub mod forwarded;
 pub mod headers;
+pub mod host;
 pub mod path;
 pub mod settings;
 

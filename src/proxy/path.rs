@@ -567,7 +567,7 @@ impl PublicRoutes {
             let methods = parse_methods(&key, &route.methods, &mut errors);
             let mut hosts = Vec::new();
             for (j, h) in route.hosts.iter().enumerate() {
-                match crate::proxy::forwarded::host_pattern(h) {
+                match crate::proxy::host::host_pattern(h) {
                     Some(p) => hosts.push(p),
                     None => errors.push((
                         format!("{key}.hosts[{j}]"),
@@ -641,7 +641,7 @@ impl PublicRoutes {
                 || host.is_some_and(|h| {
                     r.hosts
                         .iter()
-                        .any(|p| crate::proxy::forwarded::host_matches(p, h))
+                        .any(|p| crate::proxy::host::host_matches(p, h))
                 })
         };
         self.routes.iter().any(|r| {

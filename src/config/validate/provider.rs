@@ -159,23 +159,12 @@ fn provider_id(c: &mut Check<'_>, p: &RawProvider) -> String {
 fn host_patterns(c: &mut Check<'_>, p: &RawProvider) -> Vec<String> {
     let mut out = Vec::new();
     for (i, h) in p.hosts.iter().enumerate() {
-        let h = h.to_ascii_lowercase();
-        let name = h.strip_prefix("*.").unwrap_or(&h);
-        let plain = !name.is_empty()
-            && name.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if plain {
-            out.push(h);
-        } else {
-            c.fail(
+        match crate::proxy::host::host_pattern(h) {
+            Some(pattern) => out.push(pattern),
+            None => c.fail(
                 &format!("provider.hosts[{i}]"),
                 format!("`{h}` is not a host name like \"app.example.com\" or \"*.example.com\" (no port, no scheme)"),
-            );
+            ),
         }
     }
     out
