@@ -95,7 +95,7 @@ fn session(groups: usize) -> Session {
         expires_at: tollgate::session::now() + 86400,
         nonce: None,
         auth_time: None,
-        provider: Some("default".into()),
+        provider: None,
     }
 }
 

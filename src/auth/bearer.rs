@@ -227,7 +227,7 @@ fn principal(
         access_expires_at: exp,
         issued_at: now(),
         expires_at: exp.unwrap_or_else(|| now() + 60),
-        provider: Some(ctx.provider.settings.id.clone()),
+        provider: Session::provider_field(&ctx.provider.settings.id),
         ..Session::default()
     };
     super::profile::Profile::of(&ctx.claims, &view).fill(&mut session);

@@ -204,7 +204,7 @@ async fn redeem(
         expires_at: issued_at.saturating_add(ctx.session.lifetime.as_secs() as i64),
         nonce: claims.nonce.clone(),
         auth_time: claims.auth_time.map(|t| t as i64),
-        provider: Some(ctx.provider.settings.id.clone()),
+        provider: Session::provider_field(&ctx.provider.settings.id),
         ..Session::default()
     };
     profile.fill(&mut session);
@@ -277,7 +277,7 @@ async fn github_session(
         name: user.name,
         preferred_username: Some(user.login),
         groups: user.groups,
-        provider: Some(ctx.provider.settings.id.clone()),
+        provider: Session::provider_field(&ctx.provider.settings.id),
         ..Session::default()
     };
     Ok(SignedIn {

@@ -208,7 +208,7 @@ pub async fn login_redirect(
         }
     }
     let mut login = LoginState::new(state, nonce, pkce.map(|p| p.verifier), return_to);
-    login.provider = Some(cfg.id.clone());
+    login.provider = crate::session::Session::provider_field(&cfg.id);
     crate::telemetry::metrics::metrics().login("started", "");
     let mut resp = pages::redirect(url.as_str());
     append_cookies(

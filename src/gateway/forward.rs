@@ -34,13 +34,19 @@ impl App {
         let path = target.path();
         let upgrade = headers::is_upgrade(req.headers());
         let trusted = self.trusted.trusts(peer.ip());
-        // The host the client asked for, as the upstream receives it.
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .and_then(crate::proxy::forwarded::host_name);
+        // The host judged is the one the upstream receives: the client's
+        // (`pass_host_header`), else none that rules could know (then a
+        // host rule refuses whom it would refuse). Worked out only when a
+        // rule or public route lists hosts.
+        let host = (self.rules.judges_hosts && self.config.upstream.pass_host_header)
+            .then(|| {
+                req.headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .or_else(|| req.uri().authority().map(|a| a.as_str()))
+                    .and_then(crate::proxy::forwarded::host_name)
+            })
+            .flatten();
 
         if self
             .rules

@@ -29,6 +29,9 @@ pub struct Rules {
     pub policy: Policy,
     pub public: PublicRoutes,
     pub redirects: RedirectPolicy,
+    /// Some rule or public route lists `hosts`: only then is a request's
+    /// host worked out (the common configuration pays nothing for it).
+    pub judges_hosts: bool,
 }
 
 impl Rules {
@@ -47,6 +50,12 @@ impl Rules {
                 &config.server.allowed_redirect_domains,
             )
             .map_err(failed)?,
+            judges_hosts: config
+                .authorization
+                .rules
+                .iter()
+                .any(|r| !r.hosts.is_empty())
+                || config.routes.public.iter().any(|r| !r.hosts.is_empty()),
         })
     }
 }

@@ -195,13 +195,18 @@ impl Registry {
     /// one that lists the host (exactly, else by its `*.` pattern), or
     /// else those that list no host (all, when every one lists some).
     pub fn offered(&self, host: &str) -> Vec<&Slot> {
+        use crate::proxy::host::host_matches;
         let host = host.to_ascii_lowercase();
-        let wildcard = host.split_once('.').map(|(_, rest)| format!("*.{rest}"));
-        let bound = |pattern: &str| {
-            self.iter()
-                .find(|s| s.settings.hosts.iter().any(|h| h == pattern))
+        // An exact entry wins over a `*.` one.
+        let listed = |exact: bool| {
+            self.iter().find(|s| {
+                s.settings
+                    .hosts
+                    .iter()
+                    .any(|p| p.starts_with("*.") != exact && host_matches(p, &host))
+            })
         };
-        if let Some(s) = bound(&host).or_else(|| wildcard.as_deref().and_then(bound)) {
+        if let Some(s) = listed(true).or_else(|| listed(false)) {
             return vec![s];
         }
         let unbound: Vec<&Slot> = self

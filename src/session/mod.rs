@@ -84,6 +84,13 @@ impl Session {
         now >= self.expires_at
     }
 
+    /// What a session or login state records for the provider `id`:
+    /// nothing for `default` (absent means `default`), so the usual single
+    /// provider costs no cookie bytes.
+    pub fn provider_field(id: &str) -> Option<String> {
+        (id != DEFAULT_PROVIDER).then(|| id.to_string())
+    }
+
     /// The `id` of the session's provider.
     pub fn provider_id(&self) -> &str {
         self.provider.as_deref().unwrap_or(DEFAULT_PROVIDER)
