@@ -27,7 +27,7 @@ pub use raw::RawConfig;
 // fills them in.
 pub use crate::auth::settings::BearerConfig;
 pub use crate::oidc::settings::{ClientAuth, ProviderConfig};
-pub use crate::proxy::settings::{IdentityHeaders, UpstreamConfig};
+pub use crate::proxy::settings::{IdentityHeaders, UpstreamConfig, UpstreamRoute};
 pub use crate::server::settings::{ServerConfig, TlsFiles};
 pub use crate::session::settings::{RedisConfig, RedisMode, SessionConfig, MIN_SECRET_BYTES};
 pub use crate::telemetry::settings::LogConfig;
@@ -36,6 +36,8 @@ pub use crate::telemetry::settings::LogConfig;
 pub const DEFAULT_CONFIG_PATH: &str = "tollgate.toml";
 /// The path the authorization response comes back to.
 pub const CALLBACK_PATH: &str = "/oauth2/callback";
+/// Where a browser sign-in starts.
+pub const START_PATH: &str = "/oauth2/start";
 /// Prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "TOLLGATE_";
 
@@ -43,7 +45,11 @@ pub const ENV_PREFIX: &str = "TOLLGATE_";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
+    /// `[upstream]`: what every upstream shares.
     pub upstream: UpstreamConfig,
+    /// Where each host and path prefix goes: the `[[upstreams]]` entries,
+    /// or `[upstream]` for every host. Never empty.
+    pub upstreams: Vec<UpstreamRoute>,
     /// `[provider]` and `[[providers]]`, in that order: never empty. The
     /// first signs in browsers when no choice is made and checks bearer
     /// tokens.
@@ -336,19 +342,35 @@ fn closest<'a>(field: &str, expected: &'a [&'static str]) -> Option<&'a str> {
 struct Check<'a> {
     figment: &'a Figment,
     errors: Vec<KeyError>,
-    /// While an entry of `[[providers]]` is checked: its key (`providers[1]`),
-    /// which replaces `provider` in the keys problems are reported under.
-    entry: Option<String>,
+    /// While an entry of `[[providers]]` or `[[upstreams]]` is checked.
+    entry: Option<Entry>,
+}
+
+/// An array entry being checked: problems under `section.` (`provider.`)
+/// are reported under its own key (`providers[1].`).
+struct Entry {
+    section: &'static str,
+    list: &'static str,
+    key: String,
+}
+
+impl Entry {
+    fn new(section: &'static str, list: &'static str, index: usize) -> Self {
+        Self {
+            section,
+            list,
+            key: format!("{list}[{index}]"),
+        }
+    }
 }
 
 impl Check<'_> {
     fn fail(&mut self, key: &str, message: impl Into<String>) {
-        let (key, origin) = match (&self.entry, key.strip_prefix("provider.")) {
-            (Some(entry), Some(rest)) => {
-                (format!("{entry}.{rest}"), origin(self.figment, "providers"))
-            }
-            _ => (key.to_string(), origin(self.figment, key)),
-        };
+        let within = self.entry.as_ref().and_then(|e| {
+            let rest = key.strip_prefix(e.section)?.strip_prefix('.')?;
+            Some((format!("{}.{rest}", e.key), origin(self.figment, e.list)))
+        });
+        let (key, origin) = within.unwrap_or_else(|| (key.to_string(), origin(self.figment, key)));
         self.errors.push(KeyError {
             key,
             origin,

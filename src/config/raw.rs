@@ -13,6 +13,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct RawConfig {
     pub server: RawServer,
     pub upstream: RawUpstream,
+    /// Several upstreams, routed by host and path prefix: each entry is
+    /// `host`, `path_prefix` and the `[upstream]` keys it changes (the
+    /// rest it takes from `[upstream]`). Kept as written so that what an
+    /// entry leaves out can be told from what it sets.
+    pub upstreams: Vec<figment::value::Dict>,
     pub provider: RawProvider,
     /// More providers, each a full `[provider]` table with an `id`.
     pub providers: Vec<RawProvider>,
@@ -151,6 +156,10 @@ pub struct RawUpstream {
     pub max_in_flight: usize,
     /// How long a request over `max_in_flight` may wait for a slot.
     pub queue_timeout: String,
+    /// `http1` or `http2` (h2c with prior knowledge over http://, ALPN
+    /// `h2` over https://). Unset: `http2` for an `h2c://` URL, else
+    /// `http1`.
+    pub protocol: Option<String>,
 }
 
 impl Default for RawUpstream {
@@ -173,6 +182,7 @@ impl Default for RawUpstream {
             assertion_audience: None,
             max_in_flight: 0,
             queue_timeout: "1s".into(),
+            protocol: None,
         }
     }
 }

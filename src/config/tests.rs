@@ -634,3 +634,126 @@ fn a_rule_may_name_only_configured_providers() {
     );
     assert_eq!(refused_keys(&text), ["authorization.rules[0].providers[1]"]);
 }
+
+/// `minimal()` with `[[upstreams]]` instead of `[upstream].url`.
+/// `session.domain` lets every `*.example.com` host see the session.
+fn routed(upstream: &str, entries: &str) -> String {
+    minimal().replace(
+        "[upstream]\nurl = \"http://127.0.0.1:8080\"\n",
+        &format!("[upstream]\n{upstream}\n{entries}\n"),
+    ) + "domain = \"example.com\"\n"
+}
+
+#[test]
+fn upstreams_entries_take_what_they_leave_out_from_upstream() {
+    let text = routed(
+        "timeout = \"7s\"\npass_access_token = false",
+        r#"
+[[upstreams]]
+host = "app.example.com"
+url = "http://127.0.0.1:8081"
+[[upstreams]]
+host = "*.example.com"
+path_prefix = "/api/"
+url = "h2c://127.0.0.1:50051"
+timeout = "2s"
+pass_host_header = false
+[[upstreams]]
+host = "*"
+url = "https://fallback.internal"
+protocol = "http2"
+"#,
+    );
+    let (_d, path) = write(&text);
+    let (c, _) = load(&path, &[]).expect("valid");
+    assert_eq!(c.upstreams.len(), 3);
+    let [app, api, any] = &c.upstreams[..] else {
+        panic!("three routes")
+    };
+    assert_eq!(app.host.as_deref(), Some("app.example.com"));
+    assert_eq!(app.path_prefix, "");
+    assert_eq!(app.upstream.timeout, Duration::from_secs(7));
+    assert!(!app.upstream.pass_access_token && app.upstream.pass_host_header);
+    assert!(!app.upstream.http2);
+    assert_eq!(api.path_prefix, "/api");
+    assert_eq!(api.upstream.url.as_str(), "http://127.0.0.1:50051/");
+    assert!(api.upstream.http2 && !api.upstream.pass_host_header);
+    assert_eq!(api.upstream.timeout, Duration::from_secs(2));
+    assert_eq!(any.host, None);
+    assert!(any.upstream.http2);
+    // `[upstream]` keeps what every upstream shares.
+    assert_eq!(c.upstream.timeout, Duration::from_secs(7));
+}
+
+#[test]
+fn upstreams_entries_are_refused_under_their_own_keys() {
+    let keys = refused_keys(&routed(
+        "url = \"http://127.0.0.1:1\"\ntimeout = \"soon\"",
+        r#"
+[[upstreams]]
+url = "http://127.0.0.1:8081"
+[[upstreams]]
+host = "a.example.com"
+path_prefix = "api"
+url = "ftp://x"
+[[upstreams]]
+host = "b.example.com"
+url = "http://127.0.0.1:2"
+timout = "1s"
+[[upstreams]]
+host = "c.example.com"
+url = "http://127.0.0.1:3"
+headers = { user = "X-User" }
+protocol = "http3"
+[[upstreams]]
+host = "d.example.com"
+url = "http://127.0.0.1:4"
+[[upstreams]]
+host = "D.example.com"
+url = "http://127.0.0.1:5"
+"#,
+    ));
+    let mut expected = vec![
+        "upstream.url",
+        // `[upstream]`'s bad timeout once, not once per entry.
+        "upstream.timeout",
+        "upstreams[0].host",
+        "upstreams[1].path_prefix",
+        "upstreams[1].url",
+        "upstreams[2].timout",
+        "upstreams[3].headers",
+        "upstreams[3].protocol",
+        "upstreams[5].path_prefix",
+    ];
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    keys.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+}
+
+#[test]
+fn upstreams_hosts_must_receive_the_session_cookie() {
+    let text = routed(
+        "",
+        r#"
+[[upstreams]]
+host = "app.example.com"
+url = "http://127.0.0.1:8081"
+[[upstreams]]
+host = "*.other.org"
+url = "http://127.0.0.1:8082"
+[[upstreams]]
+host = "*"
+url = "http://127.0.0.1:8083"
+"#,
+    );
+    assert_eq!(refused_keys(&text), vec!["upstreams[1].host"]);
+    let without_domain = text.replace("domain = \"example.com\"\n", "");
+    let text = without_domain.replace("*.other.org", "app.example.com\"\npath_prefix = \"/x");
+    // The public URL's own host needs no domain.
+    assert!(
+        load_str(&text, &[]).is_ok(),
+        "{:?}",
+        load_str(&text, &[]).err()
+    );
+}

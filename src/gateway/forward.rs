@@ -12,6 +12,7 @@ use crate::auth::{self, Handled};
 use crate::pages::{ClientKind, Outcome, Rejection};
 use crate::proxy::headers::{self, Forwarding};
 use crate::proxy::path;
+use crate::proxy::upstreams::Route;
 use crate::session::Session;
 
 impl App {
@@ -34,11 +35,9 @@ impl App {
         let path = target.path();
         let upgrade = headers::is_upgrade(req.headers());
         let trusted = self.trusted.trusts(peer.ip());
-        // The host judged is the one the upstream receives: the client's
-        // (`pass_host_header`), else none that rules could know (then a
-        // host rule refuses whom it would refuse). Worked out only when a
-        // rule or public route lists hosts.
-        let host = (self.rules.judges_hosts && self.config.upstream.pass_host_header)
+        // The client's host, worked out only when routes or rules judge
+        // it (the common configuration pays nothing for it).
+        let client_host = (self.upstreams.by_host() || self.rules.judges_hosts)
             .then(|| {
                 req.headers()
                     .get(http::header::HOST)
@@ -47,14 +46,27 @@ impl App {
                     .and_then(crate::proxy::forwarded::host_name)
             })
             .flatten();
+        let Some(route) = self.upstreams.pick(client_host.as_deref(), path) else {
+            tracing::info!(
+                host = client_host.as_deref().unwrap_or("-"),
+                "no upstream serves this host"
+            );
+            return Handled::new(Rejection::UnknownHost.respond(kind), Outcome::Error);
+        };
+        // Rules judge the host the upstream receives: the client's
+        // (`pass_host_header`), else none that rules could know (then a
+        // host rule refuses whom it would refuse).
+        let host = client_host
+            .as_deref()
+            .filter(|_| route.config.pass_host_header);
 
         if self
             .rules
             .public
-            .matches(&method, host.as_deref(), path, req.headers())
+            .matches(&method, host, path, req.headers())
         {
-            self.prepare(&mut req, upgrade, peer, trusted, None);
-            return match self.upstream.forward(req, &target, upgrade).await {
+            self.prepare(&mut req, route, upgrade, peer, trusted, None);
+            return match route.upstream.forward(req, &target, upgrade).await {
                 Ok(resp) => Handled::new(resp, Outcome::Public),
                 Err(e) => Handled::new(Rejection::from(e).respond(kind), Outcome::UpstreamError),
             };
@@ -64,25 +76,33 @@ impl App {
             Ok(p) => p,
             Err(Failure::Respond(h)) => return h,
             Err(Failure::Login { clear }) => {
-                return self.unauthenticated(&target, kind, clear).await
+                let at = client_host.as_deref();
+                return self.unauthenticated(&target, at, kind, clear).await;
             }
         };
         let asked = super::gate::Asked {
             method: &method,
-            host: host.as_deref(),
+            host,
             target: Some(&target),
         };
         if let Some(h) = self.denied(&principal, &asked, kind) {
             return h;
         }
-        self.prepare(&mut req, upgrade, peer, trusted, Some(&principal.session));
+        self.prepare(
+            &mut req,
+            route,
+            upgrade,
+            peer,
+            trusted,
+            Some(&principal.session),
+        );
         let Principal {
             session,
             set_cookies,
             via,
         } = principal;
         let user = Some(session.sub.clone());
-        match self.upstream.forward(req, &target, upgrade).await {
+        match route.upstream.forward(req, &target, upgrade).await {
             Ok(mut resp) => {
                 auth::append_cookies(&mut resp, set_cookies);
                 Handled {
@@ -102,10 +122,26 @@ impl App {
         }
     }
 
+    /// For a request on another host than `server.public_url`'s (one of
+    /// `[[upstreams]]`): the sign-in starts on tollgate's own host, where
+    /// the callback will find its login cookie, and comes back to the
+    /// page asked for. `None`: sign in right here.
+    fn sign_in_elsewhere(&self, target: &path::Target, host: Option<&str>) -> Option<String> {
+        let public = &self.config.server.public_url;
+        let host = host.filter(|h| Some(*h) != public.host_str())?;
+        let port = public.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let back = format!("{}://{host}{port}{}", public.scheme(), target.as_str());
+        let back = self.rules.redirects.safe_target(&back)?;
+        let mut start = public.join(crate::config::START_PATH).ok()?;
+        start.query_pairs_mut().append_pair("rd", back);
+        Some(start.into())
+    }
+
     /// Header hygiene and identity for the upstream request.
     fn prepare(
         &self,
         req: &mut Request<Incoming>,
+        route: &Route,
         upgrade: bool,
         peer: SocketAddr,
         trusted: bool,
@@ -118,9 +154,9 @@ impl App {
         headers::prepare_request(
             req.headers_mut(),
             upgrade,
-            &self.strip,
+            &route.strip,
             &self.sessions.cookies,
-            &self.config.upstream,
+            &route.config,
             &Forwarding {
                 peer: peer.ip(),
                 trusted,
@@ -146,6 +182,7 @@ impl App {
     async fn unauthenticated(
         &self,
         target: &path::Target,
+        host: Option<&str>,
         kind: ClientKind,
         clear: Vec<String>,
     ) -> Handled {
@@ -153,6 +190,11 @@ impl App {
             let mut resp = Rejection::Unauthenticated.respond(kind);
             auth::append_cookies(&mut resp, clear);
             return Handled::new(resp, Outcome::Unauthorized);
+        }
+        if let Some(start) = self.sign_in_elsewhere(target, host) {
+            let mut resp = crate::pages::redirect(&start);
+            auth::append_cookies(&mut resp, clear);
+            return Handled::new(resp, Outcome::LoginRedirect);
         }
         let return_to = self.rules.redirects.or_root(Some(target.as_str()));
         match auth::login::sign_in(&self.login_ctx(), return_to).await {

@@ -15,9 +15,8 @@ use crate::oidc::registry::{Registry, Slot};
 use crate::pages::Rejection;
 use crate::proxy::assertion::Assertions;
 use crate::proxy::forwarded::TrustedProxies;
-use crate::proxy::headers::StripList;
 use crate::proxy::path::PublicRoutes;
-use crate::proxy::Upstream;
+use crate::proxy::upstreams::Upstreams;
 use crate::session::login::LoginCookies;
 use crate::session::redis::RedisStore;
 use crate::session::store::{Backend, Loaded, SessionStore};
@@ -47,7 +46,7 @@ impl Rules {
             public: PublicRoutes::new(&config.routes, fold_case).map_err(failed)?,
             redirects: RedirectPolicy::new(
                 config.server.public_url.clone(),
-                &config.server.allowed_redirect_domains,
+                &redirect_hosts(config),
             )
             .map_err(failed)?,
             judges_hosts: config
@@ -60,14 +59,35 @@ impl Rules {
     }
 }
 
+/// `server.allowed_redirect_domains`, and the hosts `[[upstreams]]`
+/// serve (on `server.public_url`'s port): a sign-in started there comes
+/// back there.
+fn redirect_hosts(config: &Config) -> Vec<String> {
+    let port = config
+        .server
+        .public_url
+        .port()
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    let mut hosts = config.server.allowed_redirect_domains.clone();
+    hosts.extend(
+        config
+            .upstreams
+            .iter()
+            .filter_map(|r| r.host.as_ref())
+            .map(|h| format!("{h}{port}")),
+    );
+    hosts
+}
+
 /// Everything a request needs, built once from the config.
 pub struct App {
     pub config: Config,
     pub rules: Rules,
     pub sessions: SessionStore,
     pub login_cookies: LoginCookies,
-    pub upstream: Upstream,
-    pub strip: StripList,
+    /// Where each host and path prefix goes, each with its header rules.
+    pub upstreams: Upstreams,
     pub trusted: TrustedProxies,
     /// Signs `X-Tollgate-Assertion` (when `upstream.assertion` is on).
     pub assertions: Option<Assertions>,
@@ -117,8 +137,7 @@ impl App {
             },
             login_cookies: login_cookies(&config),
             providers: Registry::new(&config.providers)?,
-            upstream: Upstream::new(&config.upstream)?,
-            strip: StripList::new(&config.upstream),
+            upstreams: Upstreams::new(&config.upstreams, config.upstream.case_insensitive_paths)?,
             trusted: TrustedProxies::new(config.server.trusted_proxies.clone()),
             assertions: match &config.upstream.assertion {
                 Some(a) => Some(Assertions::new(

@@ -180,6 +180,9 @@ pub enum Rejection {
     BadPath,
     #[error("malformed Host header")]
     BadHost,
+    /// No `[[upstreams]]` entry serves the request's host (and path).
+    #[error("no upstream serves this host")]
+    UnknownHost,
     /// A header that may appear once appeared several times (RFC 9110
     /// §5.3: `Authorization` is not a list).
     #[error("repeated {0} header")]
@@ -231,6 +234,8 @@ impl Rejection {
             Rejection::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Rejection::CrossSite => StatusCode::FORBIDDEN,
             Rejection::NotFound => StatusCode::NOT_FOUND,
+            // RFC 9110 §15.5.20: this server does not serve that host.
+            Rejection::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
             Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -253,6 +258,7 @@ impl Rejection {
             Rejection::Forbidden { .. } => "forbidden",
             Rejection::BadPath => "bad_path",
             Rejection::BadHost => "bad_host",
+            Rejection::UnknownHost => "unknown_host",
             Rejection::RepeatedHeader(_) => "repeated_header",
             Rejection::InvalidToken => "invalid_token",
             Rejection::BadParameter(_) => "bad_parameter",
@@ -268,7 +274,7 @@ impl Rejection {
             Rejection::GatewayTimeout => "Service timed out",
             Rejection::UpstreamBusy => "Service busy",
             Rejection::CrossSite => "Request refused",
-            Rejection::NotFound => "Not found",
+            Rejection::NotFound | Rejection::UnknownHost => "Not found",
             Rejection::MethodNotAllowed => "Method not allowed",
             Rejection::ShuttingDown => "Restarting",
             Rejection::SessionStoreUnavailable | Rejection::RefreshUnavailable => {
@@ -304,6 +310,7 @@ impl Rejection {
             }
             Rejection::CrossSite => "This action must be started from this site.".into(),
             Rejection::NotFound => "There is nothing here.".into(),
+            Rejection::UnknownHost => "No site is configured for this host name.".into(),
             Rejection::MethodNotAllowed => "This endpoint does not take that method.".into(),
             Rejection::ShuttingDown => "This instance is shutting down. Try again.".into(),
             Rejection::SessionStoreUnavailable => "Sessions cannot be read right now. Try again in a moment.".into(),
@@ -332,12 +339,12 @@ impl Rejection {
     /// status code mapping" in the gRPC documentation).
     fn grpc_status(&self) -> &'static str {
         match self.status().as_u16() {
-            401 => "16",       // UNAUTHENTICATED
-            403 => "7",        // PERMISSION_DENIED
-            400 => "3",        // INVALID_ARGUMENT
-            404 | 405 => "12", // UNIMPLEMENTED
-            502..=504 => "14", // UNAVAILABLE (503: also when busy)
-            _ => "13",         // INTERNAL
+            401 => "16",             // UNAUTHENTICATED
+            403 => "7",              // PERMISSION_DENIED
+            400 => "3",              // INVALID_ARGUMENT
+            404 | 405 | 421 => "12", // UNIMPLEMENTED
+            502..=504 => "14",       // UNAVAILABLE (503: also when busy)
+            _ => "13",               // INTERNAL
         }
     }
 

@@ -433,6 +433,7 @@ mod tests {
             client_cert: None,
             max_in_flight: None,
             queue_timeout: std::time::Duration::ZERO,
+            http2: false,
             headers: IdentityHeaders {
                 user: HeaderName::from_static("x-forwarded-user"),
                 email: HeaderName::from_static("x-forwarded-email"),

@@ -8,6 +8,7 @@ pub mod headers;
 pub mod host;
 pub mod path;
 pub mod settings;
+pub mod upstreams;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -82,6 +83,8 @@ pub struct Upstream {
     /// `upstream.max_in_flight`: permits for requests awaiting an answer.
     limit: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     queue_timeout: Duration,
+    /// HTTP/2 to the upstream (`upstream.protocol`).
+    http2: bool,
 }
 
 /// Why forwarding failed, by where the fault lies (the request as judged,
@@ -117,8 +120,9 @@ pub enum UpstreamError {
 }
 
 /// TLS to the upstream: the system's roots, or `upstream.ca_file` alone;
-/// a client certificate for mTLS when configured. HTTP/1.1 only, so
-/// WebSocket upgrades keep working.
+/// a client certificate for mTLS when configured. ALPN offers HTTP/1.1
+/// (WebSocket upgrades keep working) or, with `upstream.protocol =
+/// "http2"`, h2 alone.
 fn tls_config(config: &UpstreamConfig) -> Result<rustls::ClientConfig, UpstreamError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -172,11 +176,15 @@ impl Upstream {
         http.set_connect_timeout(Some(config.connect_timeout));
         http.set_nodelay(true);
         http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_config(config)?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+            .https_or_http();
+        // ALPN offers the one protocol the client speaks.
+        let connector = if config.http2 {
+            builder.enable_http2().wrap_connector(http)
+        } else {
+            builder.enable_http1().wrap_connector(http)
+        };
         let url = &config.url;
         let host = url.host_str().ok_or(UpstreamError::NoHost)?;
         let authority: Authority = match url.port() {
@@ -199,6 +207,7 @@ impl Upstream {
                 .max_in_flight
                 .map(|n| std::sync::Arc::new(tokio::sync::Semaphore::new(n))),
             queue_timeout: config.queue_timeout,
+            http2: config.http2,
         })
     }
 
@@ -215,6 +224,8 @@ impl Upstream {
                 // streaming large bodies through many connections keeps
                 // memory flat.
                 .http1_max_buf_size(UPSTREAM_READ_BUFFER)
+                // h2c with prior knowledge, or h2 as ALPN agreed.
+                .http2_only(self.http2)
                 .build(self.connector.clone())
         })
     }
@@ -271,7 +282,11 @@ impl Upstream {
             }
         }
         *req.uri_mut() = self.uri(target)?;
-        *req.version_mut() = http::Version::HTTP_11;
+        *req.version_mut() = if self.http2 {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         // Held until the response head arrives: a streaming body after it
         // no longer waits on the upstream's work.

@@ -36,6 +36,21 @@ pub struct UpstreamConfig {
     /// answered 503.
     pub max_in_flight: Option<usize>,
     pub queue_timeout: Duration,
+    /// Speak HTTP/2 to the upstream: h2c with prior knowledge over
+    /// `http://`, ALPN `h2` over `https://` (`upstream.protocol`).
+    pub http2: bool,
+}
+
+/// Where requests for a host and path prefix go: one `[[upstreams]]`
+/// entry, or the single `[upstream]` for every host.
+#[derive(Debug, Clone)]
+pub struct UpstreamRoute {
+    /// A host pattern (`app.example.com`, `*.example.com`); `None`: any
+    /// host (`[upstream]`, or an entry's `host = "*"`).
+    pub host: Option<String>,
+    /// The path prefix, without a trailing slash (`""` for `/`).
+    pub path_prefix: String,
+    pub upstream: UpstreamConfig,
 }
 
 /// Names of the identity headers sent upstream.

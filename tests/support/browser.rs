@@ -73,6 +73,23 @@ impl Browser {
         }
     }
 
+    /// A browser that finds each of `names` on the loopback interface, as
+    /// browsers do for `*.localhost` (RFC 6761), whatever the system
+    /// resolver says. Its cookie jar, like [`Browser::new`]'s, ignores
+    /// `Domain`: every host sees every cookie.
+    pub fn resolving(names: &[&str]) -> Self {
+        let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(super::test_ca());
+        for name in names {
+            http = http.resolve(name, std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        }
+        Self {
+            http: http.build().expect("client"),
+            ..Self::new()
+        }
+    }
+
     pub fn cookie_header(&self, url: &str) -> String {
         let path = url::Url::parse(url)
             .map(|u| u.path().to_string())

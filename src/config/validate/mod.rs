@@ -27,6 +27,9 @@ pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, Con
     let public_url = server.as_ref().map(|s| &s.public_url);
     let upstream = upstream::check(&mut c, raw);
     let session = session::check(&mut c, &raw.session);
+    if let (Some(u), Some(public)) = (&upstream, public_url) {
+        upstream::cookie_reaches(&mut c, &u.routes, public, session.domain.as_deref());
+    }
     let providers = providers(&mut c, raw, public_url, session.secure);
     let log = log(&mut c, &raw.log);
     let bearer = rules::check(&mut c, raw, public_url);
@@ -46,7 +49,8 @@ pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, Con
     };
     Ok(Config {
         server,
-        upstream,
+        upstream: upstream.shared,
+        upstreams: upstream.routes,
         providers,
         session,
         log,
@@ -74,7 +78,7 @@ fn providers(
             raw.providers
                 .iter()
                 .enumerate()
-                .map(|(i, p)| (Some(format!("providers[{i}]")), p)),
+                .map(|(i, p)| (Some(super::Entry::new("provider", "providers", i)), p)),
         );
     let mut list = Vec::new();
     let mut complete = true;

@@ -19,10 +19,13 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawServer) -> Option<ServerConfig> 
         }
     };
     let public_url_text = c.required("server.public_url", &raw.public_url).to_string();
-    let public_url = if public_url_text.is_empty() {
-        None
-    } else {
-        c.url("server.public_url", &public_url_text)
+    let public_url = match url::Url::parse(&public_url_text) {
+        _ if public_url_text.is_empty() => None,
+        // Browsers reach `*.localhost` on the loopback interface only
+        // (RFC 6761 §6.3), and treat it as a secure context: a local
+        // multi-host setup may serve it over http.
+        Ok(u) if u.scheme() == "http" && u.host_str().is_some_and(is_localhost_name) => Some(u),
+        _ => c.url("server.public_url", &public_url_text),
     };
     if let Some(u) = &public_url {
         if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
@@ -116,4 +119,11 @@ fn probe_path(c: &mut Check<'_>, key: &str, value: &str) -> Option<String> {
         return None;
     }
     Some(value.to_string())
+}
+
+/// `name.localhost`: loopback for browsers (RFC 6761 §6.3).
+fn is_localhost_name(host: &str) -> bool {
+    host.to_ascii_lowercase()
+        .strip_suffix(".localhost")
+        .is_some_and(|name| !name.is_empty())
 }

@@ -4,50 +4,315 @@ use url::Url;
 
 use crate::config::raw::{RawConfig, RawIdentityHeaders, RawUpstream};
 use crate::config::{
-    pkcs8_from_pem, read_file, AssertionConfig, Check, IdentityHeaders, Secret, UpstreamConfig,
+    pkcs8_from_pem, read_file, AssertionConfig, Check, Entry, IdentityHeaders, Secret,
+    UpstreamConfig,
 };
+use crate::proxy::settings::UpstreamRoute;
 
-/// `None` when `upstream.url` is missing or invalid (reported).
-pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig) -> Option<UpstreamConfig> {
-    let upstream_text = c.required("upstream.url", &raw.upstream.url).to_string();
-    let upstream_url = match Url::parse(&upstream_text) {
-        Ok(u) if u.scheme() == "http" && u.host().is_some() => Some(u),
-        Ok(u) if u.scheme() == "https" && u.host().is_some() => Some(u),
+/// `[upstream]` and `[[upstreams]]`: what every upstream shares, and
+/// where each host and path prefix goes.
+pub(super) struct Upstreams {
+    /// `[upstream]`. With `[[upstreams]]` its `url` is the first entry's:
+    /// only forwarding reads a URL, and it reads the route's.
+    pub shared: UpstreamConfig,
+    pub routes: Vec<UpstreamRoute>,
+}
+
+/// Keys an `[[upstreams]]` entry cannot change: rules, header names and
+/// the assertion are the same for every upstream.
+const SHARED_ONLY: [&str; 5] = [
+    "headers",
+    "assertion",
+    "assertion_key_file",
+    "assertion_audience",
+    "case_insensitive_paths",
+];
+
+/// `None` when a URL is missing or invalid (reported).
+pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig) -> Option<Upstreams> {
+    if raw.upstreams.is_empty() {
+        let text = c.required("upstream.url", &raw.upstream.url).to_string();
+        let shared = settings(c, raw, &raw.upstream, &text)?;
+        let routes = vec![UpstreamRoute {
+            host: None,
+            path_prefix: String::new(),
+            upstream: shared.clone(),
+        }];
+        return Some(Upstreams { shared, routes });
+    }
+    if raw.upstream.url.is_some() {
+        c.fail(
+            "upstream.url",
+            "with [[upstreams]], each entry has its own url; [upstream] holds what they share",
+        );
+    }
+    if raw.upstream.assertion && raw.upstream.assertion_audience.is_none() {
+        c.fail(
+            "upstream.assertion_audience",
+            "is required with [[upstreams]]: there is no one upstream URL to default to",
+        );
+    }
+    // `[upstream]` first: what it gets wrong is reported once, under its
+    // own keys, and not again under every entry that inherits it.
+    let first = raw.upstreams[0]
+        .get("url")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let before = c.errors.len();
+    let shared = settings(c, raw, &raw.upstream, &first);
+    let url_keys = ["upstream.url", "upstream.protocol"];
+    let mut tail = c.errors.split_off(before);
+    tail.retain(|e| !url_keys.contains(&e.key.as_str()));
+    let reported: Vec<(String, String)> = tail
+        .iter()
+        .map(|e| (e.key.clone(), e.message.clone()))
+        .collect();
+    c.errors.extend(tail);
+
+    let mut routes: Vec<UpstreamRoute> = Vec::new();
+    let mut complete = true;
+    for (i, entry) in raw.upstreams.iter().enumerate() {
+        let before = c.errors.len();
+        let r = route(c, raw, i, entry);
+        let mine = format!("upstreams[{i}].");
+        let mut tail = c.errors.split_off(before);
+        tail.retain(|e| {
+            let key = match e.key.strip_prefix(&mine) {
+                Some(rest) => format!("upstream.{rest}"),
+                None => e.key.clone(),
+            };
+            !reported.contains(&(key, e.message.clone()))
+        });
+        c.errors.extend(tail);
+        match r {
+            Some(r)
+                if routes
+                    .iter()
+                    .any(|o| o.host == r.host && o.path_prefix == r.path_prefix) =>
+            {
+                c.entry = Some(Entry::new("upstream", "upstreams", i));
+                c.fail(
+                    "upstream.path_prefix",
+                    "another entry has the same host and path_prefix",
+                );
+                c.entry = None;
+            }
+            Some(r) => routes.push(r),
+            None => complete = false,
+        }
+    }
+    if !complete || routes.is_empty() {
+        return None;
+    }
+    Some(Upstreams {
+        shared: shared?,
+        routes,
+    })
+}
+
+/// Every host an entry names must receive the session cookie set at
+/// `server.public_url`'s host, or its browsers would sign in forever:
+/// `session.domain` must cover it.
+pub(super) fn cookie_reaches(
+    c: &mut Check<'_>,
+    routes: &[UpstreamRoute],
+    public_url: &Url,
+    domain: Option<&str>,
+) {
+    let own = public_url.host_str().unwrap_or_default();
+    let domain = domain.map(|d| d.trim_start_matches('.').to_ascii_lowercase());
+    let covered = |name: &str| match &domain {
+        Some(d) => name == d || name.ends_with(&format!(".{d}")),
+        None => false,
+    };
+    for (i, r) in routes.iter().enumerate() {
+        let Some(host) = &r.host else { continue };
+        let reached = match host.strip_prefix("*.") {
+            Some(parent) => covered(parent),
+            None => host == own || covered(host),
+        };
+        if !reached {
+            c.entry = Some(Entry::new("upstream", "upstreams", i));
+            c.fail(
+                "upstream.host",
+                format!(
+                    "`{host}` never receives the session cookie set for `{own}`: set \
+                     session.domain to a domain both are under (one sign-in for every host)"
+                ),
+            );
+            c.entry = None;
+        }
+    }
+}
+
+/// One `[[upstreams]]` entry: its `host` and `path_prefix`, and
+/// `[upstream]` with the keys it sets.
+fn route(
+    c: &mut Check<'_>,
+    raw: &RawConfig,
+    i: usize,
+    entry: &figment::value::Dict,
+) -> Option<UpstreamRoute> {
+    use figment::providers::Serialized;
+    let mut own = entry.clone();
+    let host = own.remove("host");
+    let prefix = own.remove("path_prefix");
+    c.entry = Some(Entry::new("upstream", "upstreams", i));
+    for k in SHARED_ONLY.iter().filter(|k| own.contains_key(**k)) {
+        c.fail(
+            &format!("upstream.{k}"),
+            "is the same for every upstream: set it in [upstream]",
+        );
+    }
+    let host = route_host(c, host.as_ref().and_then(|v| v.as_str()));
+    let path_prefix = route_prefix(c, prefix.as_ref().map(|v| v.as_str()));
+    let merged = figment::Figment::from(Serialized::defaults(&raw.upstream))
+        .merge(Serialized::defaults(&own))
+        .extract::<RawUpstream>();
+    let config = match merged {
+        Ok(u) => {
+            let text = c.required("upstream.url", &u.url).to_string();
+            settings(c, raw, &u, &text)
+        }
+        Err(e) => {
+            for e in e {
+                let (key, message) = match &e.kind {
+                    figment::error::Kind::UnknownField(f, expected) => {
+                        let hint = crate::config::closest(f, expected)
+                            .map(|c| format!("; did you mean `{c}`?"))
+                            .unwrap_or_default();
+                        (f.clone(), format!("unknown key{hint}"))
+                    }
+                    kind => (e.path.join("."), kind.to_string()),
+                };
+                c.fail(&format!("upstream.{key}"), message);
+            }
+            None
+        }
+    };
+    c.entry = None;
+    Some(UpstreamRoute {
+        host: host?,
+        path_prefix: path_prefix?,
+        upstream: config?,
+    })
+}
+
+/// An entry's `host`: a name, `*.` and a name, or `*` for any host.
+fn route_host(c: &mut Check<'_>, host: Option<&str>) -> Option<Option<String>> {
+    match host {
+        Some("*") => Some(None),
+        Some(h) => match crate::proxy::host::host_pattern(h) {
+            Some(p) => Some(Some(p)),
+            None => {
+                c.fail(
+                    "upstream.host",
+                    format!("`{h}` is not a host name, `*.` and a host name, or `*`"),
+                );
+                None
+            }
+        },
+        None => {
+            c.fail(
+                "upstream.host",
+                "is required: a host name, `*.example.com`, or `*` for any host",
+            );
+            None
+        }
+    }
+}
+
+/// An entry's `path_prefix` (default `/`), stored without its trailing
+/// slash. Plain segments only: it is compared with normalized paths.
+fn route_prefix(c: &mut Check<'_>, prefix: Option<Option<&str>>) -> Option<String> {
+    let p = match prefix {
+        None => return Some(String::new()),
+        Some(Some(p)) => p,
+        Some(None) => "",
+    };
+    let plain = p.starts_with('/')
+        && p.trim_end_matches('/')
+            .split('/')
+            .skip(1)
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+        && p.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"%?#\\".contains(&b));
+    if !plain {
+        c.fail(
+            "upstream.path_prefix",
+            format!("`{p}` is not a path like \"/api\" (plain segments, no `%`, `?` or `..`)"),
+        );
+        return None;
+    }
+    Some(p.trim_end_matches('/').to_string())
+}
+
+/// The upstream's URL and whether it speaks HTTP/2: `http://`,
+/// `https://`, or `h2c://` (HTTP/2 with prior knowledge, in clear).
+fn upstream_url(c: &mut Check<'_>, text: &str, protocol: Option<&str>) -> Option<(Url, bool)> {
+    let (text, h2c) = match text.strip_prefix("h2c://") {
+        Some(rest) => (format!("http://{rest}"), true),
+        None => (text.to_string(), false),
+    };
+    let url = match Url::parse(&text) {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => u,
         Ok(_) => {
             c.fail(
                 "upstream.url",
-                format!("`{upstream_text}` must be an http:// or https:// URL with a host"),
+                format!("`{text}` must be an http://, https:// or h2c:// URL with a host"),
             );
-            None
+            return None;
         }
-        Err(e) if !upstream_text.is_empty() => {
-            c.fail(
-                "upstream.url",
-                format!("`{upstream_text}` is not a URL: {e}"),
-            );
-            None
+        Err(e) if !text.is_empty() => {
+            c.fail("upstream.url", format!("`{text}` is not a URL: {e}"));
+            return None;
         }
-        Err(_) => None,
+        Err(_) => return None,
     };
-    if let Some(u) = &upstream_url {
-        if u.query().is_some() || u.fragment().is_some() {
-            c.fail("upstream.url", "must not have a query or fragment");
-        }
+    if url.query().is_some() || url.fragment().is_some() {
+        c.fail("upstream.url", "must not have a query or fragment");
     }
-    let upstream_timeout = c.duration("upstream.timeout", &raw.upstream.timeout);
-    let upstream_ca = raw
-        .upstream
+    let http2 = match protocol {
+        None => h2c,
+        Some("http2") => true,
+        Some("http1") if !h2c => false,
+        Some("http1") => {
+            c.fail("upstream.protocol", "\"http1\" contradicts the h2c:// URL");
+            false
+        }
+        Some(other) => {
+            c.fail(
+                "upstream.protocol",
+                format!("`{other}` is not \"http1\" or \"http2\""),
+            );
+            false
+        }
+    };
+    Some((url, http2))
+}
+
+/// One upstream's settings (`[upstream]`, or it merged with an entry).
+fn settings(
+    c: &mut Check<'_>,
+    raw: &RawConfig,
+    u: &RawUpstream,
+    upstream_text: &str,
+) -> Option<UpstreamConfig> {
+    let url = upstream_url(c, upstream_text, u.protocol.as_deref());
+    let upstream_timeout = c.duration("upstream.timeout", &u.timeout);
+    let upstream_ca = u
         .ca_file
         .as_ref()
         .and_then(|p| c.pem_certs("upstream.ca_file", p));
-    let client_cert = client_cert(c, &raw.upstream);
+    let client_cert = client_cert(c, u);
     let claim_headers = claim_headers(c, &raw.headers);
-    let assertion = assertion(c, &raw.upstream, &upstream_text);
-    let connect_timeout = c.duration("upstream.connect_timeout", &raw.upstream.connect_timeout);
-    let headers = identity_headers(c, &raw.upstream.headers);
-    let u = &raw.upstream;
+    let assertion = assertion(c, u, upstream_text);
+    let connect_timeout = c.duration("upstream.connect_timeout", &u.connect_timeout);
+    let headers = identity_headers(c, &u.headers);
+    let (url, http2) = url?;
     Some(UpstreamConfig {
-        url: upstream_url?,
+        url,
         timeout: upstream_timeout,
         connect_timeout,
         pass_host_header: u.pass_host_header,
@@ -67,6 +332,7 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig) -> Option<UpstreamConfig
         client_cert,
         max_in_flight: (u.max_in_flight > 0).then_some(u.max_in_flight),
         queue_timeout: c.duration("upstream.queue_timeout", &u.queue_timeout),
+        http2,
     })
 }
 

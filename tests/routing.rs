@@ -1,0 +1,194 @@
+//! One tollgate for several hosts (`[[upstreams]]`), against the real
+//! provider: each host and path prefix reaches its own upstream, a host no
+//! entry lists is answered 421 and reaches none, one sign-in (on
+//! tollgate's own host, the session cookie shared through
+//! `session.domain`) serves every host, and rules judge each host.
+//!
+//! The hosts are `*.tollgate.localhost` names, which browsers find on the
+//! loopback interface (RFC 6761); the test client resolves them so too.
+
+mod support;
+
+use support::*;
+
+const AUTH: &str = "auth.tollgate.localhost";
+const APP1: &str = "app1.tollgate.localhost";
+const APP2: &str = "app2.tollgate.localhost";
+
+/// Three upstreams: app1, app2, and app2's `/api`.
+struct Site {
+    _idp: Idp,
+    app1: Upstream,
+    app2: Upstream,
+    api: Upstream,
+    tollgate: Tollgate,
+}
+
+impl Site {
+    async fn start(extra: &str) -> Self {
+        let port = free_port();
+        let public = format!("http://{AUTH}:{port}");
+        let idp = Idp::with(IdpOptions {
+            front_urls: vec![public.clone()],
+            ..IdpOptions::default()
+        });
+        let (app1, app2, api) = (
+            Upstream::start().await,
+            Upstream::start().await,
+            Upstream::start().await,
+        );
+        let entries = format!(
+            r#"
+[[upstreams]]
+host = "{APP1}"
+url = "{}"
+[[upstreams]]
+host = "{APP2}"
+url = "{}"
+[[upstreams]]
+host = "{APP2}"
+path_prefix = "/api"
+url = "{}"
+timeout = "3s"
+{extra}"#,
+            app1.url(),
+            app2.url(),
+            api.url()
+        );
+        let mut setup = Setup::basic(port, &idp, "UNUSED");
+        setup.public_url = Some(&public);
+        setup.session = "domain = \"tollgate.localhost\"";
+        setup.extra = &entries;
+        let config = setup.toml().replace("url = \"UNUSED\"\n", "");
+        let mut tollgate = Tollgate::spawn(&config, port);
+        tollgate.wait_ready().await;
+        Self {
+            _idp: idp,
+            app1,
+            app2,
+            api,
+            tollgate,
+        }
+    }
+
+    fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.tollgate.port)
+    }
+
+    fn browser() -> Browser {
+        Browser::resolving(&[AUTH, APP1, APP2, "other.tollgate.localhost"])
+    }
+
+    fn calls(&self) -> (usize, usize, usize) {
+        (self.app1.count(), self.app2.count(), self.api.count())
+    }
+}
+
+/// Before any sign-in: an API client is refused on a known host, a host
+/// no entry lists gets 421 without reaching any upstream, and a browser on
+/// app1 is sent to sign in on tollgate's own host, to come back to app1.
+#[tokio::test]
+async fn an_unknown_host_gets_421_and_a_known_one_signs_in_on_the_auth_host() {
+    let site = Site::start("").await;
+    let mut b = Site::browser();
+    let api = b
+        .request(
+            reqwest::Method::GET,
+            &site.url(APP1, "/x"),
+            None,
+            &[("accept", "application/json")],
+        )
+        .await;
+    assert_eq!(api.status, 401, "{}", api.body);
+    let other = b.get(&site.url("other.tollgate.localhost", "/x")).await;
+    assert_eq!(other.status, 421, "{}", other.body);
+    let raw_ip = b.get(&site.tollgate.url("/x")).await;
+    assert_eq!(raw_ip.status, 421, "an IP address is no listed host");
+    assert_eq!(site.calls(), (0, 0, 0));
+
+    let first = b.get(&site.url(APP1, "/inbox?n=1")).await;
+    assert_eq!(first.status, 302);
+    let start = url::Url::parse(first.location().expect("location")).expect("url");
+    assert_eq!(start.host_str(), Some(AUTH));
+    assert_eq!(start.path(), "/oauth2/start");
+    let rd: Vec<(String, String)> = start.query_pairs().into_owned().collect();
+    assert_eq!(
+        rd,
+        vec![("rd".to_string(), site.url(APP1, "/inbox?n=1"))],
+        "comes back to the page asked for"
+    );
+}
+
+/// One sign-in serves every host: each host and path prefix reaches its
+/// own upstream with the identity, the session cookie is set for the
+/// shared domain, and a signed-in request for an unknown host still
+/// reaches no upstream.
+#[tokio::test]
+async fn each_host_and_prefix_reaches_its_own_upstream_after_one_sign_in() {
+    let site = Site::start("").await;
+    let mut b = Site::browser();
+    let page = b.login(&site.url(APP1, "/inbox?n=1"), "alice").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.url, site.url(APP1, "/inbox?n=1"));
+    let seen = site.app1.last();
+    assert_eq!(seen.path, "/inbox?n=1");
+    assert_eq!(seen.header("x-forwarded-user"), Some("alice"));
+    assert_eq!(
+        seen.header("host"),
+        Some(format!("{APP1}:{}", site.tollgate.port).as_str())
+    );
+
+    let page = b.get(&site.url(APP2, "/home")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(site.app2.last().path, "/home");
+    assert_eq!(site.app2.last().header("x-forwarded-user"), Some("alice"));
+    for path in ["/api", "/api/items?x=1"] {
+        assert_eq!(b.get(&site.url(APP2, path)).await.status, 200);
+        assert_eq!(site.api.last().path, path);
+    }
+    assert_eq!(b.get(&site.url(APP2, "/apis")).await.status, 200);
+    assert_eq!(site.app2.last().path, "/apis", "a prefix ends at a segment");
+    assert_eq!(b.get(&site.url(APP1, "/api/items")).await.status, 200);
+    assert_eq!(
+        site.app1.last().path,
+        "/api/items",
+        "the prefix is app2's only"
+    );
+
+    let before = site.calls();
+    let other = b.get(&site.url("other.tollgate.localhost", "/")).await;
+    assert_eq!(other.status, 421);
+    assert_eq!(site.calls(), before);
+}
+
+/// `authorization.rules[].hosts` judge the host the request was routed
+/// by: bob (not an admin) is in on app1, refused on app2.
+#[tokio::test]
+async fn rules_judge_each_host_on_its_own() {
+    let rules = format!(
+        r#"
+[[authorization.rules]]
+name = "app2 admins"
+hosts = ["{APP2}"]
+paths = ["/"]
+allow_groups = ["admins"]
+[[authorization.rules]]
+paths = ["/"]
+allow_any = true
+"#
+    );
+    let site = Site::start(&rules).await;
+    let mut bob = Site::browser();
+    let page = bob.login(&site.url(APP1, "/"), "bob").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let before = site.calls();
+    assert_eq!(bob.get(&site.url(APP2, "/")).await.status, 403);
+    assert_eq!(bob.get(&site.url(APP2, "/api/x")).await.status, 403);
+    assert_eq!(
+        site.calls(),
+        before,
+        "a refused request reaches no upstream"
+    );
+    let mut alice = Site::browser();
+    assert_eq!(alice.login(&site.url(APP2, "/"), "alice").await.status, 200);
+}
