@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-for tool in cargo node npm; do
-  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required (Rust toolchain, Node.js 18+ with npm)" >&2; exit 1; }
+for tool in cargo node npm python3; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required (Rust toolchain, Node.js 18+ with npm, Python 3 with venv)" >&2; exit 1; }
 done
 
 # tool -> Debian package
@@ -17,6 +17,8 @@ missing=()
 for tool in "${!package[@]}"; do
   command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
 done
+# Debian ships venv's pip bootstrap apart from python3.
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
     echo "test.sh: please install: apt-get install ${missing[*]}" >&2; exit 1
@@ -35,6 +37,14 @@ for pkg in tests/idp tests/browser; do
     npm ci --prefix "$pkg" --no-audit --no-fund --loglevel=error
   fi
 done
+
+# The gRPC server and client (tests/grpc.rs, tests/routing.rs): Python
+# grpcio in a virtual environment of their own.
+if [ ! -x tests/grpc/.venv/bin/python ] || [ tests/grpc/requirements.txt -nt tests/grpc/.venv ]; then
+  python3 -m venv tests/grpc/.venv
+  tests/grpc/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/grpc/requirements.txt
+  touch tests/grpc/.venv
+fi
 
 # Keycloak (tests/keycloak.rs): its server distribution from Maven Central
 # and a Java 21+ (idempotent; a second run only checks).

@@ -17,7 +17,7 @@ const APP2: &str = "app2.tollgate.localhost";
 
 /// Three upstreams: app1, app2, and app2's `/api`.
 struct Site {
-    _idp: Idp,
+    idp: Idp,
     app1: Upstream,
     app2: Upstream,
     api: Upstream,
@@ -63,7 +63,7 @@ timeout = "3s"
         let mut tollgate = Tollgate::spawn(&config, port);
         tollgate.wait_ready().await;
         Self {
-            _idp: idp,
+            idp,
             app1,
             app2,
             api,
@@ -191,4 +191,39 @@ allow_any = true
     );
     let mut alice = Site::browser();
     assert_eq!(alice.login(&site.url(APP2, "/"), "alice").await.status, 200);
+}
+
+/// The third host is a gRPC service over h2c (a real grpcio server and
+/// client): a call with a bearer token is routed by its `:authority` and
+/// streams both ways; without one it is `UNAUTHENTICATED` and reaches no
+/// upstream; the web apps are unaffected.
+#[tokio::test]
+async fn a_grpc_host_is_routed_over_h2c_beside_the_web_apps() {
+    const GRPC: &str = "grpc.tollgate.localhost";
+    let server = GrpcServer::start();
+    let extra = format!(
+        "[[upstreams]]\nhost = \"{GRPC}\"\nurl = \"{}\"\n\
+         [authorization]\nbearer_audiences = [\"urn:tollgate:api\"]\n",
+        server.url()
+    );
+    let site = Site::start(&extra).await;
+    let target = format!("127.0.0.1:{}", site.tollgate.port);
+    let authority = format!("{GRPC}:{}", site.tollgate.port);
+    let refused = grpc_call_to(&target, Some(&authority), "chat", None).await;
+    assert_eq!(refused["code"], "UNAUTHENTICATED", "{refused}");
+    let token = site.idp.machine_token(Some("urn:tollgate:api")).await;
+    let out = grpc_call_to(&target, Some(&authority), "chat", Some(&token)).await;
+    assert_eq!(out["code"], "OK", "{out}\n{}", site.tollgate.output.text());
+    assert_eq!(
+        out["replies"],
+        serde_json::json!(["echo:m0", "echo:m1", "echo:m2"])
+    );
+    assert!(server.output.has("call machine"));
+    assert_eq!(server.calls(), 1);
+    assert_eq!(site.calls(), (0, 0, 0));
+    // The same call for a web app's host goes to that app, not the
+    // gRPC server: routing follows `:authority`.
+    let app1 = format!("{APP1}:{}", site.tollgate.port);
+    let _ = grpc_call_to(&target, Some(&app1), "unary", Some(&token)).await;
+    assert_eq!(site.app1.count(), 1);
 }

@@ -146,8 +146,13 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 }
 
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    lists_token(headers, header::CONNECTION, token)
+}
+
+/// Whether the comma-separated header `name` lists `token`.
+fn lists_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
     headers
-        .get_all(header::CONNECTION)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -204,7 +209,13 @@ pub fn prepare_request(
     config: &UpstreamConfig,
     fwd: &Forwarding<'_>,
 ) {
+    // `TE: trailers` is the one TE HTTP/2 allows (RFC 9113 §8.2.2), and
+    // gRPC servers require it: kept for an HTTP/2 upstream.
+    let te_trailers = config.http2 && lists_token(headers, header::TE, "trailers");
     strip_hop_by_hop(headers, upgrade);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
 
     // A trusted proxy's forwarding headers describe the real client; keep
     // them (exact spelling only) before the strip below removes the rest.

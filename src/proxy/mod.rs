@@ -300,7 +300,7 @@ impl Upstream {
         let mut resp = match answer {
             Err(_) => return Err(ForwardError::Timeout),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, connect = e.is_connect(), "upstream request failed");
+                tracing::warn!(error = ?e, connect = e.is_connect(), "upstream request failed");
                 return Err(ForwardError::Upstream(e));
             }
             Ok(Ok(r)) => r,

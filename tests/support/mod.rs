@@ -8,6 +8,7 @@ pub mod browser;
 pub mod cases;
 pub mod evil;
 pub mod front;
+pub mod grpc;
 pub mod idp;
 pub mod keycloak;
 pub mod raw;
@@ -17,7 +18,9 @@ pub mod upstream;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
-pub use {browser::*, front::*, idp::*, raw::*, redis_server::*, tollgate_bin::*, upstream::*};
+pub use {
+    browser::*, front::*, grpc::*, idp::*, raw::*, redis_server::*, tollgate_bin::*, upstream::*,
+};
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener as StdListener;
@@ -139,6 +142,16 @@ impl Output {
     /// Whether a line containing `needle` arrives (within 10 s): output is
     /// read by another thread, so a line tollgate wrote just before
     /// answering may not be here yet when the answer is.
+    /// Lines so far that start with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    }
+
     pub fn has(&self, needle: &str) -> bool {
         let start = Instant::now();
         loop {
