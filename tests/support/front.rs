@@ -162,10 +162,6 @@ http://127.0.0.1:{port} {{
 impl Drop for Front {
     fn drop(&mut self) {
         // The whole process group: the master and its workers.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end_group(&mut self.child);
     }
 }

@@ -198,10 +198,6 @@ pub async fn sign_in(b: &mut Browser, page: Page, user: &str, password: &str) ->
 impl Drop for Keycloak {
     fn drop(&mut self) {
         // kc.sh starts java: end the whole group.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end_group(&mut self.child);
     }
 }

@@ -234,3 +234,13 @@ pub async fn direct(extra: &str, server: &str) -> (Idp, Upstream, Tollgate) {
 pub fn test_ca() -> reqwest::Certificate {
     reqwest::Certificate::from_pem(include_bytes!("../data/mtls/ca.pem")).expect("test CA")
 }
+
+/// Ends a child started with `process_group(0)` and everything it
+/// started (workers, a JVM), then reaps it.
+pub fn end_group(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
