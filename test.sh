@@ -50,4 +50,25 @@ fi
 # and a Java 21+ (idempotent; a second run only checks).
 tests/keycloak/install.sh >/dev/null
 
+# Traefik v3 (tests/gateways.rs), built from source while the tests
+# compile: about 4 minutes the first time, then cached. When it cannot be
+# built, its test says so and skips.
+traefik_pid=
+if [ -z "${TOLLGATE_TRAEFIK_BIN:-}" ]; then
+  traefik_out=$(mktemp)
+  tests/traefik/build.sh >"$traefik_out" 2>"$traefik_out.log" &
+  traefik_pid=$!
+fi
+cargo test --locked --no-run "$@"
+if [ -n "$traefik_pid" ]; then
+  if wait "$traefik_pid"; then
+    TOLLGATE_TRAEFIK_BIN=$(cat "$traefik_out")
+    export TOLLGATE_TRAEFIK_BIN
+  else
+    echo "test.sh: Traefik could not be built; tests/gateways.rs skips it:" >&2
+    tail -n 5 "$traefik_out.log" >&2
+  fi
+  rm -f "$traefik_out" "$traefik_out.log"
+fi
+
 cargo test --locked "$@"

@@ -6,6 +6,7 @@
 #   (c') the same without the access log (log.level = "warn")
 #   (d) tollgate, authenticated request, Redis session store
 #   (j) tollgate, bearer JWT from an API client (RS256)
+#   (k) the same on one of 16 hosts routed by [[upstreams]] (multi-host)
 #   (e) tollgate's /oauth2/auth answer (202)
 #   (f) tollgate, unauthenticated request (302 to the provider)
 #   (g) a 1 MiB response streamed through tollgate (and (g0) directly)
@@ -85,7 +86,7 @@ else
 fi
 THREADS=$(nproc) # tokio's default worker count, and (b)'s nginx workers
 
-UP_PORT=$(free_port); PROXY_PORT=$(free_port); TG_PORT=$(free_port); TGR_PORT=$(free_port); TGQ_PORT=$(free_port)
+UP_PORT=$(free_port); PROXY_PORT=$(free_port); TG_PORT=$(free_port); TGR_PORT=$(free_port); TGQ_PORT=$(free_port); TGM_PORT=$(free_port)
 REDIS_PORT=$(free_port); APACHE_PORT=$(free_port); O2P_PORT=$(free_port)
 
 # ------------------------------------------------------------- upstream ---
@@ -207,19 +208,39 @@ COOKIE=$(peer_cookie_header "$tmp/jar")
 { tollgate_config "$TGQ_PORT"; echo 'level = "warn"'; } > "$tmp/tollgate-quiet.toml"
 start_tollgate "$tmp/tollgate-quiet.toml" "$TGQ_PORT" "$tmp/tollgate-quiet.log"
 TG_QUIET=$TG_PID
+# (k) routing by host: 16 [[upstreams]] hosts (and a wildcard, a path
+# prefix and a catch-all, so the table is not trivial), all to the same
+# upstream; requests for the last exact host. Sign-in happens on
+# auth.bench.localhost, the session shared through session.domain; the same
+# secret, so the same cookie opens here.
+{
+  tollgate_config "$TGM_PORT" 'domain = "bench.localhost"' |
+    sed -e "/^url = \"http:\/\/127.0.0.1:$UP_PORT\"$/d" \
+        -e "s#^public_url = .*#public_url = \"http://auth.bench.localhost:$TGM_PORT\"#"
+  for i in $(seq 1 16); do
+    printf '[[upstreams]]\nhost = "app%s.bench.localhost"\nurl = "http://127.0.0.1:%s"\n' "$i" "$UP_PORT"
+  done
+  printf '[[upstreams]]\nhost = "app16.bench.localhost"\npath_prefix = "/api"\nurl = "http://127.0.0.1:%s"\n' "$UP_PORT"
+  printf '[[upstreams]]\nhost = "*.bench.localhost"\nurl = "http://127.0.0.1:%s"\n' "$UP_PORT"
+  printf '[[upstreams]]\nhost = "*"\nurl = "http://127.0.0.1:%s"\n' "$UP_PORT"
+} > "$tmp/tollgate-hosts.toml"
+start_tollgate "$tmp/tollgate-hosts.toml" "$TGM_PORT" "$tmp/tollgate-hosts.log"
+TG_HOSTS=$TG_PID
 start_tollgate "$tmp/tollgate-redis.toml" "$TGR_PORT" "$tmp/tollgate-redis.log"
 TG_REDIS=$TG_PID
 peer_login "http://127.0.0.1:$TGR_PORT" / "$tmp/jar-redis" || { echo "bench: tollgate (redis) login failed" >&2; exit 1; }
 COOKIE_REDIS=$(peer_cookie_header "$tmp/jar-redis")
 
-check() { # expected-status url [header]
+check() { # expected-status url [header] [header]
   local got
-  got=$(curl -s -o /dev/null -w '%{http_code}' ${3:+-H "$3"} "$2")
+  got=$(curl -s -o /dev/null -w '%{http_code}' ${3:+-H "$3"} ${4:+-H "$4"} "$2")
   [ "$got" = "$1" ] || { echo "bench: $2 answered $got, expected $1" >&2; exit 1; }
 }
 check 200 "$TG/" "$COOKIE"
 check 200 "http://127.0.0.1:$TGQ_PORT/" "$COOKIE"
 check 200 "http://127.0.0.1:$TGR_PORT/" "$COOKIE_REDIS"
+HOST16="Host: app16.bench.localhost:$TGM_PORT"
+check 200 "http://127.0.0.1:$TGM_PORT/" "$COOKIE" "$HOST16"
 check 302 "$TG/"
 check 200 "http://127.0.0.1:$PROXY_PORT/"
 # A bearer JWT (RS256) from the provider, for API clients' requests.
@@ -261,9 +282,9 @@ fi
 # ----------------------------------------------------------------- load ---
 RESULTS="$tmp/results.tsv"
 : > "$RESULTS"
-run_wrk() { # key label conns url [header]
+run_wrk() { # key label conns url [header] [header]
   local out rps p50 p99 non2xx errors
-  out=$(wrk -t2 -c"$3" -d"${DURATION}s" --timeout 10s --latency ${5:+-H "$5"} "$4")
+  out=$(wrk -t2 -c"$3" -d"${DURATION}s" --timeout 10s --latency ${5:+-H "$5"} ${6:+-H "$6"} "$4")
   rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
   p50=$(awk '$1=="50%"{print $2}' <<<"$out")
   p99=$(awk '$1=="99%"{print $2}' <<<"$out")
@@ -278,6 +299,7 @@ for conns in $CONNECTIONS; do
   run_wrk b "nginx plain reverse proxy (no auth)" "$conns" "http://127.0.0.1:$PROXY_PORT/"
   run_wrk c "tollgate, authenticated, cookie store" "$conns" "$TG/" "$COOKIE"
   run_wrk "c'" "tollgate, cookie store, no access log" "$conns" "http://127.0.0.1:$TGQ_PORT/" "$COOKIE"
+  run_wrk k "tollgate, cookie store, 16 hosts ([[upstreams]])" "$conns" "http://127.0.0.1:$TGM_PORT/" "$COOKIE" "$HOST16"
   run_wrk d "tollgate, authenticated, Redis store" "$conns" "http://127.0.0.1:$TGR_PORT/" "$COOKIE_REDIS"
   run_wrk j "tollgate, bearer JWT (RS256, API client)" "$conns" "$TG/" "Authorization: Bearer $JWT"
   run_wrk e "tollgate /oauth2/auth (202)" "$conns" "$TG/oauth2/auth" "$COOKIE"

@@ -79,9 +79,10 @@ async fn nginx_auth_request_logs_in_enforces_rules_and_logs_out() {
     let again = alice.get(&nginx.url("/reports")).await;
     assert_eq!(again.status, 302);
     assert!(
-        again
-            .location()
-            .is_some_and(|l| l.contains("/oauth2/start?rd=/reports")),
+        again.location().is_some_and(|l| l.ends_with(&format!(
+            "/oauth2/start?rd=http://127.0.0.1:{}/reports",
+            nginx.port
+        ))),
         "{:?}",
         again.location()
     );

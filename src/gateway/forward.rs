@@ -122,21 +122,6 @@ impl App {
         }
     }
 
-    /// For a request on another host than `server.public_url`'s (one of
-    /// `[[upstreams]]`): the sign-in starts on tollgate's own host, where
-    /// the callback will find its login cookie, and comes back to the
-    /// page asked for. `None`: sign in right here.
-    fn sign_in_elsewhere(&self, target: &path::Target, host: Option<&str>) -> Option<String> {
-        let public = &self.config.server.public_url;
-        let host = host.filter(|h| Some(*h) != public.host_str())?;
-        let port = public.port().map(|p| format!(":{p}")).unwrap_or_default();
-        let back = format!("{}://{host}{port}{}", public.scheme(), target.as_str());
-        let back = self.rules.redirects.safe_target(&back)?;
-        let mut start = public.join(crate::config::START_PATH).ok()?;
-        start.query_pairs_mut().append_pair("rd", back);
-        Some(start.into())
-    }
-
     /// Header hygiene and identity for the upstream request.
     fn prepare(
         &self,
@@ -191,13 +176,46 @@ impl App {
             auth::append_cookies(&mut resp, clear);
             return Handled::new(resp, Outcome::Unauthorized);
         }
-        if let Some(start) = self.sign_in_elsewhere(target, host) {
-            let mut resp = crate::pages::redirect(&start);
-            auth::append_cookies(&mut resp, clear);
-            return Handled::new(resp, Outcome::LoginRedirect);
-        }
-        let return_to = self.rules.redirects.or_root(Some(target.as_str()));
-        match auth::login::sign_in(&self.login_ctx(), return_to).await {
+        // On another host than tollgate's own, the page is named whole.
+        let public = &self.config.server.public_url;
+        let back = match host.filter(|h| Some(*h) != public.host_str()) {
+            Some(h) => {
+                let port = public.port().map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{}://{h}{port}{}", public.scheme(), target.as_str())
+            }
+            None => target.as_str().to_string(),
+        };
+        self.to_sign_in(Some(&back), kind, clear).await
+    }
+
+    /// A browser's way to sign in, coming back to `back` (within the
+    /// redirect policy, else `/`): straight to the provider when `back` is
+    /// on tollgate's own host; for another host (`[[upstreams]]`, or
+    /// forward-auth for several sites), through
+    /// `<public_url>/oauth2/start?rd=<back>`, so that the login cookie is
+    /// set where the callback will look for it.
+    pub(super) async fn to_sign_in(
+        &self,
+        back: Option<&str>,
+        kind: ClientKind,
+        clear: Vec<String>,
+    ) -> Handled {
+        let return_to = self.rules.redirects.or_root(back);
+        let public = &self.config.server.public_url;
+        let elsewhere = url::Url::parse(&return_to)
+            .ok()
+            .filter(|u| u.origin() != public.origin());
+        let result = match elsewhere.and_then(|_| public.join(crate::config::START_PATH).ok()) {
+            Some(mut start) => {
+                start.query_pairs_mut().append_pair("rd", &return_to);
+                Ok(Handled::new(
+                    crate::pages::redirect(start.as_str()),
+                    Outcome::LoginRedirect,
+                ))
+            }
+            None => auth::login::sign_in(&self.login_ctx(), return_to).await,
+        };
+        match result {
             Ok(mut h) => {
                 auth::append_cookies(&mut h.response, clear);
                 h

@@ -164,14 +164,7 @@ impl App {
             Err(Failure::Respond(h)) => return h,
             Err(Failure::Login { clear }) => {
                 if q.redirect && kind == ClientKind::Browser {
-                    let return_to = self.rules.redirects.or_root(q.back.as_deref());
-                    return match auth::login::sign_in(&self.login_ctx(), return_to).await {
-                        Ok(mut h) => {
-                            auth::append_cookies(&mut h.response, clear);
-                            h
-                        }
-                        Err(r) => Handled::new(r.respond(kind), Outcome::Error),
-                    };
+                    return self.to_sign_in(q.back.as_deref(), kind, clear).await;
                 }
                 let mut resp = Rejection::Unauthenticated.respond(ClientKind::Api);
                 auth::append_cookies(&mut resp, clear);
