@@ -25,11 +25,20 @@ struct Site {
 }
 
 impl Site {
+    /// One session for every host (`session.domain`).
     async fn start(extra: &str) -> Self {
+        Self::with(extra, true).await
+    }
+
+    async fn with(extra: &str, shared: bool) -> Self {
         let port = free_port();
         let public = format!("http://{AUTH}:{port}");
+        let mut front_urls = vec![public.clone()];
+        if !shared {
+            front_urls.extend([APP1, APP2].map(|h| format!("http://{h}:{port}")));
+        }
         let idp = Idp::with(IdpOptions {
-            front_urls: vec![public.clone()],
+            front_urls,
             ..IdpOptions::default()
         });
         let (app1, app2, api) = (
@@ -57,7 +66,9 @@ timeout = "3s"
         );
         let mut setup = Setup::basic(port, &idp, "UNUSED");
         setup.public_url = Some(&public);
-        setup.session = "domain = \"tollgate.localhost\"";
+        if shared {
+            setup.session = "domain = \"tollgate.localhost\"";
+        }
         setup.extra = &entries;
         let config = setup.toml().replace("url = \"UNUSED\"\n", "");
         let mut tollgate = Tollgate::spawn(&config, port);
@@ -226,4 +237,42 @@ async fn a_grpc_host_is_routed_over_h2c_beside_the_web_apps() {
     let app1 = format!("{APP1}:{}", site.tollgate.port);
     let _ = grpc_call_to(&target, Some(&app1), "unary", Some(&token)).await;
     assert_eq!(site.app1.count(), 1);
+}
+
+/// Without `session.domain`, each listed host keeps its own session: a
+/// browser signs in on the host itself, through that host's callback
+/// (registered with the provider), and the session cookie is host-only.
+#[tokio::test]
+async fn without_a_session_domain_each_host_signs_in_through_its_own_callback() {
+    let site = Site::with("", false).await;
+    let mut b = Site::browser();
+    for host in [APP1, APP2] {
+        let first = b.get(&site.url(host, "/x")).await;
+        assert_eq!(first.status, 302);
+        let to_idp = url::Url::parse(first.location().expect("location")).expect("url");
+        let redirect_uri = to_idp
+            .query_pairs()
+            .find(|(k, _)| k == "redirect_uri")
+            .map(|(_, v)| v.into_owned());
+        assert_eq!(redirect_uri, Some(site.url(host, "/oauth2/callback")));
+    }
+    let mut b = Site::browser();
+    let callback = b.until_callback(&site.url(APP2, "/inbox"), "alice").await;
+    assert!(
+        callback.starts_with(&site.url(APP2, "/oauth2/callback")),
+        "{callback}"
+    );
+    let done = b.get(&callback).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.location(), Some(site.url(APP2, "/inbox").as_str()));
+    let cookies = done.set_cookies();
+    assert!(!cookies.is_empty());
+    assert!(
+        cookies
+            .iter()
+            .all(|c| !c.to_ascii_lowercase().contains("domain=")),
+        "host-only: {cookies:?}"
+    );
+    assert_eq!(b.get(&site.url(APP2, "/inbox")).await.status, 200);
+    assert_eq!(site.app2.last().header("x-forwarded-user"), Some("alice"));
 }

@@ -223,11 +223,7 @@ async fn exchange(
 ) -> Result<crate::oidc::TokenResponse, LoginFailure> {
     provider
         .tokens
-        .exchange_code(
-            code,
-            ctx.provider.settings.redirect_url.as_str(),
-            login.verifier.as_deref(),
-        )
+        .exchange_code(code, ctx.redirect_uri().as_ref(), login.verifier.as_deref())
         .await
         .map_err(|e| match e {
             TokenError::Refused { error, .. } if error == "invalid_client" => {

@@ -83,9 +83,29 @@ pub struct LoginCtx<'a> {
     pub login_cookies: &'a LoginCookies,
     pub sessions: &'a SessionStore,
     pub session: &'a SessionConfig,
+    /// With per-host sessions (`[[upstreams]]` without `session.domain`):
+    /// the listed host this sign-in happens on, whose own callback the
+    /// provider returns to. `None`: the provider's `redirect_url`.
+    pub callback_host: Option<&'a str>,
 }
 
 impl<'a> LoginCtx<'a> {
+    /// The redirect URI of this sign-in: the provider's `redirect_url`,
+    /// on `callback_host` when there is one.
+    pub fn redirect_uri(&self) -> std::borrow::Cow<'_, str> {
+        let configured = &self.provider.settings.redirect_url;
+        match self.callback_host {
+            Some(host) => {
+                let mut url = configured.clone();
+                match url.set_host(Some(host)) {
+                    Ok(()) => std::borrow::Cow::Owned(url.into()),
+                    Err(_) => std::borrow::Cow::Borrowed(configured.as_str()),
+                }
+            }
+            None => std::borrow::Cow::Borrowed(configured.as_str()),
+        }
+    }
+
     /// The same context, for the provider with this `id`.
     pub fn for_provider(&self, id: &str) -> Option<LoginCtx<'a>> {
         let slot = self.providers.get(id)?;

@@ -157,10 +157,11 @@ pub async fn login_redirect(
     let nonce = random_token(32);
     let pkce = cfg.pkce.then(Pkce::generate);
     let scope = cfg.scopes.join(" ");
+    let redirect_uri = ctx.redirect_uri();
     let mut params = vec![
         ("response_type", "code"),
         ("client_id", cfg.client_id.as_str()),
-        ("redirect_uri", cfg.redirect_url.as_str()),
+        ("redirect_uri", redirect_uri.as_ref()),
         ("scope", scope.as_str()),
         ("state", state.as_str()),
         ("nonce", nonce.as_str()),

@@ -38,13 +38,7 @@ impl App {
         // The client's host, worked out only when routes or rules judge
         // it (the common configuration pays nothing for it).
         let client_host = (self.upstreams.by_host() || self.rules.judges_hosts)
-            .then(|| {
-                req.headers()
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .or_else(|| req.uri().authority().map(|a| a.as_str()))
-                    .and_then(crate::proxy::forwarded::host_name)
-            })
+            .then(|| crate::proxy::forwarded::request_host(req.headers(), req.uri()))
             .flatten();
         let Some(route) = self.upstreams.pick(client_host.as_deref(), path) else {
             tracing::info!(
@@ -185,26 +179,29 @@ impl App {
             }
             None => target.as_str().to_string(),
         };
-        self.to_sign_in(Some(&back), kind, clear).await
+        self.to_sign_in(Some(&back), host, kind, clear).await
     }
 
-    /// A browser's way to sign in, coming back to `back` (within the
-    /// redirect policy, else `/`): straight to the provider when `back` is
-    /// on tollgate's own host; for another host (`[[upstreams]]`, or
-    /// forward-auth for several sites), through
+    /// A browser's way to sign in on `host`, coming back to `back`
+    /// (within the redirect policy, else `/`): straight to the provider
+    /// when `back` is on tollgate's own host, or on a listed host with a
+    /// session of its own; for another host (`[[upstreams]]` sharing one
+    /// session, or forward-auth for several sites), through
     /// `<public_url>/oauth2/start?rd=<back>`, so that the login cookie is
     /// set where the callback will look for it.
     pub(super) async fn to_sign_in(
         &self,
         back: Option<&str>,
+        host: Option<&str>,
         kind: ClientKind,
         clear: Vec<String>,
     ) -> Handled {
         let return_to = self.rules.redirects.or_root(back);
         let public = &self.config.server.public_url;
+        let ctx = self.login_ctx_at(host);
         let elsewhere = url::Url::parse(&return_to)
             .ok()
-            .filter(|u| u.origin() != public.origin());
+            .filter(|u| ctx.callback_host.is_none() && u.origin() != public.origin());
         let result = match elsewhere.and_then(|_| public.join(crate::config::START_PATH).ok()) {
             Some(mut start) => {
                 start.query_pairs_mut().append_pair("rd", &return_to);
@@ -213,7 +210,7 @@ impl App {
                     Outcome::LoginRedirect,
                 ))
             }
-            None => auth::login::sign_in(&self.login_ctx(), return_to).await,
+            None => auth::login::sign_in(&ctx, return_to).await,
         };
         match result {
             Ok(mut h) => {

@@ -164,7 +164,7 @@ impl App {
             Err(Failure::Respond(h)) => return h,
             Err(Failure::Login { clear }) => {
                 if q.redirect && kind == ClientKind::Browser {
-                    return self.to_sign_in(q.back.as_deref(), kind, clear).await;
+                    return self.to_sign_in(q.back.as_deref(), None, kind, clear).await;
                 }
                 let mut resp = Rejection::Unauthenticated.respond(ClientKind::Api);
                 auth::append_cookies(&mut resp, clear);

@@ -87,7 +87,8 @@ impl App {
         } else {
             auth::handled::query_pairs(&parts)
         };
-        match auth::callback(&self.login_ctx(), &parts, &pairs).await {
+        let host = crate::proxy::forwarded::request_host(&parts.headers, &parts.uri);
+        match auth::callback(&self.login_ctx_at(host.as_deref()), &parts, &pairs).await {
             Ok(h) => h,
             Err((rejection, clear)) => {
                 if let Rejection::LoginFailed(f) = &rejection {
@@ -105,7 +106,8 @@ impl App {
         let post = parts.method == Method::POST;
         let result = match parts.uri.path() {
             "/oauth2/start" | "/oauth2/sign_in" if get_like => {
-                auth::start(&self.login_ctx(), &parts).await
+                let host = crate::proxy::forwarded::request_host(&parts.headers, &parts.uri);
+                auth::start(&self.login_ctx_at(host.as_deref()), &parts).await
             }
             "/oauth2/callback"
                 if get_like

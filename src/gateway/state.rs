@@ -98,6 +98,10 @@ pub struct App {
     pub bearer_issuers: crate::auth::issuers::ExtraIssuers,
     /// Claim paths that rules and `[headers]` read, kept in sessions.
     pub claim_paths: BTreeSet<String>,
+    /// `[[upstreams]]` name hosts and `session.domain` is unset: each
+    /// listed host keeps its own (host-only) session and signs in through
+    /// its own callback.
+    pub per_host_sessions: bool,
     shutting_down: AtomicBool,
 }
 
@@ -149,6 +153,8 @@ impl App {
             introspections: Introspections::default(),
             bearer_issuers: crate::auth::issuers::ExtraIssuers::new(&config.bearer.issuers),
             claim_paths,
+            per_host_sessions: config.session.domain.is_none()
+                && config.upstreams.iter().any(|r| r.host.is_some()),
             shutting_down: AtomicBool::new(false),
             config,
         })
@@ -211,7 +217,19 @@ impl App {
 
     /// What login, callback and sign-out borrow.
     pub fn login_ctx(&self) -> LoginCtx<'_> {
+        self.login_ctx_at(None)
+    }
+
+    /// [`App::login_ctx`] for a sign-in on `host` (the request's, lower
+    /// case, no port): with per-host sessions, a listed host other than
+    /// the callback's own signs in through its own callback.
+    pub fn login_ctx_at<'a>(&'a self, host: Option<&'a str>) -> LoginCtx<'a> {
         let (provider, claims) = self.first_provider();
+        let callback_host = host.filter(|h| {
+            self.per_host_sessions
+                && Some(*h) != provider.settings.redirect_url.host_str()
+                && self.upstreams.lists(h)
+        });
         LoginCtx {
             provider,
             claims,
@@ -220,6 +238,7 @@ impl App {
             login_cookies: &self.login_cookies,
             sessions: &self.sessions,
             session: &self.config.session,
+            callback_host,
         }
     }
 

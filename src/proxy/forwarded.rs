@@ -83,6 +83,16 @@ pub fn host_name(authority: &str) -> Option<String> {
     Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
+/// A request's own host name (see [`host_name`]): its `Host`, or the
+/// `:authority` of HTTP/2 (in the URI).
+pub fn request_host(headers: &http::HeaderMap, uri: &http::Uri) -> Option<String> {
+    headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .and_then(host_name)
+}
+
 /// The original request, as far as a trusted proxy told us.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Original {

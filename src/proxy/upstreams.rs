@@ -93,6 +93,14 @@ impl Upstreams {
         self.by_host
     }
 
+    /// Whether an entry names `host` (exactly, or by a `*.` pattern; an
+    /// entry for any host does not count).
+    pub fn lists(&self, host: &str) -> bool {
+        self.routes
+            .iter()
+            .any(|r| r.host.as_deref().is_some_and(|p| host_matches(p, host)))
+    }
+
     /// The route for a request's host (lower-case, no port; `None` when it
     /// sent none) and judged path; `None`: no route serves it.
     pub fn pick(&self, host: Option<&str>, path: &str) -> Option<&Route> {

@@ -27,8 +27,8 @@ pub(super) fn validate(raw: &RawConfig, figment: &Figment) -> Result<Config, Con
     let public_url = server.as_ref().map(|s| &s.public_url);
     let upstream = upstream::check(&mut c, raw);
     let session = session::check(&mut c, &raw.session);
-    if let (Some(u), Some(public)) = (&upstream, public_url) {
-        upstream::cookie_reaches(&mut c, &u.routes, public, session.domain.as_deref());
+    if let (Some(u), Some(public), Some(domain)) = (&upstream, public_url, &session.domain) {
+        upstream::cookie_reaches(&mut c, &u.routes, public, domain);
     }
     let providers = providers(&mut c, raw, public_url, session.secure);
     let log = log(&mut c, &raw.log);

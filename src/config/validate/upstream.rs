@@ -111,34 +111,31 @@ pub(super) fn check(c: &mut Check<'_>, raw: &RawConfig) -> Option<Upstreams> {
     })
 }
 
-/// Every host an entry names must receive the session cookie set at
-/// `server.public_url`'s host, or its browsers would sign in forever:
-/// `session.domain` must cover it.
+/// With `session.domain` (one session for every host), every host an
+/// entry names must receive the cookie, or its browsers would sign in
+/// forever. (Without it, each listed host keeps a session of its own.)
 pub(super) fn cookie_reaches(
     c: &mut Check<'_>,
     routes: &[UpstreamRoute],
     public_url: &Url,
-    domain: Option<&str>,
+    domain: &str,
 ) {
     let own = public_url.host_str().unwrap_or_default();
-    let domain = domain.map(|d| d.trim_start_matches('.').to_ascii_lowercase());
-    let covered = |name: &str| match &domain {
-        Some(d) => name == d || name.ends_with(&format!(".{d}")),
-        None => false,
-    };
+    let domain = domain.trim_start_matches('.').to_ascii_lowercase();
+    let covered = |name: &str| name == domain || name.ends_with(&format!(".{domain}"));
     for (i, r) in routes.iter().enumerate() {
         let Some(host) = &r.host else { continue };
         let reached = match host.strip_prefix("*.") {
             Some(parent) => covered(parent),
-            None => host == own || covered(host),
+            None => covered(host),
         };
         if !reached {
             c.entry = Some(Entry::new("upstream", "upstreams", i));
             c.fail(
                 "upstream.host",
                 format!(
-                    "`{host}` never receives the session cookie set for `{own}`: set \
-                     session.domain to a domain both are under (one sign-in for every host)"
+                    "`{host}` is not under session.domain `{domain}`: it would never receive \
+                     the session set for `{own}` (leave session.domain unset for a session per host)"
                 ),
             );
             c.entry = None;
