@@ -276,3 +276,32 @@ async fn without_a_session_domain_each_host_signs_in_through_its_own_callback() 
     assert_eq!(b.get(&site.url(APP2, "/inbox")).await.status, 200);
     assert_eq!(site.app2.last().header("x-forwarded-user"), Some("alice"));
 }
+
+/// `upstream.url = "unix:///…"`: the upstream on a Unix domain socket
+/// gets the judged path, the client's host and the identity.
+#[tokio::test]
+async fn a_unix_socket_upstream_gets_the_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("app.sock");
+    let app = Upstream::start_unix(&socket).await;
+    let port = free_port();
+    let idp = Idp::start(port);
+    let url = format!("unix://{}", socket.display());
+    let tollgate = Tollgate::start(&Setup::basic(port, &idp, &url)).await;
+    let mut b = Browser::new();
+    let page = b.login(&tollgate.url("/a/./b?x=1"), "alice").await;
+    assert_eq!(
+        page.status,
+        200,
+        "{}\n{}",
+        page.body,
+        tollgate.output.text()
+    );
+    let seen = app.last();
+    assert_eq!(seen.path, "/a/b?x=1");
+    assert_eq!(seen.header("x-forwarded-user"), Some("alice"));
+    assert_eq!(
+        seen.header("host"),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+}

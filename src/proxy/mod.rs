@@ -3,6 +3,7 @@
 //! answers 101.
 
 pub mod assertion;
+pub mod connect;
 pub mod forwarded;
 pub mod headers;
 pub mod host;
@@ -19,7 +20,6 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -64,7 +64,7 @@ pub async fn tunnels_closed() {
 /// Most a pooled upstream connection buffers while reading a response.
 pub const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
 
-type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+type UpstreamClient = Client<connect::Connector, Incoming>;
 
 /// The upstream service.
 #[derive(Debug)]
@@ -73,7 +73,7 @@ pub struct Upstream {
     /// worker that opened it, and only that worker's requests use it, so
     /// proxying never hands a request or a response across threads.
     clients: thread_local::ThreadLocal<UpstreamClient>,
-    connector: HttpsConnector<HttpConnector>,
+    connector: connect::Connector,
     scheme: Scheme,
     authority: Authority,
     /// Path prefix of `upstream.url` without a trailing slash ("" for none).
@@ -186,10 +186,23 @@ impl Upstream {
             builder.enable_http1().wrap_connector(http)
         };
         let url = &config.url;
-        let host = url.host_str().ok_or(UpstreamError::NoHost)?;
-        let authority: Authority = match url.port() {
-            Some(p) => format!("{host}:{p}").parse()?,
-            None => host.parse()?,
+        // `unix:///run/app.sock`: every connection to that socket, requests
+        // for `localhost` (the Host header, unless the client's is passed).
+        let (connector, authority, prefix) = if url.scheme() == "unix" {
+            let socket = std::path::Path::new(url.path());
+            (
+                connect::Connector::Unix(socket.into()),
+                Authority::from_static("localhost"),
+                String::new(),
+            )
+        } else {
+            let host = url.host_str().ok_or(UpstreamError::NoHost)?;
+            let authority: Authority = match url.port() {
+                Some(p) => format!("{host}:{p}").parse()?,
+                None => host.parse()?,
+            };
+            let prefix = url.path().trim_end_matches('/').to_string();
+            (connect::Connector::Net(connector), authority, prefix)
         };
         Ok(Self {
             clients: thread_local::ThreadLocal::new(),
@@ -200,7 +213,7 @@ impl Upstream {
                 Scheme::HTTP
             },
             authority,
-            prefix: url.path().trim_end_matches('/').to_string(),
+            prefix,
             timeout: config.timeout,
             pass_host_header: config.pass_host_header,
             limit: config

@@ -54,25 +54,32 @@ impl Upstream {
         let addr = listener.local_addr().expect("addr");
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let gate = Arc::new(tokio::sync::Notify::new());
-        let record = seen.clone();
-        let gate2 = gate.clone();
+        let (record, gate2) = (seen.clone(), gate.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let record = record.clone();
-                let gate = gate2.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        handle(req, record.clone(), gate.clone())
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
-                });
+                if let Ok((stream, _)) = listener.accept().await {
+                    serve(stream, record.clone(), gate2.clone());
+                }
             }
         });
+        Self { addr, seen, gate }
+    }
+
+    /// The same upstream on a Unix domain socket at `path` (its `addr` is
+    /// then meaningless).
+    pub async fn start_unix(path: &std::path::Path) -> Self {
+        let listener = tokio::net::UnixListener::bind(path).expect("bind unix socket");
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let (record, gate2) = (seen.clone(), gate.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Ok((stream, _)) = listener.accept().await {
+                    serve(stream, record.clone(), gate2.clone());
+                }
+            }
+        });
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
         Self { addr, seen, gate }
     }
 
@@ -91,6 +98,19 @@ impl Upstream {
     pub fn last(&self) -> Seen {
         self.seen().pop().expect("the upstream saw no request")
     }
+}
+
+/// Serves one connection (HTTP/1.1, h2c, upgrades) in a task of its own.
+fn serve<S>(stream: S, record: Arc<Mutex<Vec<Seen>>>, gate: Arc<tokio::sync::Notify>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = hyper::service::service_fn(move |req| handle(req, record.clone(), gate.clone()));
+        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .await;
+    });
 }
 
 async fn handle(

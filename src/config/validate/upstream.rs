@@ -246,7 +246,8 @@ fn route_prefix(c: &mut Check<'_>, prefix: Option<Option<&str>>) -> Option<Strin
 }
 
 /// The upstream's URL and whether it speaks HTTP/2: `http://`,
-/// `https://`, or `h2c://` (HTTP/2 with prior knowledge, in clear).
+/// `https://`, `h2c://` (HTTP/2 with prior knowledge, in clear), or
+/// `unix:///path` (a Unix domain socket, plain HTTP).
 fn upstream_url(c: &mut Check<'_>, text: &str, protocol: Option<&str>) -> Option<(Url, bool)> {
     let (text, h2c) = match text.strip_prefix("h2c://") {
         Some(rest) => (format!("http://{rest}"), true),
@@ -254,10 +255,11 @@ fn upstream_url(c: &mut Check<'_>, text: &str, protocol: Option<&str>) -> Option
     };
     let url = match Url::parse(&text) {
         Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => u,
+        Ok(u) if u.scheme() == "unix" && u.host().is_none() && u.path().len() > 1 => u,
         Ok(_) => {
             c.fail(
                 "upstream.url",
-                format!("`{text}` must be an http://, https:// or h2c:// URL with a host"),
+                format!("`{text}` must be an http://, https:// or h2c:// URL with a host, or unix:///path/to.sock"),
             );
             return None;
         }
