@@ -454,8 +454,9 @@ async fn forward_auth_answers_202_with_identity_and_401_without() {
         Some("alice")
     );
     assert_eq!(h("x-auth-request-groups").as_deref(), Some("admins,dev"));
-    // The browser asked itself: identity yes, credentials no.
-    assert!(h("x-auth-request-access-token").is_none());
+    // The browser asked itself: identity yes, credentials no (the header
+    // is there, empty, to overwrite a client-sent copy).
+    assert_eq!(h("x-auth-request-access-token").as_deref(), Some(""));
 }
 
 /// The access token (with `pass_access_token`) goes only to a caller in
@@ -463,23 +464,52 @@ async fn forward_auth_answers_202_with_identity_and_401_without() {
 /// calling `/oauth2/auth` gets the identity but no credential.
 #[tokio::test]
 async fn forward_auth_hands_the_access_token_only_to_a_trusted_proxy() {
-    for (trusted, expect_token) in [("", false), ("trusted_proxies = [\"127.0.0.1/32\"]", true)] {
-        let (_idp, _upstream, tollgate) = direct("", trusted).await;
-        let mut alice = Browser::new();
-        alice.login(&tollgate.url("/"), "alice").await;
-        let r = alice.get(&tollgate.url("/oauth2/auth")).await;
-        assert_eq!(r.status, 202);
-        assert_eq!(
-            r.headers
-                .get("x-auth-request-user")
-                .and_then(|v| v.to_str().ok()),
-            Some("alice")
-        );
-        assert_eq!(
-            r.headers.contains_key("x-auth-request-access-token"),
-            expect_token,
-            "trusted_proxies: {trusted:?}"
-        );
+    let value = |p: &Page, n: &str| {
+        p.headers
+            .get(n)
+            .map(|v| v.to_str().unwrap_or("?").to_string())
+    };
+    for trusted in [false, true] {
+        let server = if trusted {
+            "trusted_proxies = [\"127.0.0.1/32\"]"
+        } else {
+            ""
+        };
+        let (_idp, _upstream, tollgate) = direct("", server).await;
+        let mut carol = Browser::new();
+        carol.login(&tollgate.url("/"), "carol").await;
+        // An ingress asking about a page of the app; a browser calling
+        // `/oauth2/auth` itself (no original URI); and the same relayed by
+        // the ingress's `/oauth2/` route (the original URI is tollgate's).
+        for (uri, token) in [
+            (Some("/reports"), trusted),
+            (None, false),
+            (Some("/oauth2/auth"), false),
+        ] {
+            let headers: Vec<(&str, &str)> =
+                uri.map(|u| ("x-forwarded-uri", u)).into_iter().collect();
+            let r = carol
+                .request(
+                    reqwest::Method::GET,
+                    &tollgate.url("/oauth2/auth"),
+                    None,
+                    &headers,
+                )
+                .await;
+            assert_eq!(r.status, 202);
+            assert_eq!(value(&r, "x-auth-request-user").as_deref(), Some("carol"));
+            let got = value(&r, "x-auth-request-access-token");
+            assert_eq!(
+                got.as_deref().is_some_and(|t| !t.is_empty()),
+                token,
+                "trusted {trusted}, uri {uri:?}"
+            );
+            // Present (empty) when withheld, as every identity header is
+            // when there is nothing to say: a gateway that copies them
+            // then overwrites a client's own copy.
+            assert!(got.is_some());
+            assert_eq!(value(&r, "x-auth-request-groups").as_deref(), Some(""));
+        }
     }
 }
 

@@ -30,8 +30,10 @@ struct Question {
     back: Option<String>,
     /// A browser without a session gets the login redirect (else 401).
     redirect: bool,
-    /// The caller is in `server.trusted_proxies`: it may have credentials.
-    trusted: bool,
+    /// The caller is in `server.trusted_proxies` and asks about a request
+    /// for the application (not for tollgate's own `/oauth2/` paths, which
+    /// a browser reaches through the same proxy): it may have credentials.
+    credentials: bool,
     /// The status that means "allowed": 202 for `/oauth2/auth`, 200 for
     /// Envoy (which allows only on 200).
     allowed: StatusCode,
@@ -67,6 +69,10 @@ impl App {
                 None
             }
         };
+        // Credentials only when asked about a request for the app: with no
+        // original URI, or one for tollgate's own paths, the caller may be
+        // relaying a browser's call to `/oauth2/auth` itself.
+        let credentials = trusted && target.as_ref().is_some_and(|t| !is_own_path(t));
         let query = parts.uri.query().unwrap_or_default();
         let constraints = match Constraints::from_query(query) {
             Ok(c) => c,
@@ -91,7 +97,7 @@ impl App {
             back,
             redirect: form_urlencoded::parse(query.as_bytes())
                 .any(|(k, v)| k == "mode" && v == "redirect"),
-            trusted,
+            credentials,
             allowed: StatusCode::ACCEPTED,
             constraints,
         };
@@ -130,6 +136,7 @@ impl App {
                 let scheme = self.config.server.public_url.scheme();
                 format!("{scheme}://{host}{}", target.as_str())
             });
+        let credentials = trusted && !is_own_path(&target);
         let question = Question {
             method: parts.method.clone(),
             host: parts
@@ -140,7 +147,7 @@ impl App {
             target: Some(target),
             back,
             redirect: true,
-            trusted,
+            credentials,
             allowed: StatusCode::OK,
             constraints: None,
         };
@@ -185,51 +192,58 @@ impl App {
         {
             return h;
         }
-        self.allowed(principal, q.trusted, q.allowed)
+        self.allowed(principal, q.credentials, q.allowed)
     }
 
     /// The 202 (200 for Envoy) with the identity headers, and the
     /// credentials only for a trusted caller (the ingress that asked): a browser can call
     /// `/oauth2/auth` itself, and a script on the page could read an
     /// access token or assertion from the answer.
+    ///
+    /// Every header the gateway may copy to the upstream is in the
+    /// answer, empty when there is nothing to say (no email, no groups, a
+    /// credential withheld): gateways that copy headers from the answer
+    /// (Envoy's `allowed_upstream_headers`, Istio, Traefik, Caddy) then
+    /// overwrite a client-sent copy instead of letting it through.
     fn allowed(
         &self,
         principal: super::gate::Principal,
-        trusted: bool,
+        credentials: bool,
         status: StatusCode,
     ) -> Handled {
         let s = &principal.session;
         let mut resp = pages::status(status);
         {
             let h = resp.headers_mut();
-            let mut set = |name: &'static str, value: &str| {
-                if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
-                    h.insert(name, v);
-                }
+            let mut set = |name: &'static str, value: Option<&str>| {
+                let v = value
+                    .and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
+                    .unwrap_or_else(|| http::HeaderValue::from_static(""));
+                h.insert(name, v);
             };
-            set("x-auth-request-user", &s.sub);
-            if let Some(e) = &s.email {
-                set("x-auth-request-email", e);
-            }
-            if let Some(u) = &s.preferred_username {
-                set("x-auth-request-preferred-username", u);
-            }
-            if !s.groups.is_empty() {
-                set("x-auth-request-groups", &s.groups.join(","));
-            }
+            set("x-auth-request-user", Some(&s.sub));
+            set("x-auth-request-email", s.email.as_deref());
+            set(
+                "x-auth-request-preferred-username",
+                s.preferred_username.as_deref(),
+            );
+            let groups = s.groups.join(",");
+            set(
+                "x-auth-request-groups",
+                Some(&groups).filter(|g| !g.is_empty()).map(|g| g.as_str()),
+            );
             if self.config.upstream.pass_provider {
-                set("x-auth-request-provider", s.provider_id());
+                set("x-auth-request-provider", Some(s.provider_id()));
             }
-            if trusted && self.config.upstream.pass_access_token {
-                set("x-auth-request-access-token", &s.access_token);
+            if self.config.upstream.pass_access_token {
+                set(
+                    "x-auth-request-access-token",
+                    Some(s.access_token.as_str()).filter(|_| credentials),
+                );
             }
-            if let Some(a) = self
-                .assertions
-                .as_ref()
-                .filter(|_| trusted)
-                .and_then(|a| a.sign(s))
-            {
-                set(crate::proxy::assertion::HEADER, &a);
+            if let Some(a) = &self.assertions {
+                let signed = credentials.then(|| a.sign(s)).flatten();
+                set(crate::proxy::assertion::HEADER, signed.as_deref());
             }
         }
         auth::append_cookies(&mut resp, principal.set_cookies);
@@ -257,6 +271,12 @@ fn redirect_header(headers: &http::HeaderMap) -> Option<String> {
 /// Counts a forward-auth request without a believed original URI, and says
 /// once, loudly, what it costs: public routes are not consulted and path
 /// rules decide as for every path.
+/// A path under tollgate's own `/oauth2/`: a proxy asking about it is
+/// relaying a browser's own call, not checking a request for the app.
+fn is_own_path(target: &path::Target) -> bool {
+    target.path().starts_with("/oauth2/")
+}
+
 fn untrusted_forward_auth(peer: SocketAddr, trusted: bool) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     metrics().forward_auth_untrusted.inc();
