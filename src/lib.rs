@@ -23,6 +23,9 @@
 //!
 //! Imports point down this table and never form a circle: handlers in
 //! [`auth`] borrow the shared state (`gateway/state.rs`), never the router.
+// The request future (handler, tracing span, request-id scope) nests
+// deeper than the compiler's default layout depth.
+#![recursion_limit = "256"]
 
 pub mod auth;
 pub mod authz;

@@ -292,8 +292,31 @@ fn generate_key(algorithm: &str, out: &std::path::Path) -> anyhow::Result<String
     Ok(serde_json::to_string_pretty(&keys.jwks())?)
 }
 
+/// The start-up line, and what the configuration probably did not mean.
+fn announce(config: &config::Config, listen: std::net::SocketAddr, workers: usize) {
+    tracing::info!(
+        %listen,
+        workers,
+        upstreams = config.upstreams.len(),
+        upstream = %config.upstream.url,
+        issuer = %config.provider().issuer,
+        providers = config.providers.len(),
+        tracing = tollgate::telemetry::trace::on(),
+        version = env!("CARGO_PKG_VERSION"),
+        "tollgate started"
+    );
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+}
+
 fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyhow::Result<()> {
-    let _log = tollgate::telemetry::init(&config.log);
+    // Tracing first: the subscriber carries its layer. Dropped last, so
+    // that spans still queued are exported at exit.
+    let (_tracing, tracer) = tollgate::telemetry::trace::from_env()
+        .context("OpenTelemetry tracing (OTEL_* variables)")?
+        .unzip();
+    let _log = tollgate::telemetry::init(&config.log, tracer);
     // One crypto provider for every rustls user in the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // The main thread is worker 0 and also runs the background tasks
@@ -316,18 +339,11 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let workers = tollgate::server::worker_count();
-        tracing::info!(
-            listen = %listener.local_addr().unwrap_or(listen),
+        announce(
+            &app.config,
+            listener.local_addr().unwrap_or(listen),
             workers,
-            upstream = %app.config.upstream.url,
-            issuer = %app.config.provider().issuer,
-            providers = app.config.providers.len(),
-            version = env!("CARGO_PKG_VERSION"),
-            "tollgate started"
         );
-        for w in app.config.warnings() {
-            tracing::warn!("{w}");
-        }
         // Bound before anything is served: a taken metrics port is a startup error.
         let metrics = match app.config.metrics_listen {
             Some(addr) => {

@@ -140,6 +140,12 @@ async fn jwt(ctx: &BearerCtx<'_>, token: &str) -> Result<Session, BearerError> {
     Ok(session)
 }
 
+#[tracing::instrument(
+    target = "tollgate::trace",
+    name = "introspection",
+    skip_all,
+    fields(otel.kind = "client")
+)]
 async fn introspect(ctx: &BearerCtx<'_>, token: &str) -> Result<Session, BearerError> {
     let provider = ctx
         .provider

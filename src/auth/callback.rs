@@ -22,6 +22,7 @@ type CallbackError = (Rejection, Vec<String>);
 /// the code and validate the ID token; only then is a session created.
 /// `pairs`: the authorization response, from the query, or from the body
 /// of a `response_mode=form_post` POST.
+#[tracing::instrument(target = "tollgate::trace", name = "callback", skip_all)]
 pub async fn callback(
     ctx: &LoginCtx<'_>,
     parts: &Parts,
@@ -215,6 +216,12 @@ async fn redeem(
 }
 
 /// Redeems the code, each refusal named by what it says about the login.
+#[tracing::instrument(
+    target = "tollgate::trace",
+    name = "token_exchange",
+    skip_all,
+    fields(otel.kind = "client")
+)]
 async fn exchange(
     ctx: &LoginCtx<'_>,
     provider: &Provider,

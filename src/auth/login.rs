@@ -142,6 +142,7 @@ fn choices(
 /// With pushed authorization requests (RFC 9126) the parameters go to the
 /// provider first and the browser carries only `client_id` and
 /// `request_uri`.
+#[tracing::instrument(target = "tollgate::trace", name = "login", skip_all)]
 pub async fn login_redirect(
     ctx: &LoginCtx<'_>,
     return_to: String,

@@ -181,6 +181,12 @@ fn backoff_wait(failures: u32) -> Duration {
     backoff(failures, jitter())
 }
 
+#[tracing::instrument(
+    target = "tollgate::trace",
+    name = "refresh",
+    skip_all,
+    fields(otel.kind = "client")
+)]
 async fn refresh_once(
     ctx: &RefreshCtx<'_>,
     handle: &Handle,

@@ -28,6 +28,7 @@ use hyper::body::Incoming;
 
 pub use state::{App, AppError, Pending};
 
+use crate::auth;
 use crate::telemetry::{self, metrics::metrics};
 use crate::Body;
 
@@ -44,9 +45,12 @@ impl App {
         if let Some(v) = &id_header {
             req.headers_mut().insert("x-request-id", v.clone());
         }
-        let mut handled = telemetry::REQUEST_ID
-            .scope(id.clone(), self.route(req, peer))
-            .await;
+        let (mut handled, trace_id) = if telemetry::trace::on() {
+            self.traced(req, peer, &id).await
+        } else {
+            let route = telemetry::REQUEST_ID.scope(id.clone(), self.route(req, peer));
+            (route.await, None)
+        };
         if let Some(v) = id_header {
             handled.response.headers_mut().insert("x-request-id", v);
         }
@@ -63,8 +67,41 @@ impl App {
             user = handled.user.as_deref().unwrap_or("-"),
             outcome = handled.outcome.as_str(),
             request_id = %id,
+            trace_id = trace_id.as_deref(),
             "request"
         );
         handled.response
+    }
+
+    /// [`App::route`] in a server span (tracing on) that continues the
+    /// client's `traceparent`; the span's trace id for the access log.
+    async fn traced(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        id: &str,
+    ) -> (auth::Handled, Option<String>) {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            target: "tollgate::trace",
+            "request",
+            otel.name = %req.method(),
+            otel.kind = "server",
+            http.request.method = %req.method(),
+            url.path = %req.uri().path(),
+            http.response.status_code = tracing::field::Empty,
+            tollgate.outcome = tracing::field::Empty,
+            tollgate.request_id = %id,
+        );
+        telemetry::trace::continue_from(&span, req.headers());
+        let trace_id = telemetry::trace::trace_id(&span);
+        let route = telemetry::REQUEST_ID.scope(id.to_string(), self.route(req, peer));
+        let handled = route.instrument(span.clone()).await;
+        span.record(
+            "http.response.status_code",
+            handled.response.status().as_u16(),
+        );
+        span.record("tollgate.outcome", handled.outcome.as_str());
+        (handled, trace_id)
     }
 }

@@ -298,10 +298,11 @@ impl TokenClient {
         mut form: Vec<(&str, &str)>,
     ) -> Result<reqwest::RequestBuilder, TokenError> {
         let proof = self.auth.proof(endpoint).await?;
-        let mut req = self
-            .http
-            .post(endpoint.clone())
-            .header(http::header::ACCEPT, "application/json");
+        let mut req = crate::telemetry::trace::outgoing(
+            self.http
+                .post(endpoint.clone())
+                .header(http::header::ACCEPT, "application/json"),
+        );
         if let Some(h) = &proof.authorization {
             req = req.header(http::header::AUTHORIZATION, h);
         }

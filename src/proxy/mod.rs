@@ -275,6 +275,34 @@ impl Upstream {
         }
     }
 
+    /// The upstream exchange in a span of its own (tracing on), which the
+    /// upstream receives as its parent in `traceparent`.
+    async fn traced(
+        &self,
+        mut req: Request<Incoming>,
+    ) -> Result<
+        Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+        tokio::time::error::Elapsed,
+    > {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            target: "tollgate::trace",
+            "upstream",
+            otel.kind = "client",
+            http.request.method = %req.method(),
+            server.address = %self.authority,
+            http.response.status_code = tracing::field::Empty,
+        );
+        crate::telemetry::trace::inject(&span, req.headers_mut());
+        let answer = tokio::time::timeout(self.timeout, self.client().request(req))
+            .instrument(span.clone())
+            .await;
+        if let Ok(Ok(resp)) = &answer {
+            span.record("http.response.status_code", resp.status().as_u16());
+        }
+        answer
+    }
+
     pub async fn forward(
         &self,
         mut req: Request<Incoming>,
@@ -306,7 +334,11 @@ impl Upstream {
         let _slot = self.admit().await?;
 
         let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(self.timeout, self.client().request(req)).await;
+        let answer = if crate::telemetry::trace::on() {
+            self.traced(req).await
+        } else {
+            tokio::time::timeout(self.timeout, self.client().request(req)).await
+        };
         crate::telemetry::metrics::metrics()
             .upstream_duration
             .observe(started.elapsed().as_secs_f64());

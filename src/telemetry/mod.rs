@@ -1,7 +1,8 @@
 //! Logging. Only tollgate's own events are logged at the configured level;
 //! dependencies (hyper, reqwest, rustls) stay at `warn`, because their debug
 //! output can contain headers, and tollgate never logs tokens, secrets or
-//! cookies at any level.
+//! cookies at any level. Tracing ([`trace`]) rides on the same
+//! subscriber, with spans of its own that the log never shows.
 
 use tracing_subscriber::EnvFilter;
 
@@ -10,6 +11,7 @@ use settings::LogConfig;
 pub mod metrics;
 pub mod process;
 pub mod settings;
+pub mod trace;
 
 tokio::task_local! {
     /// The request id of the request being handled (for pages and logs).
@@ -61,8 +63,15 @@ const LOG_QUEUE_LINES: usize = 8 * 1024;
 /// stdout (a slow pipe, a full disk buffer), and a busy proxy makes one
 /// `write` per batch rather than one per access-log line. Nothing is dropped:
 /// when the queue is full, logging waits. Keep the guard until exit.
-pub fn init(config: &LogConfig) -> LogGuard {
-    let filter = EnvFilter::new(format!("warn,tollgate={}", config.level));
+pub fn init(config: &LogConfig, tracer: Option<opentelemetry_sdk::trace::Tracer>) -> LogGuard {
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+    // Trace spans are for the exporter only.
+    let filter = EnvFilter::new(format!(
+        "warn,tollgate={},{}=off",
+        config.level,
+        trace::TARGET
+    ));
     // BufWriter: the writer thread flushes whenever its queue runs empty, so
     // lines leave at once when idle and in large writes under load.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -73,21 +82,27 @@ pub fn init(config: &LogConfig) -> LogGuard {
             64 * 1024,
             std::io::stdout(),
         ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_target(true);
-    let result = if config.json {
-        builder
-            .json()
+    let fmt = if config.json {
+        fmt.json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init()
+            .boxed()
     } else {
-        builder.with_ansi(false).try_init()
+        fmt.with_ansi(false).boxed()
     };
-    if result.is_err() {
-        // Already initialised (tests): keep the existing subscriber.
-    }
+    let traces = tracer.map(|t| {
+        tracing_opentelemetry::layer().with_tracer(t).with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target(trace::TARGET, tracing::Level::TRACE),
+        )
+    });
+    // Already initialised (tests): keep the existing subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(traces)
+        .try_init();
     guard
 }

@@ -124,11 +124,26 @@ impl Tollgate {
 
     /// Starts tollgate with a config file the test manages.
     pub fn spawn_at(path: &Path, port: u16) -> Self {
+        Self::spawn_at_with(path, port, &[])
+    }
+
+    /// Starts tollgate with `config` and environment variables `env`.
+    pub fn spawn_with(config: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tollgate.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut t = Self::spawn_at_with(&path, port, env);
+        t._dir = dir;
+        t
+    }
+
+    fn spawn_at_with(path: &Path, port: u16, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let output = Output::default();
         let mut child = Command::new(binary())
             .arg("--config")
             .arg(path)
+            .envs(env.iter().copied())
             .env_remove("TOLLGATE_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
