@@ -78,9 +78,10 @@ async fn envoy_checks_are_answered_200_with_identity_or_refused_by_the_rules() {
         header(&ok, "x-auth-request-email").as_deref(),
         Some("bob@example.com")
     );
-    assert!(
-        header(&ok, "x-auth-request-access-token").is_none(),
-        "not a trusted caller"
+    assert_eq!(
+        header(&ok, "x-auth-request-access-token").as_deref(),
+        Some(""),
+        "not a trusted caller: present, empty (overwrites a client's copy)"
     );
 
     // The rules judge the original method and path; a path that
@@ -200,4 +201,24 @@ allow_any = true
         )
         .await;
     assert_eq!(proxied.status, 403, "{}", proxied.body);
+}
+
+/// tollgate's own endpoints are chosen by the path as sent, so one not in
+/// normal form is refused: a proxy that routed `/oauth2/ext_authz/../start`
+/// as `/oauth2/start` (a browser path) must not reach the check endpoint.
+#[tokio::test]
+async fn oauth2_paths_not_in_normal_form_are_refused() {
+    let (_idp, upstream, tollgate) = direct(RULES, "").await;
+    for path in [
+        "/oauth2/ext_authz/../start",
+        "/oauth2/ext_authz/%2e%2e/start",
+        "/oauth2//auth",
+        "/oauth2/./auth",
+        "/oauth2/st%61rt",
+    ] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let answer = raw(tollgate.port, req.as_bytes()).await;
+        assert_eq!(statuses(&answer), vec![400], "{path}: {answer}");
+    }
+    assert_eq!(upstream.count(), 0);
 }

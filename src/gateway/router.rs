@@ -62,6 +62,12 @@ impl App {
             return Handled::new(resp, Outcome::Probe);
         }
         if path.starts_with("/oauth2/") {
+            // tollgate's own endpoints are chosen by the path as sent: one
+            // that is not in normal form (`/oauth2/ext_authz/../start`) would
+            // be read differently by a proxy in front that routed it.
+            if !crate::proxy::path::normalize(path).is_ok_and(|n| n == path) {
+                return Handled::new(Rejection::BadPath.respond(kind), Outcome::Error);
+            }
             self.oauth2(req, peer, kind).await
         } else {
             self.proxy(req, peer, kind).await
