@@ -227,7 +227,8 @@ http://{host}:{port} {{
             )
             .build()
             .expect("client");
-        let url = format!("http://{}:{port}/oauth2/jwks", sites[0].host);
+        // tollgate's page (Traefik's own answer before then is a 404).
+        let url = format!("http://{}:{port}/oauth2/signed_out", sites[0].host);
         let start = Instant::now();
         while probe
             .get(&url)
@@ -235,7 +236,7 @@ http://{host}:{port} {{
             .await
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
-            != 404
+            != 200
         {
             assert!(
                 start.elapsed() < Duration::from_secs(30),
