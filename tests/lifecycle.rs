@@ -1134,3 +1134,36 @@ async fn held_at_gate(
     }
     held
 }
+
+/// `pages.template_file` renders tollgate's pages: the example template
+/// shipped in `config/pages/page.html`, with its values, under the same
+/// Content-Security-Policy as the built-in page.
+#[tokio::test]
+async fn a_page_template_renders_the_pages() {
+    let template = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pages/page.html");
+    let extra = format!(
+        "[pages]\nproduct_name = \"Acme <Portal>\"\ntemplate_file = \"{}\"\n",
+        template.display()
+    );
+    let (_idp, _upstream, tollgate) = direct(&extra, "").await;
+    let page = Browser::new()
+        .get(&tollgate.url("/oauth2/signed_out"))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<h1>Signed out</h1>"), "{}", page.body);
+    assert!(
+        page.body.contains("Signed out · Acme &lt;Portal&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"href="&#x2f;oauth2&#x2f;start?rd=%2F">Sign in</a>"#),
+        "{}",
+        page.body
+    );
+    let csp = page.headers["content-security-policy"]
+        .to_str()
+        .expect("csp");
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+}

@@ -58,6 +58,8 @@ pub struct RawPages {
     pub logo_url: Option<String>,
     pub accent_color: String,
     pub support_url: Option<String>,
+    /// A page template (MiniJinja) used instead of the built-in page.
+    pub template_file: Option<String>,
 }
 
 impl Default for RawPages {
@@ -67,6 +69,7 @@ impl Default for RawPages {
             logo_url: None,
             accent_color: "#0a58ca".into(),
             support_url: None,
+            template_file: None,
         }
     }
 }

@@ -756,3 +756,26 @@ url = "http://127.0.0.1:8083"
         load_str(&text, &[]).err()
     );
 }
+
+#[test]
+fn a_page_template_must_compile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.html");
+    let bad = dir.path().join("bad.html");
+    std::fs::write(&good, "<h1>{{ title }}</h1>").expect("write");
+    std::fs::write(&bad, "<h1>{{ title </h1>").expect("write");
+    let with = |p: &std::path::Path| {
+        format!(
+            "{}[pages]\ntemplate_file = \"{}\"\n",
+            minimal(),
+            p.display()
+        )
+    };
+    let (c, _) = load_str(&with(&good), &[]).expect("valid");
+    assert!(c.pages.template.is_some());
+    assert_eq!(refused_keys(&with(&bad)), vec!["pages.template_file"]);
+    assert_eq!(
+        refused_keys(&with(&dir.path().join("missing.html"))),
+        vec!["pages.template_file"]
+    );
+}

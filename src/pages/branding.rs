@@ -14,6 +14,8 @@ pub struct Branding {
     pub accent_color: String,
     /// A "Get help" link: https, `mailto:`, or a path on this site.
     pub support_url: Option<String>,
+    /// `pages.template_file`: its path and text, checked to compile.
+    pub template: Option<(String, String)>,
 }
 
 impl Default for Branding {
@@ -23,18 +25,41 @@ impl Default for Branding {
             logo_url: None,
             accent_color: "#0a58ca".into(),
             support_url: None,
+            template: None,
         }
     }
 }
 
-static CURRENT: RwLock<Option<Arc<Branding>>> = RwLock::new(None);
-
-/// Makes `b` the look of every page from now on (start, reload).
-pub fn set(b: Branding) {
-    *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(b));
+/// The look in force, and its template compiled.
+#[derive(Default)]
+pub(super) struct Look {
+    pub brand: Branding,
+    pub template: Option<minijinja::Environment<'static>>,
 }
 
-pub(super) fn current() -> Arc<Branding> {
+static CURRENT: RwLock<Option<Arc<Look>>> = RwLock::new(None);
+
+/// The name the page template is known by inside MiniJinja.
+pub(super) const TEMPLATE: &str = "page.html";
+
+/// Compiles a page template (HTML auto-escaping on); the error says
+/// where the syntax is wrong.
+pub fn compile(source: &str) -> Result<minijinja::Environment<'static>, minijinja::Error> {
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_template_owned(TEMPLATE, source.to_string())?;
+    Ok(env)
+}
+
+/// Makes `b` the look of every page from now on (start, reload). Its
+/// template compiled when the configuration was checked.
+pub fn set(b: Branding) {
+    let template = b.template.as_ref().and_then(|(_, src)| compile(src).ok());
+    let look = Look { brand: b, template };
+    *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(look));
+}
+
+pub(super) fn current() -> Arc<Look> {
     CURRENT
         .read()
         .unwrap_or_else(|e| e.into_inner())

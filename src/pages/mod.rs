@@ -379,9 +379,13 @@ impl Rejection {
                 });
                 json(status, &body)
             }
-            ClientKind::Browser | ClientKind::Grpc => {
-                html(status, self.title(), &self.detail(), self.link())
-            }
+            ClientKind::Browser | ClientKind::Grpc => html(
+                status,
+                self.code(),
+                self.title(),
+                &self.detail(),
+                self.link(),
+            ),
         };
         if matches!(
             self,
@@ -503,6 +507,7 @@ pub enum Link {
 pub fn choose_provider(choices: Vec<(String, String)>) -> Response<Body> {
     html(
         StatusCode::OK,
+        "choose_provider",
         "Sign in",
         "Choose how to sign in.",
         Link::Providers(choices),
@@ -515,6 +520,7 @@ pub fn choose_provider(choices: Vec<(String, String)>) -> Response<Body> {
 pub fn confirm_sign_out(rd: &str) -> Response<Body> {
     html(
         StatusCode::OK,
+        "confirm_sign_out",
         "Sign out?",
         "Do you want to sign out?",
         Link::ConfirmSignOut(rd.to_string()),
@@ -527,6 +533,7 @@ pub fn confirm_sign_out(rd: &str) -> Response<Body> {
 pub fn still_signed_in(user: &str) -> Response<Body> {
     html(
         StatusCode::OK,
+        "still_signed_in",
         "Still signed in",
         &format!("You are still signed in as {user}."),
         Link::ConfirmSignOut("/oauth2/signed_out".into()),
@@ -537,14 +544,92 @@ pub fn still_signed_in(user: &str) -> Response<Body> {
 pub fn signed_out() -> Response<Body> {
     html(
         StatusCode::OK,
+        "signed_out",
         "Signed out",
         "You are signed out. Close the browser to be sure no one else uses this session.",
         Link::SignIn,
     )
 }
 
-fn html(status: StatusCode, title: &str, detail: &str, link: Link) -> Response<Body> {
-    let brand = branding::current();
+/// A page: the configured template (`pages.template_file`), or the
+/// built-in one; `code` says which page it is.
+fn html(status: StatusCode, code: &str, title: &str, detail: &str, link: Link) -> Response<Body> {
+    let look = branding::current();
+    let brand = &look.brand;
+    let page = match look
+        .template
+        .as_ref()
+        .map(|t| render(t, brand, status, code, title, detail, &link))
+    {
+        Some(Ok(page)) => page,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "pages.template_file failed to render; showing the built-in page");
+            builtin(brand, status, title, detail, link)
+        }
+        None => builtin(brand, status, title, detail, link),
+    };
+    let mut resp = base(status, "text/html; charset=utf-8", Bytes::from(page));
+    if let Ok(csp) = HeaderValue::from_str(&brand.csp()) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    resp
+}
+
+/// The page from `pages.template_file`: every value HTML-escaped by the
+/// template engine (see docs/configuration.md for what a template gets).
+fn render(
+    env: &minijinja::Environment<'static>,
+    brand: &branding::Branding,
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    detail: &str,
+    link: &Link,
+) -> Result<String, minijinja::Error> {
+    use minijinja::context;
+    let (kind, href) = match link {
+        Link::SignIn => ("sign_in", Some("/oauth2/start?rd=%2F".to_string())),
+        Link::SignOut => ("sign_out", Some("/oauth2/sign_out".to_string())),
+        Link::Home => ("home", Some("/".to_string())),
+        Link::ConfirmSignOut(rd) => (
+            "confirm_sign_out",
+            Some(format!(
+                "/oauth2/sign_out?rd={}",
+                form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+            )),
+        ),
+        Link::Providers(_) => ("choose_provider", None),
+    };
+    let providers: Vec<minijinja::Value> = match link {
+        Link::Providers(choices) => choices
+            .iter()
+            .map(|(href, name)| context! { href => href, name => name })
+            .collect(),
+        _ => Vec::new(),
+    };
+    env.get_template(branding::TEMPLATE)?.render(context! {
+        status => status.as_u16(),
+        code => code,
+        title => title,
+        detail => detail,
+        action => context! { kind => kind, href => href, providers => providers },
+        product_name => &brand.product_name,
+        logo_url => &brand.logo_url,
+        accent_color => &brand.accent_color,
+        support_url => &brand.support_url,
+        request_id => crate::telemetry::request_id(),
+    })
+}
+
+/// The built-in page.
+fn builtin(
+    brand: &branding::Branding,
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+    link: Link,
+) -> String {
     let action = match link {
         Link::SignIn => {
             r#"<p><a class="button" href="/oauth2/start?rd=%2F">Sign in</a></p>"#.to_string()
@@ -592,7 +677,7 @@ fn html(status: StatusCode, title: &str, detail: &str, link: Link) -> Response<B
     } else {
         format!("{} &middot; {product}", escape(title))
     };
-    let page = format!(
+    format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
@@ -617,18 +702,59 @@ footer{{color:var(--muted);font-size:.85rem;margin-top:1.5rem}}</style></head>
         request = crate::telemetry::request_id()
             .map(|id| format!(" &middot; request {}", escape(&id)))
             .unwrap_or_default(),
-    );
-    let mut resp = base(status, "text/html; charset=utf-8", Bytes::from(page));
-    if let Ok(csp) = HeaderValue::from_str(&brand.csp()) {
-        resp.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
-    resp
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_template_gets_every_value_escaped() {
+        let src = "<h1>{{ title }}</h1><p>{{ detail }}</p>{{ code }} {{ status }} \
+                   {{ action.kind }} {{ action.href }}\
+                   {% for p in action.providers %}[{{ p.name }}|{{ p.href }}]{% endfor %}";
+        let env = branding::compile(src).expect("compiles");
+        let brand = branding::Branding::default();
+        let out = render(
+            &env,
+            &brand,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Access <denied>",
+            "You & \"me\"",
+            &Link::SignOut,
+        )
+        .expect("renders");
+        assert!(out.contains("<h1>Access &lt;denied&gt;</h1>"), "{out}");
+        assert!(out.contains("You &amp; &quot;me&quot;"), "{out}");
+        // MiniJinja escapes `/` too; browsers read `&#x2f;` as `/`.
+        assert!(
+            out.contains("forbidden 403 sign_out &#x2f;oauth2&#x2f;sign_out"),
+            "{out}"
+        );
+        let choices = vec![(
+            "/oauth2/start?provider=a&rd=%2F".to_string(),
+            "<b>A</b>".to_string(),
+        )];
+        let out = render(
+            &env,
+            &brand,
+            StatusCode::OK,
+            "choose_provider",
+            "Sign in",
+            "",
+            &Link::Providers(choices),
+        )
+        .expect("renders");
+        assert!(
+            out.contains(
+                "[&lt;b&gt;A&lt;&#x2f;b&gt;|&#x2f;oauth2&#x2f;start?provider=a&amp;rd=%2F]"
+            ),
+            "{out}"
+        );
+        assert!(branding::compile("{% if %}").is_err());
+    }
 
     fn kind(pairs: &[(&'static str, &'static str)]) -> ClientKind {
         let mut h = http::HeaderMap::new();
@@ -645,6 +771,7 @@ mod tests {
             logo_url: Some("https://cdn.example.com/logo.svg".into()),
             accent_color: "#c00".into(),
             support_url: Some("mailto:help@example.com".into()),
+            template: None,
         });
         let resp = signed_out();
         branding::set(branding::Branding::default());

@@ -151,6 +151,33 @@ fn pages(c: &mut Check<'_>, raw: &super::raw::RawPages) -> Branding {
         logo_url: raw.logo_url.clone(),
         accent_color: raw.accent_color.clone(),
         support_url: raw.support_url.clone(),
+        template: raw
+            .template_file
+            .as_deref()
+            .and_then(|path| page_template(c, path)),
+    }
+}
+
+/// `pages.template_file`: readable UTF-8 that compiles.
+fn page_template(c: &mut Check<'_>, path: &str) -> Option<(String, String)> {
+    let key = "pages.template_file";
+    let text = match super::read_file(path).map(String::from_utf8) {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) => {
+            c.fail(key, format!("`{path}` is not UTF-8"));
+            return None;
+        }
+        Err(e) => {
+            c.fail(key, format!("cannot read `{path}`: {e}"));
+            return None;
+        }
+    };
+    match crate::pages::branding::compile(&text) {
+        Ok(_) => Some((path.to_string(), text)),
+        Err(e) => {
+            c.fail(key, format!("`{path}` is not a valid template: {e}"));
+            None
+        }
     }
 }
 
