@@ -146,8 +146,8 @@ def main():
         a, c = rows.get(("a", conns)), rows.get(("c", conns))
         if a and c and a["p99"] is not None and c["p99"] is not None:
             w(
-                f"- {conns} connections: p50 +{c['p50'] - a['p50']:.2f} ms, "
-                f"p99 +{c['p99'] - a['p99']:.2f} ms"
+                f"- {conns} connections: p50 {c['p50'] - a['p50']:+.2f} ms, "
+                f"p99 {c['p99'] - a['p99']:+.2f} ms"
                 + (" (target at 32: ≤ 1 ms)" if conns == 32 else "")
             )
     w("")

@@ -274,6 +274,7 @@ if [ -n "${BENCH_PAUSE:-}" ]; then
     echo "TG=$TG"; echo "TG_PID=$TG_MAIN"; echo "COOKIE='$COOKIE'"
     echo "UP=http://127.0.0.1:$UP_PORT"; echo "PROXY=http://127.0.0.1:$PROXY_PORT"
     echo "TGR=http://127.0.0.1:$TGR_PORT"; echo "COOKIE_REDIS='$COOKIE_REDIS'"
+    echo "TGM=http://127.0.0.1:$TGM_PORT"; echo "HOST16='$HOST16'"
   } > "${BENCH_PAUSE_ENV:-/tmp/tollgate-bench.env}"
   echo "bench: paused for ${BENCH_PAUSE}s; see ${BENCH_PAUSE_ENV:-/tmp/tollgate-bench.env}"
   sleep "$BENCH_PAUSE"
