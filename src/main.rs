@@ -160,6 +160,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The path `--alpha-config` names among oauth2-proxy's flags.
+fn alpha_flag(flags: &[String]) -> Option<String> {
+    let mut args = flags.iter();
+    while let Some(a) = args.next() {
+        let name = a.trim_start_matches('-');
+        if let Some(v) = name.strip_prefix("alpha-config=") {
+            return Some(v.to_string());
+        }
+        if name == "alpha-config" && a.starts_with('-') {
+            return args.next().cloned();
+        }
+    }
+    None
+}
+
 /// `tollgate convert`: see [`tollgate::convert`].
 fn convert(from: Option<PathBuf>, flags: Vec<String>) -> ExitCode {
     let config_file = match &from {
@@ -176,10 +191,31 @@ fn convert(from: Option<PathBuf>, flags: Vec<String>) -> ExitCode {
         .into_iter()
         .filter(|(k, _)| k.starts_with("OAUTH2_PROXY_"))
         .collect();
+    // The alpha configuration: FILE itself when it is YAML, or the file
+    // `--alpha-config` names among the flags.
+    let yaml = from
+        .as_ref()
+        .is_some_and(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"));
+    let (config_file, alpha_path) = if yaml {
+        (None, from.clone())
+    } else {
+        (config_file, alpha_flag(&flags).map(PathBuf::from))
+    };
+    let alpha_config = match &alpha_path {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("tollgate: cannot read {}: {e}", p.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => None,
+    };
     let input = tollgate::convert::Input {
         config_file,
         flags,
         env,
+        alpha_config,
     };
     match tollgate::convert::convert(&input) {
         Ok(c) => {

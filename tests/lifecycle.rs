@@ -1048,6 +1048,51 @@ fn convert_turns_an_oauth2_proxy_config_into_one_that_checks() {
     );
 }
 
+/// The alpha YAML configuration, given as the file itself or by
+/// `--alpha-config` beside a legacy file: converted into a config that
+/// checks.
+#[test]
+fn convert_reads_the_alpha_yaml_configuration() {
+    let dir = tempfile::tempdir().expect("dir");
+    let yaml = dir.path().join("alpha.yaml");
+    std::fs::write(
+        &yaml,
+        "upstreamConfig:\n  upstreams:\n  - id: app\n    path: /\n    uri: http://127.0.0.1:8080\n\
+         server:\n  BindAddress: 127.0.0.1:4180\n\
+         providers:\n- provider: oidc\n  clientID: app\n  clientSecret: the-client-secret\n\
+         \x20 oidcConfig:\n    issuerURL: https://idp.example.com\n",
+    )
+    .expect("write");
+    let legacy = dir.path().join("oauth2-proxy.cfg");
+    std::fs::write(
+        &legacy,
+        "cookie_secret = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\nemail_domains = [\"example.com\"]\n\
+         redirect_url = \"https://app.example.com/oauth2/callback\"\n",
+    )
+    .expect("write");
+    let flag = format!("--alpha-config={}", yaml.display());
+    for args in [
+        vec![yaml.clone().into_os_string()],
+        vec![legacy.into_os_string(), "--".into(), flag.into()],
+    ] {
+        let out = Command::new(binary())
+            .args(["convert", "--from-oauth2-proxy"])
+            .args(&args)
+            .output()
+            .expect("run");
+        let report = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{report}");
+        assert!(report.contains("client_id: mapped"), "{report}");
+        assert!(!report.contains("the-client-secret"), "{report}");
+        let toml = String::from_utf8_lossy(&out.stdout);
+        assert!(toml.contains("url = \"http://127.0.0.1:8080\""), "{toml}");
+        assert!(
+            toml.contains("issuer = \"https://idp.example.com\""),
+            "{toml}"
+        );
+    }
+}
+
 /// `upstream.max_in_flight`: with the one slot held by a request the
 /// upstream has not answered, the next one is shed at once (queue_timeout
 /// zero) with 503, `Retry-After` and nothing sent upstream; once the slot

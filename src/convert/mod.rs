@@ -20,6 +20,7 @@
 //! The mapping, option by option: docs/migrating-from-oauth2-proxy.md.
 
 mod access;
+mod alpha;
 mod doc;
 mod provider;
 mod server;
@@ -45,6 +46,8 @@ pub struct Input {
     pub flags: Vec<String>,
     /// Environment variables (only `OAUTH2_PROXY_*` are read).
     pub env: Vec<(String, String)>,
+    /// Contents of the alpha configuration (`--alpha-config`, YAML), if any.
+    pub alpha_config: Option<String>,
 }
 
 /// What became of one option.
@@ -91,6 +94,8 @@ pub struct Conversion {
 pub enum ConvertError {
     #[error("the oauth2-proxy config file is not valid TOML (line {line}): {message}")]
     ConfigFile { line: usize, message: String },
+    #[error("the oauth2-proxy alpha configuration is not valid YAML (line {line}): {message}")]
+    AlphaConfig { line: usize, message: String },
     #[error("flag `{0}` needs a value")]
     MissingValue(String),
     #[error("oauth2-proxy option `{option}` must be {expected}")]
@@ -108,6 +113,15 @@ pub enum ConvertError {
 /// TOML, a flag without its value, a switch or duration that does not parse.
 pub fn convert(input: &Input) -> Result<Conversion, ConvertError> {
     let mut cx = Ctx::new(source::read(input)?);
+    for (place, why) in std::mem::take(&mut cx.opts.alpha) {
+        cx.unmapped(&format!("alpha: {place}"), why);
+    }
+    if input.alpha_config.is_some() {
+        cx.changed(
+            "alpha_config",
+            "read: its options are converted below under their legacy names",
+        );
+    }
     server::map(&mut cx)?;
     upstream::map(&mut cx)?;
     provider::map(&mut cx)?;

@@ -282,6 +282,9 @@ pub(super) struct Options {
     pub unknown: Vec<(String, Option<&'static str>)>,
     /// Command-line arguments that were not flags (oauth2-proxy ignores them).
     pub stray: usize,
+    /// Parts of an alpha configuration with no legacy form: where in the
+    /// YAML, and why.
+    pub alpha: Vec<(String, String)>,
 }
 
 impl Options {
@@ -298,6 +301,7 @@ impl Options {
             self.note_unknown(name, meant);
         }
         self.stray += later.stray;
+        self.alpha.extend(later.alpha);
     }
 }
 
@@ -307,6 +311,11 @@ pub(super) fn read(input: &Input) -> Result<Options, ConvertError> {
         Some(text) => from_file(text)?,
         None => Options::default(),
     };
+    // oauth2-proxy refuses an option set in both; the alpha file's
+    // structure is read after the legacy file.
+    if let Some(text) = &input.alpha_config {
+        merged.overlay(super::alpha::read(text)?);
+    }
     merged.overlay(from_env(&input.env));
     merged.overlay(from_flags(&input.flags)?);
     Ok(merged)

@@ -329,6 +329,7 @@ fn oauth2_proxys_example_with_every_setting_on() {
 #[test]
 fn flags_beat_environment_beat_file() {
     let input = Input {
+        alpha_config: None,
         config_file: Some(
             "provider = \"oidc\"\nclient_id = \"from-file\"\nscope = \"openid email\"\n\
              email_domains = [\"file.example\"]\nupstreams = [\"http://file:1/\"]\n\
@@ -385,6 +386,7 @@ fn flags_beat_environment_beat_file() {
 #[test]
 fn a_flag_without_its_value_is_an_error() {
     let input = Input {
+        alpha_config: None,
         flags: strings(&["--provider=oidc", "--client-id"]),
         ..Input::default()
     };
@@ -512,6 +514,7 @@ fn secrets_never_appear_in_the_report() {
         secrets[0], secrets[1], secrets[2], secrets[3], secrets[4], secrets[5], secrets[6]
     );
     let input = Input {
+        alpha_config: None,
         config_file: Some(config),
         flags: strings(&[
             "--jwt-key",
@@ -543,6 +546,7 @@ fn secrets_never_appear_in_the_report() {
 #[test]
 fn unknown_options_are_reported_unmapped() {
     let input = Input {
+        alpha_config: None,
         config_file: Some("frobnicate = true\n[nested]\nx = 1\n".into()),
         flags: strings(&["--no-such-flag=1", "--another", "value", "stray"]),
         env: env(&[("OAUTH2_PROXY_EMAIL_DOMAIN", "example.com")]),
@@ -570,6 +574,7 @@ fn unknown_options_are_reported_unmapped() {
 #[test]
 fn every_option_given_has_one_report_line() {
     let input = Input {
+        alpha_config: None,
         config_file: Some(uncommented(EXAMPLE)),
         ..Input::default()
     };
@@ -703,4 +708,167 @@ metrics_address = "127.0.0.1:9100"
     if let Err(e) = crate::config::load_str(&c.toml, &[]) {
         panic!("{e}\n{}", c.toml);
     }
+}
+
+/// What `oauth2-proxy --convert-config-to-alpha` writes for an OIDC setup
+/// (the shape its "Alpha Configuration" documentation shows), header
+/// values in the squashed form of releases before v7.14.
+const ALPHA: &str = r#"
+upstreamConfig:
+  upstreams:
+  - id: /
+    path: /
+    uri: http://127.0.0.1:8080
+    flushInterval: 1s
+    passHostHeader: true
+    proxyWebSockets: true
+injectRequestHeaders:
+- name: X-Forwarded-Groups
+  values:
+  - claim: groups
+- name: X-Forwarded-User
+  values:
+  - claim: user
+- name: X-Forwarded-Email
+  values:
+  - claim: email
+- name: X-Forwarded-Preferred-Username
+  values:
+  - claim: preferred_username
+- name: X-Tenant
+  values:
+  - claim: tenant
+injectResponseHeaders:
+- name: X-Auth-Request-User
+  values:
+  - claim: user
+- name: X-Auth-Request-Email
+  values:
+  - claim: email
+server:
+  BindAddress: 0.0.0.0:4180
+providers:
+- provider: oidc
+  id: oidc=my-client
+  clientID: my-client
+  clientSecret: very-secret-value
+  oidcConfig:
+    issuerURL: https://idp.example.com/realms/main
+    emailClaim: email
+    groupsClaim: groups
+    audienceClaims: [aud]
+    insecureSkipNonce: true
+  scope: openid email profile
+  allowedGroups: [admins]
+  code_challenge_method: S256
+- provider: github
+  clientID: second
+"#;
+
+fn alpha(yaml: &str) -> Input {
+    Input {
+        alpha_config: Some(yaml.to_string()),
+        config_file: Some("email_domains = [\"example.com\"]\ncookie_secret = \"0123456789abcdef0123456789abcdef\"\n".into()),
+        ..Input::default()
+    }
+}
+
+#[test]
+fn oauth2_proxys_alpha_configuration_converts() {
+    let (c, table) = run(&alpha(ALPHA));
+    assert_tollgate_keys(&c.toml);
+    assert_eq!(
+        get_str(&table, "upstream.url"),
+        Some("http://127.0.0.1:8080")
+    );
+    assert_eq!(
+        get_str(&table, "provider.issuer"),
+        Some("https://idp.example.com/realms/main")
+    );
+    assert_eq!(get_str(&table, "provider.client_id"), Some("my-client"));
+    // With the legacy file's email domains: both must hold, so a rule.
+    assert!(c.toml.contains("allow_groups = [\"admins\"]"), "{}", c.toml);
+    assert_eq!(get_str(&table, "server.listen"), Some("0.0.0.0:4180"));
+    let report = report_text(&c);
+    // Mapped under their legacy names, reported as such.
+    assert_eq!(outcome(&c, "client_id"), &Outcome::Mapped, "{report}");
+    assert!(
+        matches!(outcome(&c, "insecure_oidc_skip_nonce"), Outcome::Changed(_)),
+        "{report}"
+    );
+    // What the legacy options cannot say, by its place in the YAML.
+    assert!(
+        matches!(
+            outcome(&c, "alpha: injectRequestHeaders[4]"),
+            Outcome::Unmapped(_)
+        ),
+        "{report}"
+    );
+    assert!(
+        matches!(outcome(&c, "alpha: providers[1]"), Outcome::Unmapped(_)),
+        "{report}"
+    );
+    assert!(!report.contains("very-secret-value"));
+}
+
+/// v7.14's nested header sources, and upstreams that disagree on a switch.
+#[test]
+fn alpha_nested_header_sources_and_several_upstreams() {
+    let yaml = r#"
+upstreamConfig:
+  upstreams:
+  - id: app
+    path: /
+    uri: http://app:8080
+    passHostHeader: true
+  - id: api
+    path: /api/
+    uri: http://api:9000
+    passHostHeader: false
+injectRequestHeaders:
+- name: X-Forwarded-Access-Token
+  values:
+  - claimSource:
+      claim: access_token
+- name: X-Secret
+  values:
+  - secretSource:
+      value: c2VjcmV0
+providers:
+- provider: oidc
+  clientID: c
+  clientSecret: s
+  oidcConfig:
+    issuerURL: https://idp.example.com
+"#;
+    let (c, _table) = run(&alpha(yaml));
+    assert_tollgate_keys(&c.toml);
+    let report = report_text(&c);
+    assert!(
+        matches!(
+            outcome(&c, "alpha: upstreamConfig.upstreams[].passHostHeader"),
+            Outcome::Unmapped(_)
+        ),
+        "{report}"
+    );
+    assert!(
+        matches!(
+            outcome(&c, "alpha: injectRequestHeaders[1]"),
+            Outcome::Unmapped(_)
+        ),
+        "{report}"
+    );
+    assert!(
+        c.report.iter().any(|l| l.option.starts_with("upstreams")),
+        "{report}"
+    );
+}
+
+#[test]
+fn broken_alpha_yaml_names_its_line() {
+    let err = convert(&alpha("providers:\n  - clientID: [unclosed\n")).expect_err("refused");
+    assert!(
+        matches!(err, ConvertError::AlphaConfig { line, .. } if line >= 2),
+        "{err}"
+    );
 }
