@@ -177,40 +177,29 @@ fn alpha_flag(flags: &[String]) -> Option<String> {
 
 /// `tollgate convert`: see [`tollgate::convert`].
 fn convert(from: Option<PathBuf>, flags: Vec<String>) -> ExitCode {
-    let config_file = match &from {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("tollgate: cannot read {}: {e}", p.display());
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-        None => None,
-    };
-    let env: Vec<(String, String)> = config::process_env()
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("OAUTH2_PROXY_"))
-        .collect();
     // The alpha configuration: FILE itself when it is YAML, or the file
     // `--alpha-config` names among the flags.
     let yaml = from
         .as_ref()
         .is_some_and(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"));
-    let (config_file, alpha_path) = if yaml {
-        (None, from.clone())
+    let (legacy_path, alpha_path) = if yaml {
+        (None, from)
     } else {
-        (config_file, alpha_flag(&flags).map(PathBuf::from))
+        (from, alpha_flag(&flags).map(PathBuf::from))
     };
-    let alpha_config = match &alpha_path {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("tollgate: cannot read {}: {e}", p.display());
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-        None => None,
+    let read = |path: Option<PathBuf>| match path {
+        Some(p) => std::fs::read_to_string(&p)
+            .map(Some)
+            .map_err(|e| eprintln!("tollgate: cannot read {}: {e}", p.display())),
+        None => Ok(None),
     };
+    let (Ok(config_file), Ok(alpha_config)) = (read(legacy_path), read(alpha_path)) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let env: Vec<(String, String)> = config::process_env()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("OAUTH2_PROXY_"))
+        .collect();
     let input = tollgate::convert::Input {
         config_file,
         flags,
