@@ -232,7 +232,9 @@ fi
 # === interactive ===
 
 box() {
+  # As wide as the longest line (ports and paths vary), at least 66.
   local width=66 rule line
+  for line in "$@"; do if [ ${#line} -gt "$width" ]; then width=${#line}; fi; done
   rule="$(printf '%*s' $((width + 2)) '' | tr ' ' '-')"
   printf '\n+%s+\n' "$rule"
   for line in "$@"; do printf '| %-*s |\n' "$width" "$line"; done
@@ -247,8 +249,8 @@ box \
   "Who am I   $BASE/oauth2/userinfo" \
   "Sign out   $BASE/oauth2/sign_out" \
   "" \
-  "Provider   $ISSUER  (on localhost, so its cookies stay apart" \
-  "           from tollgate's on $HOST)" \
+  "Provider   $ISSUER" \
+  "           (on localhost, so its cookies stay apart from tollgate's on $HOST)" \
   "Client     id $CLIENT_ID, secret '$CLIENT_SECRET'" \
   "Redirects  $BASE/oauth2/callback (login)," \
   "           $BASE/oauth2/signed_out (after sign-out)" \
