@@ -305,3 +305,21 @@ async fn a_unix_socket_upstream_gets_the_request() {
         Some(format!("127.0.0.1:{port}").as_str())
     );
 }
+
+/// An absolute-form target (or HTTP/2 `:authority`) beside a `Host` that
+/// names another host is refused: a proxy in front may have judged the
+/// one, tollgate would route by the other.
+#[tokio::test]
+async fn a_target_host_that_disagrees_with_host_is_refused() {
+    let site = Site::start("").await;
+    let port = site.tollgate.port;
+    let req = format!(
+        "GET http://{APP1}:{port}/x HTTP/1.1\r\nHost: {APP2}:{port}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(statuses(&raw(port, req.as_bytes()).await), vec![400]);
+    let same = format!(
+        "GET http://{APP1}:{port}/x HTTP/1.1\r\nHost: {APP1}:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(statuses(&raw(port, same.as_bytes()).await), vec![401]);
+    assert_eq!(site.calls(), (0, 0, 0));
+}

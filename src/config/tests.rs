@@ -779,3 +779,20 @@ fn a_page_template_must_compile() {
         vec!["pages.template_file"]
     );
 }
+
+#[test]
+fn upstreams_hosts_are_names_a_redirect_can_name() {
+    for host in ["*.10.0.0.1", "1234", "0x7f.1", "*.*.example.com"] {
+        let text = routed(
+            "",
+            &format!("[[upstreams]]\nhost = \"{host}\"\nurl = \"http://127.0.0.1:1\"\n"),
+        );
+        assert_eq!(refused_keys(&text), vec!["upstreams[0].host"], "{host}");
+    }
+    let text = routed(
+        "",
+        "[[upstreams]]\nhost = \"10.0.0.5\"\nurl = \"http://127.0.0.1:1\"\n",
+    );
+    let text = text.replace("domain = \"example.com\"\n", "");
+    assert!(load_str(&text, &[]).is_ok(), "an exact address is a host");
+}

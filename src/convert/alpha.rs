@@ -166,12 +166,21 @@ fn upstreams(out: &mut Options, config: &Yaml) {
         ("flushInterval", "flush_interval"),
         ("disableKeepAlives", "disable_keep_alives"),
     ] {
+        // An upstream that leaves a field out has oauth2-proxy's default.
+        let default = alpha_default(field);
+        let given = list.iter().any(|u| !u[field].is_badvalue());
         let values: Vec<&Yaml> = list
             .iter()
-            .map(|u| &u[field])
-            .filter(|v| !v.is_badvalue())
+            .map(|u| {
+                if u[field].is_badvalue() {
+                    &default
+                } else {
+                    &u[field]
+                }
+            })
             .collect();
         match values.first() {
+            _ if !given => {}
             Some(first) if values.iter().all(|v| v == first) => set(out, key, first),
             Some(_) => out.alpha.push((
                 format!("upstreamConfig.upstreams[].{field}"),
@@ -179,6 +188,17 @@ fn upstreams(out: &mut Options, config: &Yaml) {
             )),
             None => {}
         }
+    }
+}
+
+/// oauth2-proxy's default for an upstream field left out.
+fn alpha_default(field: &str) -> Yaml {
+    match field {
+        "passHostHeader" | "proxyWebSockets" => Yaml::Boolean(true),
+        "insecureSkipTLSVerify" | "disableKeepAlives" => Yaml::Boolean(false),
+        "timeout" => Yaml::String("30s".into()),
+        "flushInterval" => Yaml::String("1s".into()),
+        _ => Yaml::Null,
     }
 }
 

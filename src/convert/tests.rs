@@ -872,3 +872,17 @@ fn broken_alpha_yaml_names_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn an_alpha_upstream_that_leaves_a_switch_out_has_the_default() {
+    let yaml = "upstreamConfig:\n  upstreams:\n  - id: a\n    path: /\n    uri: http://a:1\n    passHostHeader: false\n  - id: b\n    path: /b/\n    uri: http://b:1\n";
+    let (c, _) = run(&alpha(yaml));
+    assert!(
+        matches!(
+            outcome(&c, "alpha: upstreamConfig.upstreams[].passHostHeader"),
+            Outcome::Unmapped(_)
+        ),
+        "{}",
+        report_text(&c)
+    );
+}

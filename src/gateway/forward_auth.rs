@@ -232,19 +232,21 @@ impl App {
                 "x-auth-request-groups",
                 Some(&groups).filter(|g| !g.is_empty()).map(|g| g.as_str()),
             );
-            if self.config.upstream.pass_provider {
-                set("x-auth-request-provider", Some(s.provider_id()));
-            }
-            if self.config.upstream.pass_access_token {
-                set(
-                    "x-auth-request-access-token",
-                    Some(s.access_token.as_str()).filter(|_| credentials),
-                );
-            }
-            if let Some(a) = &self.assertions {
-                let signed = credentials.then(|| a.sign(s)).flatten();
-                set(crate::proxy::assertion::HEADER, signed.as_deref());
-            }
+            let upstream = &self.config.upstream;
+            set(
+                "x-auth-request-provider",
+                upstream.pass_provider.then(|| s.provider_id()),
+            );
+            set(
+                "x-auth-request-access-token",
+                Some(s.access_token.as_str()).filter(|_| credentials && upstream.pass_access_token),
+            );
+            let signed = self
+                .assertions
+                .as_ref()
+                .filter(|_| credentials)
+                .and_then(|a| a.sign(s));
+            set(crate::proxy::assertion::HEADER, signed.as_deref());
         }
         auth::append_cookies(&mut resp, principal.set_cookies);
         Handled {

@@ -26,7 +26,16 @@ fn host_is_valid<B>(req: &Request<B>) -> bool {
     match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => false,
         (None, _) => req.version() != http::Version::HTTP_11,
-        (Some(h), None) => h.to_str().is_ok_and(crate::proxy::forwarded::is_authority),
+        (Some(h), None) => h.to_str().is_ok_and(|h| {
+            // An absolute-form target or `:authority` beside a `Host` that
+            // names another host: a proxy in front may have judged the
+            // one, tollgate would route by the other (RFC 9112 §3.2.2).
+            crate::proxy::forwarded::is_authority(h)
+                && req.uri().authority().is_none_or(|a| {
+                    crate::proxy::forwarded::host_name(a.as_str())
+                        == crate::proxy::forwarded::host_name(h)
+                })
+        }),
     }
 }
 

@@ -189,7 +189,8 @@ impl Upstream {
         // `unix:///run/app.sock`: every connection to that socket, requests
         // for `localhost` (the Host header, unless the client's is passed).
         let (connector, authority, prefix) = if url.scheme() == "unix" {
-            let socket = std::path::Path::new(url.path());
+            let decoded = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy();
+            let socket = std::path::Path::new(decoded.as_ref());
             (
                 connect::Connector::Unix(socket.into()),
                 Authority::from_static("localhost"),
@@ -324,6 +325,10 @@ impl Upstream {
         }
         *req.uri_mut() = self.uri(target)?;
         *req.version_mut() = if self.http2 {
+            // RFC 9113 §8.3.1: `:authority` (the upstream's, which the
+            // pool dials) and a different `Host` must not both be sent;
+            // the client's host still travels in `X-Forwarded-Host`.
+            req.headers_mut().remove(http::header::HOST);
             http::Version::HTTP_2
         } else {
             http::Version::HTTP_11

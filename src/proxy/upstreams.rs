@@ -104,9 +104,24 @@ impl Upstreams {
     /// The route for a request's host (lower-case, no port; `None` when it
     /// sent none) and judged path; `None`: no route serves it.
     pub fn pick(&self, host: Option<&str>, path: &str) -> Option<&Route> {
-        self.routes
+        let route = self
+            .routes
             .iter()
-            .find(|r| r.admits(host, path, self.fold_case))
+            .find(|r| r.admits(host, path, self.fold_case))?;
+        // `/admin;x/y` is `/admin/y` to Tomcat-style servers (rules judge
+        // both readings): when the two readings would go to different
+        // upstreams, neither is chosen.
+        let plain = super::path::without_params(path);
+        if plain != path {
+            let other = self
+                .routes
+                .iter()
+                .find(|r| r.admits(host, &plain, self.fold_case));
+            if !other.is_some_and(|o| std::ptr::eq(o, route)) {
+                return None;
+            }
+        }
+        Some(route)
     }
 }
 
@@ -189,5 +204,14 @@ mod tests {
         .expect("routes");
         assert!(u.pick(Some("app.example.com"), "/API/v1").is_some());
         assert!(u.pick(Some("app.example.com"), "/").is_none());
+        let t = table();
+        // `;params` on the last segment: both readings under `/api`.
+        assert_eq!(
+            picked(&t, Some("app.example.com"), "/api/y;jsessionid=1").as_deref(),
+            Some("http://api/")
+        );
+        // `/api;x/y` is `/api/y` to Tomcat-style servers but not under
+        // `/api` as written: the readings part ways, neither is chosen.
+        assert_eq!(picked(&t, Some("app.example.com"), "/api;x/y"), None);
     }
 }

@@ -63,6 +63,15 @@ fn watched(path: &ConfigPath, raw: &RawConfig) -> Vec<PathBuf> {
         &raw.upstream.client_key_file,
     ];
     files.extend(named.into_iter().flatten().map(PathBuf::from));
+    files.extend(raw.pages.template_file.iter().map(PathBuf::from));
+    // `[[upstreams]]` entries' own certificate files.
+    for entry in &raw.upstreams {
+        for key in ["ca_file", "client_cert_file", "client_key_file"] {
+            if let Some(p) = entry.get(key).and_then(|v| v.as_str()) {
+                files.push(PathBuf::from(p));
+            }
+        }
+    }
     for p in raw.all_providers() {
         let named = [
             &p.client_secret_file,

@@ -170,8 +170,14 @@ impl Client {
         std::thread::Builder::new()
             .name("tollgate-otlp".into())
             .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+        // OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT, milliseconds (10 s default):
+        // the exporter leaves it to the HTTP client.
+        let timeout = var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+            .or_else(|| var("OTEL_EXPORTER_OTLP_TIMEOUT"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(10_000);
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_millis(timeout))
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Self {

@@ -200,7 +200,7 @@ fn route(
 fn route_host(c: &mut Check<'_>, host: Option<&str>) -> Option<Option<String>> {
     match host {
         Some("*") => Some(None),
-        Some(h) => match crate::proxy::host::host_pattern(h) {
+        Some(h) => match crate::proxy::host::host_pattern(h).filter(|p| plain_host(p)) {
             Some(p) => Some(Some(p)),
             None => {
                 c.fail(
@@ -217,6 +217,21 @@ fn route_host(c: &mut Check<'_>, host: Option<&str>) -> Option<Option<String>> {
             );
             None
         }
+    }
+}
+
+/// A name the URL parser reads as written (so a redirect to it can be
+/// allowed): a domain, or an exact IPv4 address in canonical form; never
+/// `*.` in front of an address, nor a number the parser reads as one.
+fn plain_host(pattern: &str) -> bool {
+    let (wild, name) = match pattern.strip_prefix("*.") {
+        Some(n) => (true, n),
+        None => (false, pattern),
+    };
+    match url::Host::parse(name) {
+        Ok(url::Host::Domain(_)) => true,
+        Ok(url::Host::Ipv4(ip)) => !wild && ip.to_string() == name,
+        _ => false,
     }
 }
 
