@@ -323,3 +323,23 @@ async fn a_target_host_that_disagrees_with_host_is_refused() {
     assert_eq!(statuses(&raw(port, same.as_bytes()).await), vec![401]);
     assert_eq!(site.calls(), (0, 0, 0));
 }
+
+/// With one sign-in for every host, `/oauth2/start` asked on another
+/// listed host moves to `public_url`'s host (where the callback finds the
+/// login cookie) and the sign-in comes back to the first host.
+#[tokio::test]
+async fn a_start_on_another_host_moves_to_the_auth_host_and_comes_back() {
+    let site = Site::start("").await;
+    let mut b = Site::browser();
+    let first = b.get(&site.url(APP2, "/oauth2/start?rd=/inbox")).await;
+    assert_eq!(first.status, 302);
+    let to = url::Url::parse(first.location().expect("location")).expect("url");
+    assert_eq!(to.host_str(), Some(AUTH));
+    let rd: Vec<(String, String)> = to.query_pairs().into_owned().collect();
+    assert_eq!(rd, vec![("rd".to_string(), site.url(APP2, "/inbox"))]);
+    let page = b
+        .login(&site.url(APP2, "/oauth2/start?rd=/inbox"), "alice")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.url, site.url(APP2, "/inbox"));
+}

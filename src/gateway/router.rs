@@ -115,6 +115,44 @@ impl App {
         }
     }
 
+    /// `/oauth2/start` asked on another listed host while every host shares
+    /// one sign-in (`session.domain`): the same start on `public_url`'s
+    /// host, where the callback will find the login cookie, coming back to
+    /// the page on the host it was asked on. `None`: start here.
+    fn start_on_own_host(
+        &self,
+        host: Option<&str>,
+        parts: &http::request::Parts,
+    ) -> Option<String> {
+        let public = &self.config.server.public_url;
+        let host = host.filter(|h| {
+            !self.per_host_sessions && Some(*h) != public.host_str() && self.upstreams.lists(h)
+        })?;
+        let port = public.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let origin = format!("{}://{host}{port}", public.scheme());
+        let mut to = public.join(crate::config::START_PATH).ok()?;
+        let mut rd = None;
+        {
+            let mut query = to.query_pairs_mut();
+            for (k, v) in auth::handled::query_pairs(parts) {
+                if k == "rd" {
+                    rd = Some(v);
+                } else {
+                    query.append_pair(&k, &v);
+                }
+            }
+            // A path on the host asked on; anything else as given (the
+            // redirect policy judges it after the sign-in).
+            let back = match rd.as_deref() {
+                Some(p) if p.starts_with('/') && !p.starts_with("//") => format!("{origin}{p}"),
+                Some(other) => other.to_string(),
+                None => format!("{origin}/"),
+            };
+            query.append_pair("rd", &back);
+        }
+        Some(to.into())
+    }
+
     async fn oauth2(&self, req: Request<Incoming>, peer: SocketAddr, kind: ClientKind) -> Handled {
         let (parts, body) = req.into_parts();
         let get_like = parts.method == Method::GET || parts.method == Method::HEAD;
@@ -122,7 +160,10 @@ impl App {
         let result = match parts.uri.path() {
             "/oauth2/start" | "/oauth2/sign_in" if get_like => {
                 let host = crate::proxy::forwarded::request_host(&parts.headers, &parts.uri);
-                auth::start(&self.login_ctx_at(host.as_deref()), &parts).await
+                match self.start_on_own_host(host.as_deref(), &parts) {
+                    Some(to) => Ok(Handled::new(pages::redirect(&to), Outcome::LoginRedirect)),
+                    None => auth::start(&self.login_ctx_at(host.as_deref()), &parts).await,
+                }
             }
             "/oauth2/callback"
                 if get_like
