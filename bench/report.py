@@ -124,6 +124,7 @@ def main():
         ("(e)/(c) /oauth2/auth vs proxied request", "e", "c", None),
         ("(j)/(c) bearer JWT vs cookie session", "j", "c", None),
         ("(k)/(c) 16 hosts routed vs one upstream", "k", "c", 0.95),
+        ("(ct)/(bt) tollgate vs nginx, both over HTTPS", "ct", "bt", 1.0),
         ("(g)/(g0) 1 MiB through tollgate vs directly", "g", "g0", None),
         ("(c)/(h) tollgate vs Apache + mod_auth_openidc", "c", "h", 6.0),
         ("(c)/(i) tollgate vs oauth2-proxy", "c", "i", 2.0),

@@ -7,6 +7,8 @@
 #   (d) tollgate, authenticated request, Redis session store
 #   (j) tollgate, bearer JWT from an API client (RS256)
 #   (k) the same on one of 16 hosts routed by [[upstreams]] (multi-host)
+#   (bt), (ct) nginx's proxy and tollgate (c) over HTTPS (TLS 1.3, HTTP/1.1,
+#       the same certificate and key)
 #   (e) tollgate's /oauth2/auth answer (202)
 #   (f) tollgate, unauthenticated request (302 to the provider)
 #   (g) a 1 MiB response streamed through tollgate (and (g0) directly)
@@ -68,7 +70,7 @@ wait_line() { # file prefix
   echo "bench: timed out waiting for $2 in $1" >&2; cat "$1" >&2; exit 1
 }
 wait_http() { # url what
-  for _ in $(seq 1 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+  for _ in $(seq 1 300); do curl -fsk -o /dev/null "$1" && return 0; sleep 0.1; done
   echo "bench: $2 not ready at $1" >&2; return 1
 }
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
@@ -86,7 +88,10 @@ else
 fi
 THREADS=$(nproc) # tokio's default worker count, and (b)'s nginx workers
 
-UP_PORT=$(free_port); PROXY_PORT=$(free_port); TG_PORT=$(free_port); TGR_PORT=$(free_port); TGQ_PORT=$(free_port); TGM_PORT=$(free_port)
+UP_PORT=$(free_port); PROXY_PORT=$(free_port); TG_PORT=$(free_port); TGR_PORT=$(free_port); TGQ_PORT=$(free_port); TGM_PORT=$(free_port); TGS_PORT=$(free_port); PROXYS_PORT=$(free_port)
+# HTTPS rows: the test certificate (CN 127.0.0.1) for tollgate and nginx.
+CERT=$ROOT/tests/data/mtls/server.pem
+KEY=$ROOT/tests/data/mtls/server.key
 REDIS_PORT=$(free_port); APACHE_PORT=$(free_port); O2P_PORT=$(free_port)
 
 # ------------------------------------------------------------- upstream ---
@@ -129,6 +134,10 @@ http {
   upstream app { server 127.0.0.1:$UP_PORT; keepalive 512; }
   server {
     listen 127.0.0.1:$PROXY_PORT;
+    listen 127.0.0.1:$PROXYS_PORT ssl;
+    ssl_certificate $CERT;
+    ssl_certificate_key $KEY;
+    ssl_protocols TLSv1.2 TLSv1.3;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -226,6 +235,13 @@ TG_QUIET=$TG_PID
 } > "$tmp/tollgate-hosts.toml"
 start_tollgate "$tmp/tollgate-hosts.toml" "$TGM_PORT" "$tmp/tollgate-hosts.log"
 TG_HOSTS=$TG_PID
+# (ct) the same over HTTPS ([server.tls], rustls), the same cookie.
+{
+  tollgate_config "$TGS_PORT" | sed "s#^public_url = .*#public_url = \"https://127.0.0.1:$TGS_PORT\"#"
+  printf '[server.tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$CERT" "$KEY"
+} > "$tmp/tollgate-tls.toml"
+"$BIN" --config "$tmp/tollgate-tls.toml" >"$tmp/tollgate-tls.log" 2>&1 & pids+=($!)
+wait_http "https://127.0.0.1:$TGS_PORT/readyz" "tollgate (https)" || { cat "$tmp/tollgate-tls.log" >&2; exit 1; }
 start_tollgate "$tmp/tollgate-redis.toml" "$TGR_PORT" "$tmp/tollgate-redis.log"
 TG_REDIS=$TG_PID
 peer_login "http://127.0.0.1:$TGR_PORT" / "$tmp/jar-redis" || { echo "bench: tollgate (redis) login failed" >&2; exit 1; }
@@ -233,7 +249,7 @@ COOKIE_REDIS=$(peer_cookie_header "$tmp/jar-redis")
 
 check() { # expected-status url [header] [header]
   local got
-  got=$(curl -s -o /dev/null -w '%{http_code}' ${3:+-H "$3"} ${4:+-H "$4"} "$2")
+  got=$(curl -sk -o /dev/null -w '%{http_code}' ${3:+-H "$3"} ${4:+-H "$4"} "$2")
   [ "$got" = "$1" ] || { echo "bench: $2 answered $got, expected $1" >&2; exit 1; }
 }
 check 200 "$TG/" "$COOKIE"
@@ -241,6 +257,8 @@ check 200 "http://127.0.0.1:$TGQ_PORT/" "$COOKIE"
 check 200 "http://127.0.0.1:$TGR_PORT/" "$COOKIE_REDIS"
 HOST16="Host: app16.bench.localhost:$TGM_PORT"
 check 200 "http://127.0.0.1:$TGM_PORT/" "$COOKIE" "$HOST16"
+check 200 "https://127.0.0.1:$TGS_PORT/" "$COOKIE"
+check 200 "https://127.0.0.1:$PROXYS_PORT/"
 check 302 "$TG/"
 check 200 "http://127.0.0.1:$PROXY_PORT/"
 # A bearer JWT (RS256) from the provider, for API clients' requests.
@@ -301,6 +319,8 @@ for conns in $CONNECTIONS; do
   run_wrk c "tollgate, authenticated, cookie store" "$conns" "$TG/" "$COOKIE"
   run_wrk "c'" "tollgate, cookie store, no access log" "$conns" "http://127.0.0.1:$TGQ_PORT/" "$COOKIE"
   run_wrk k "tollgate, cookie store, 16 hosts ([[upstreams]])" "$conns" "http://127.0.0.1:$TGM_PORT/" "$COOKIE" "$HOST16"
+  run_wrk bt "nginx plain reverse proxy, HTTPS" "$conns" "https://127.0.0.1:$PROXYS_PORT/"
+  run_wrk ct "tollgate, cookie store, HTTPS (rustls)" "$conns" "https://127.0.0.1:$TGS_PORT/" "$COOKIE"
   run_wrk d "tollgate, authenticated, Redis store" "$conns" "http://127.0.0.1:$TGR_PORT/" "$COOKIE_REDIS"
   run_wrk j "tollgate, bearer JWT (RS256, API client)" "$conns" "$TG/" "Authorization: Bearer $JWT"
   run_wrk e "tollgate /oauth2/auth (202)" "$conns" "$TG/oauth2/auth" "$COOKIE"
