@@ -112,7 +112,8 @@ pub enum ConvertError {
 /// What oauth2-proxy itself would refuse to read: a config file that is not
 /// TOML, a flag without its value, a switch or duration that does not parse.
 pub fn convert(input: &Input) -> Result<Conversion, ConvertError> {
-    let mut cx = Ctx::new(source::read(input)?);
+    let alpha = input.alpha_config.as_deref().map(alpha::read).transpose()?;
+    let mut cx = Ctx::new(source::read(input, alpha)?);
     for (place, why) in std::mem::take(&mut cx.opts.alpha) {
         cx.unmapped(&format!("alpha: {place}"), why);
     }

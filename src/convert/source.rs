@@ -305,16 +305,17 @@ impl Options {
     }
 }
 
-/// Reads the three sources and merges them: flags over environment over file.
-pub(super) fn read(input: &Input) -> Result<Options, ConvertError> {
+/// Reads the three sources and merges them: flags over environment over
+/// file; `alpha`, the alpha configuration already read, right over the file.
+pub(super) fn read(input: &Input, alpha: Option<Options>) -> Result<Options, ConvertError> {
     let mut merged = match &input.config_file {
         Some(text) => from_file(text)?,
         None => Options::default(),
     };
     // oauth2-proxy refuses an option set in both; the alpha file's
     // structure is read after the legacy file.
-    if let Some(text) = &input.alpha_config {
-        merged.overlay(super::alpha::read(text)?);
+    if let Some(alpha) = alpha {
+        merged.overlay(alpha);
     }
     merged.overlay(from_env(&input.env));
     merged.overlay(from_flags(&input.flags)?);
