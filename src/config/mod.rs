@@ -73,7 +73,11 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         let s = &self.server;
+        // `[[upstreams]]` naming hosts share a session through
+        // session.domain with tollgate as their proxy: no ingress involved.
+        let routes_hosts = self.upstreams.iter().any(|r| r.host.is_some());
         if s.trusted_proxies.is_empty()
+            && !routes_hosts
             && (self.session.domain.is_some() || !s.allowed_redirect_domains.is_empty())
         {
             out.push(

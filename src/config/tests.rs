@@ -796,3 +796,16 @@ fn upstreams_hosts_are_names_a_redirect_can_name() {
     let text = text.replace("domain = \"example.com\"\n", "");
     assert!(load_str(&text, &[]).is_ok(), "an exact address is a host");
 }
+
+#[test]
+fn several_hosts_sharing_a_session_are_not_taken_for_forward_auth() {
+    let text = routed(
+        "",
+        "[[upstreams]]\nhost = \"app.example.com\"\nurl = \"http://127.0.0.1:1\"\n",
+    );
+    let (c, _) = load_str(&text, &[]).expect("valid");
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    let forward_auth = minimal() + "domain = \"example.com\"\n";
+    let (c, _) = load_str(&forward_auth, &[]).expect("valid");
+    assert_eq!(c.warnings().len(), 1);
+}
