@@ -41,4 +41,4 @@ pub mod session;
 pub mod telemetry;
 
 /// Response body: the upstream's streamed body, or one we generated.
-pub type Body = http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;
+pub type Body = http_body_util::Either<proxy::UpstreamBody, http_body_util::Full<bytes::Bytes>>;

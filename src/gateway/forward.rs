@@ -68,7 +68,7 @@ impl App {
 
         let principal = match self.authenticate(req.headers(), kind).await {
             Ok(p) => p,
-            Err(Failure::Respond(h)) => return h,
+            Err(Failure::Respond(h)) => return *h,
             Err(Failure::Login { clear }) => {
                 let at = client_host.as_deref();
                 return self.unauthenticated(&target, at, kind, clear).await;

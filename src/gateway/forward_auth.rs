@@ -168,7 +168,7 @@ impl App {
         }
         let principal = match self.authenticate(&parts.headers, kind).await {
             Ok(p) => p,
-            Err(Failure::Respond(h)) => return h,
+            Err(Failure::Respond(h)) => return *h,
             Err(Failure::Login { clear }) => {
                 if q.redirect && kind == ClientKind::Browser {
                     return self.to_sign_in(q.back.as_deref(), None, kind, clear).await;

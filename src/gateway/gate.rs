@@ -35,22 +35,21 @@ impl App {
                     }),
                     Err(BearerError::Invalid(reason) | BearerError::UnknownKey(reason)) => {
                         tracing::info!(target: "tollgate::audit", event = "bearer_refused", reason = %reason, "bearer token refused");
-                        Err(Failure::Respond(Handled::new(
+                        Err(Failure::Respond(Box::new(Handled::new(
                             Rejection::InvalidToken.respond(kind.machine()),
                             Outcome::Unauthorized,
-                        )))
+                        ))))
                     }
-                    Err(BearerError::Unavailable) => Err(Failure::Respond(Handled::new(
+                    Err(BearerError::Unavailable) => Err(Failure::Respond(Box::new(Handled::new(
                         Rejection::ProviderNotReady.respond(kind.machine()),
                         Outcome::Error,
-                    ))),
+                    )))),
                 };
             }
         }
-        let loaded = self
-            .load_session(headers)
-            .await
-            .map_err(|r| Failure::Respond(Handled::new(r.respond(kind), Outcome::Error)))?;
+        let loaded = self.load_session(headers).await.map_err(|r| {
+            Failure::Respond(Box::new(Handled::new(r.respond(kind), Outcome::Error)))
+        })?;
         self.fresh_session(loaded, kind).await
     }
 
@@ -130,11 +129,11 @@ impl App {
                     });
                 }
                 tracing::warn!(user = %session.sub, reason = %reason, "refresh failed and the access token has expired");
-                Err(Failure::Respond(Handled {
+                Err(Failure::Respond(Box::new(Handled {
                     response: Rejection::RefreshUnavailable.respond(kind),
                     outcome: Outcome::Error,
                     user: Some(session.sub.clone()),
-                }))
+                })))
             }
         }
     }
@@ -260,5 +259,5 @@ pub enum Failure {
     /// No usable session: log in (browsers) or 401 (APIs); clear these cookies.
     Login { clear: Vec<String> },
     /// A finished answer (503, invalid bearer token).
-    Respond(Handled),
+    Respond(Box<Handled>),
 }

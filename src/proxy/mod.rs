@@ -1,6 +1,7 @@
-//! Forwarding to the upstream: a pooled hyper-util client, bodies streamed
-//! both ways, `Upgrade` exchanges (WebSocket) tunnelled once the upstream
-//! answers 101.
+//! Forwarding to the upstream: HTTP/1.1 connections driven by the request's
+//! own task ([`pool`]), or hyper-util's pooled client for HTTP/2; bodies
+//! streamed both ways, `Upgrade` exchanges (WebSocket) tunnelled once the
+//! upstream answers 101.
 
 pub mod assertion;
 pub mod connect;
@@ -8,6 +9,7 @@ pub mod forwarded;
 pub mod headers;
 pub mod host;
 pub mod path;
+pub mod pool;
 pub mod settings;
 pub mod upstreams;
 
@@ -26,6 +28,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::proxy::path::Target;
 use crate::Body;
+pub use pool::UpstreamBody;
 use settings::UpstreamConfig;
 
 /// Upgraded connections (WebSockets) open now. Once upgraded they leave
@@ -64,16 +67,26 @@ pub async fn tunnels_closed() {
 /// Most a pooled upstream connection buffers while reading a response.
 pub const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
 
-type UpstreamClient = Client<connect::Connector, Incoming>;
+type UpstreamClient = Client<connect::Connector, pool::Outgoing>;
+
+/// How requests reach the upstream.
+#[derive(Debug)]
+enum Leg {
+    /// HTTP/1.1 connections the request's task drives, kept per worker.
+    Http1(pool::Pool),
+    /// HTTP/2 (`upstream.protocol`): one hyper-util client per worker
+    /// thread, whose connection tasks run on that worker, so proxying never
+    /// hands a request or a response across threads.
+    Http2 {
+        clients: thread_local::ThreadLocal<UpstreamClient>,
+        connector: connect::Connector,
+    },
+}
 
 /// The upstream service.
 #[derive(Debug)]
 pub struct Upstream {
-    /// One pooled client per worker thread: a connection's task runs on the
-    /// worker that opened it, and only that worker's requests use it, so
-    /// proxying never hands a request or a response across threads.
-    clients: thread_local::ThreadLocal<UpstreamClient>,
-    connector: connect::Connector,
+    leg: Leg,
     scheme: Scheme,
     authority: Authority,
     /// Path prefix of `upstream.url` without a trailing slash ("" for none).
@@ -85,6 +98,25 @@ pub struct Upstream {
     queue_timeout: Duration,
     /// HTTP/2 to the upstream (`upstream.protocol`).
     http2: bool,
+}
+
+/// Why an upstream exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error(transparent)]
+    Http1(#[from] pool::ExchangeError),
+    #[error(transparent)]
+    Http2(#[from] hyper_util::client::legacy::Error),
+}
+
+impl ExchangeError {
+    /// No connection could be made.
+    pub fn is_connect(&self) -> bool {
+        match self {
+            ExchangeError::Http1(e) => matches!(e, pool::ExchangeError::Connect(_)),
+            ExchangeError::Http2(e) => e.is_connect(),
+        }
+    }
 }
 
 /// Why forwarding failed, by where the fault lies (the request as judged,
@@ -100,7 +132,7 @@ pub enum ForwardError {
     Timeout,
     /// Connecting to or exchanging with the upstream failed.
     #[error("the upstream request failed: {0}")]
-    Upstream(#[source] hyper_util::client::legacy::Error),
+    Upstream(#[source] ExchangeError),
     /// `upstream.max_in_flight` requests were already waiting for the
     /// upstream, and no slot freed within `upstream.queue_timeout`.
     #[error("too many requests are waiting for the upstream")]
@@ -205,14 +237,28 @@ impl Upstream {
             let prefix = url.path().trim_end_matches('/').to_string();
             (connect::Connector::Net(connector), authority, prefix)
         };
+        let scheme = if url.scheme() == "https" {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        let leg = if config.http2 {
+            Leg::Http2 {
+                clients: thread_local::ThreadLocal::new(),
+                connector,
+            }
+        } else {
+            let dial = Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query("/")
+                .build()
+                .map_err(|_| UpstreamError::NoHost)?;
+            Leg::Http1(pool::Pool::new(connector, dial, UPSTREAM_READ_BUFFER))
+        };
         Ok(Self {
-            clients: thread_local::ThreadLocal::new(),
-            connector,
-            scheme: if url.scheme() == "https" {
-                Scheme::HTTPS
-            } else {
-                Scheme::HTTP
-            },
+            leg,
+            scheme,
             authority,
             prefix,
             timeout: config.timeout,
@@ -225,9 +271,12 @@ impl Upstream {
         })
     }
 
-    /// This worker's pooled client.
-    fn client(&self) -> &UpstreamClient {
-        self.clients.get_or(|| {
+    /// This worker's pooled HTTP/2 client.
+    fn client<'a>(
+        clients: &'a thread_local::ThreadLocal<UpstreamClient>,
+        connector: &connect::Connector,
+    ) -> &'a UpstreamClient {
+        clients.get_or(|| {
             Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
@@ -239,17 +288,39 @@ impl Upstream {
                 // memory flat.
                 .http1_max_buf_size(UPSTREAM_READ_BUFFER)
                 // h2c with prior knowledge, or h2 as ALPN agreed.
-                .http2_only(self.http2)
-                .build(self.connector.clone())
+                .http2_only(true)
+                .build(connector.clone())
         })
     }
 
-    /// The upstream URI for a judged target: see [`upstream_path`].
+    /// One exchange with the upstream, up to the response head.
+    async fn exchange(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Response<UpstreamBody>, ExchangeError> {
+        match &self.leg {
+            Leg::Http1(pool) => Ok(pool.send(req).await?),
+            Leg::Http2 { clients, connector } => {
+                let resp = Self::client(clients, connector)
+                    .request(req.map(Either::Left))
+                    .await?;
+                Ok(resp.map(UpstreamBody::from))
+            }
+        }
+    }
+
+    /// The upstream URI for a judged target: see [`upstream_path`]. Origin
+    /// form on an HTTP/1.1 connection; HTTP/2 takes the scheme and
+    /// authority too (`:scheme`, `:authority`).
     pub fn uri(&self, target: &Target) -> Result<Uri, ForwardError> {
+        let path = upstream_path(&self.prefix, target).ok_or(ForwardError::BadTarget)?;
+        if !self.http2 {
+            return Ok(Uri::from(path));
+        }
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
-            .path_and_query(upstream_path(&self.prefix, target).ok_or(ForwardError::BadTarget)?)
+            .path_and_query(path)
             .build()
             .map_err(|_| ForwardError::BadTarget)
     }
@@ -281,10 +352,7 @@ impl Upstream {
     async fn traced(
         &self,
         mut req: Request<Incoming>,
-    ) -> Result<
-        Result<Response<Incoming>, hyper_util::client::legacy::Error>,
-        tokio::time::error::Elapsed,
-    > {
+    ) -> Result<Result<Response<UpstreamBody>, ExchangeError>, tokio::time::error::Elapsed> {
         use tracing::Instrument;
         let span = tracing::info_span!(
             target: "tollgate::trace",
@@ -295,7 +363,7 @@ impl Upstream {
             http.response.status_code = tracing::field::Empty,
         );
         crate::telemetry::trace::inject(&span, req.headers_mut());
-        let answer = tokio::time::timeout(self.timeout, self.client().request(req))
+        let answer = tokio::time::timeout(self.timeout, self.exchange(req))
             .instrument(span.clone())
             .await;
         if let Ok(Ok(resp)) = &answer {
@@ -342,7 +410,7 @@ impl Upstream {
         let answer = if crate::telemetry::trace::on() {
             self.traced(req).await
         } else {
-            tokio::time::timeout(self.timeout, self.client().request(req)).await
+            tokio::time::timeout(self.timeout, self.exchange(req)).await
         };
         crate::telemetry::metrics::metrics()
             .upstream_duration

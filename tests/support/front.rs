@@ -72,8 +72,6 @@ http://127.0.0.1:{port} {{
         auth_host: &str,
         sites: &[Site<'_>],
     ) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display();
         let servers: String = sites
             .iter()
             .map(|site| {
@@ -120,6 +118,24 @@ http://127.0.0.1:{port} {{
                 )
             })
             .collect();
+        let servers = format!(
+            r#"
+  server {{
+    listen 127.0.0.1:{port} default_server;
+    return 421;
+  }}
+{servers}"#
+        );
+        Self::nginx_http(port, &servers).await
+    }
+
+    /// nginx with `servers` (server blocks, or anything else the `http`
+    /// block takes; `{dir}` in them is nginx's own directory), answering on
+    /// `port`.
+    pub async fn nginx_http(port: u16, servers: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        let servers = servers.replace("{dir}", &d.to_string());
         let conf = format!(
             r#"
 worker_processes 1;
@@ -129,10 +145,6 @@ events {{ worker_connections 256; }}
 http {{
   access_log off;
   client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
-  server {{
-    listen 127.0.0.1:{port} default_server;
-    return 421;
-  }}
 {servers}
 }}
 "#
@@ -300,6 +312,11 @@ http://{host}:{port} {{
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The directory the front proxy's config and files are in.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 }
 
