@@ -57,19 +57,16 @@ impl App {
         let status = handled.response.status().as_u16();
         let took = started.elapsed();
         metrics().request(handled.outcome.as_str(), &method, status, took);
-        tracing::info!(
-            target: "tollgate::access",
-            %method,
-            path = %path,
+        telemetry::access::write(&telemetry::access::Line {
+            method: &method,
+            path: &path,
             status,
-            // Microseconds as milliseconds: 33.98, not 33.979639999999996.
-            duration_ms = took.as_micros() as f64 / 1000.0,
-            user = handled.user.as_deref().unwrap_or("-"),
-            outcome = handled.outcome.as_str(),
-            request_id = %id,
-            trace_id = trace_id.as_deref(),
-            "request"
-        );
+            took,
+            user: handled.user.as_deref().unwrap_or("-"),
+            outcome: handled.outcome.as_str(),
+            request_id: &id,
+            trace_id: trace_id.as_deref(),
+        });
         handled.response
     }
 

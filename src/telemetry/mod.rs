@@ -8,6 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 use settings::LogConfig;
 
+pub mod access;
 pub mod metrics;
 pub mod process;
 pub mod settings;
@@ -82,6 +83,7 @@ pub fn init(config: &LogConfig, tracer: Option<opentelemetry_sdk::trace::Tracer>
             64 * 1024,
             std::io::stdout(),
         ));
+    access::install(writer.clone(), config.json, &config.level);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_target(true);
