@@ -335,6 +335,25 @@ fn announce(config: &config::Config, listen: std::net::SocketAddr, workers: usiz
     }
 }
 
+/// Serves `/metrics` on `addr` from the background thread.
+async fn metrics_on(
+    bg: &tollgate::server::Background,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    tracing::info!(listen = %addr, "serving metrics at /metrics");
+    // Registered with the background runtime, which serves it.
+    let l = l.into_std().context("cannot serve metrics")?;
+    Ok(bg.spawn(async move {
+        match tokio::net::TcpListener::from_std(l) {
+            Ok(l) => tollgate::server::serve_metrics(l).await,
+            Err(e) => tracing::error!(error = %e, "cannot serve metrics"),
+        }
+    }))
+}
+
 fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyhow::Result<()> {
     // Tracing first: the subscriber carries its layer. Dropped last, so
     // that spans still queued are exported at exit.
@@ -344,10 +363,13 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
     let _log = tollgate::telemetry::init(&config.log, tracer);
     // One crypto provider for every rustls user in the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    // The main thread is worker 0 and also runs the background tasks
-    // (discovery, keys, reload, metrics, Redis); see `server` for why each
-    // worker has a runtime of its own.
+    // The main thread is worker 0; see `server` for why each worker has a
+    // runtime of its own. Discovery, keys, reloads, metrics and Redis run
+    // on a thread of their own.
     let runtime = tollgate::server::worker_runtime().context("cannot start the async runtime")?;
+    let background =
+        tollgate::server::Background::start().context("cannot start the background thread")?;
+    let bg = &background;
     runtime.block_on(async move {
         let listen = config.server.listen;
         let app = Arc::new(tollgate::gateway::App::new(config).context("cannot initialise")?);
@@ -355,7 +377,7 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
             Some(files) => {
                 let t = tollgate::server::tls::Reloading::new(&files.cert_file, &files.key_file)
                     .context("cannot load the TLS certificate")?;
-                tokio::spawn(t.clone().watch());
+                bg.spawn(t.clone().watch());
                 Some(t)
             }
             None => None,
@@ -371,20 +393,14 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
         );
         // Bound before anything is served: a taken metrics port is a startup error.
         let metrics = match app.config.metrics_listen {
-            Some(addr) => {
-                let l = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-                tracing::info!(listen = %addr, "serving metrics at /metrics");
-                Some(tokio::spawn(tollgate::server::serve_metrics(l)))
-            }
+            Some(addr) => Some(metrics_on(bg, addr).await?),
             None => None,
         };
-        let discovery = tokio::spawn(tollgate::server::discover(app.clone()));
-        let store = tokio::spawn(tollgate::server::connect_store(app.clone()));
+        let discovery = bg.spawn(tollgate::server::discover(app.clone()));
+        let store = bg.spawn(tollgate::server::connect_store(app.clone()));
         let limit = tollgate::server::Admission::new(&app.config.server);
         let slot = tollgate::server::reload::AppSlot::new(app);
-        let reloads = tokio::spawn(tollgate::server::reload::watch(slot.clone(), path, raw));
+        let reloads = bg.spawn(tollgate::server::reload::watch(slot.clone(), path, raw));
 
         // Workers 1.. on threads of their own, each with a handle on the
         // same listening socket; they stop when worker 0 sees the signal.
@@ -425,8 +441,8 @@ fn run(config: config::Config, path: ConfigPath, raw: config::RawConfig) -> anyh
             let _ = stop.send(true);
         })
         .await;
-        // The other workers drain on their own; this thread keeps running
-        // the background tasks (Redis, keys) they may still need meanwhile.
+        // The other workers drain on their own; the background thread keeps
+        // running what they may still need meanwhile (Redis, keys).
         let joined = tokio::task::spawn_blocking(move || {
             for t in threads {
                 match t.join() {
