@@ -28,8 +28,10 @@
 #             written: proves the benchmark still runs (CI). Uses
 #             $TOLLGATE_BIN when set (CI passes the debug build).
 # Environment: TOLLGATE_BIN (binary to measure; default: a release build),
-#   CONNECTIONS ("32 256"), SOAK_SECONDS (60), LOGINS (50),
-#   BENCH_REPORT (docs/benchmarks.md; empty: print only).
+#   BASELINE_BIN (another tollgate binary, measured as row (c0) beside (c)
+#   in the same run: before and after a change), CONNECTIONS ("32 256"),
+#   SOAK_SECONDS (60), LOGINS (50), BENCH_REPORT (docs/benchmarks.md;
+#   empty: print only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -64,7 +66,9 @@ trap cleanup EXIT
 # shellcheck source=bench/peers.sh
 . "$ROOT/bench/peers.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# N distinct free ports, all bound at once (one at a time, the kernel may
+# hand out the same port twice, and two servers would then share it).
+free_ports() { python3 -c 'import socket,sys; s=[socket.socket() for _ in range(int(sys.argv[1]))]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])' "$1"; }
 wait_line() { # file prefix
   for _ in $(seq 1 300); do grep -m1 "^$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "bench: timed out waiting for $2 in $1" >&2; cat "$1" >&2; exit 1
@@ -74,6 +78,12 @@ wait_http() { # url what
   echo "bench: $2 not ready at $1" >&2; return 1
 }
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+# The processes listening on a port (nginx's and Apache's workers share the
+# socket; tollgate is one process), and their CPU time in clock ticks
+# (user + system, every thread).
+pids_on() { ss -Hltnp "sport = :$1" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u; }
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
+CLK_TCK=$(getconf CLK_TCK)
 hwm_kib() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
 # Resets VmHWM (the peak) to the current RSS, so each phase reports its own peak.
 reset_hwm() { echo 5 > "/proc/$1/clear_refs" 2>/dev/null || true; }
@@ -88,11 +98,11 @@ else
 fi
 THREADS=$(nproc) # tokio's default worker count, and (b)'s nginx workers
 
-UP_PORT=$(free_port); PROXY_PORT=$(free_port); TG_PORT=$(free_port); TGR_PORT=$(free_port); TGQ_PORT=$(free_port); TGM_PORT=$(free_port); TGS_PORT=$(free_port); PROXYS_PORT=$(free_port)
+read -r UP_PORT PROXY_PORT TG_PORT TGB_PORT TGR_PORT TGQ_PORT TGM_PORT TGS_PORT PROXYS_PORT \
+  REDIS_PORT APACHE_PORT O2P_PORT < <(free_ports 12)
 # HTTPS rows: the test certificate (CN 127.0.0.1) for tollgate and nginx.
 CERT=$ROOT/tests/data/mtls/server.pem
 KEY=$ROOT/tests/data/mtls/server.key
-REDIS_PORT=$(free_port); APACHE_PORT=$(free_port); O2P_PORT=$(free_port)
 
 # ------------------------------------------------------------- upstream ---
 # (a) returns a small body from memory; /big is a 1 MiB file, /huge 64 MiB
@@ -200,6 +210,8 @@ url = \"redis://127.0.0.1:$REDIS_PORT\"" > "$tmp/tollgate-redis.toml"
 start_tollgate() { # config port log -> sets TG_PID
   "$BIN" --config "$1" >"$3" 2>&1 & TG_PID=$!; pids+=("$TG_PID")
   wait_http "http://127.0.0.1:$2/readyz" tollgate || { cat "$3" >&2; exit 1; }
+  # Ready, and this process is the one answering (not another on its port).
+  pids_on "$2" | grep -qx "$TG_PID" || { echo "bench: tollgate is not listening on $2" >&2; cat "$3" >&2; exit 1; }
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
@@ -244,6 +256,13 @@ TG_HOSTS=$TG_PID
 wait_http "https://127.0.0.1:$TGS_PORT/readyz" "tollgate (https)" || { cat "$tmp/tollgate-tls.log" >&2; exit 1; }
 start_tollgate "$tmp/tollgate-redis.toml" "$TGR_PORT" "$tmp/tollgate-redis.log"
 TG_REDIS=$TG_PID
+# (c0) another binary on the same configuration (the same secret opens the
+# same cookie): the baseline for a before/after in one run.
+if [ -n "${BASELINE_BIN:-}" ]; then
+  sed "s#^listen = .*#listen = \"127.0.0.1:$TGB_PORT\"#" "$tmp/tollgate.toml" > "$tmp/tollgate-baseline.toml"
+  "$BASELINE_BIN" --config "$tmp/tollgate-baseline.toml" >"$tmp/tollgate-baseline.log" 2>&1 & pids+=($!)
+  wait_http "http://127.0.0.1:$TGB_PORT/readyz" "baseline tollgate" || { cat "$tmp/tollgate-baseline.log" >&2; exit 1; }
+fi
 peer_login "http://127.0.0.1:$TGR_PORT" / "$tmp/jar-redis" || { echo "bench: tollgate (redis) login failed" >&2; exit 1; }
 COOKIE_REDIS=$(peer_cookie_header "$tmp/jar-redis")
 
@@ -302,21 +321,30 @@ fi
 RESULTS="$tmp/results.tsv"
 : > "$RESULTS"
 run_wrk() { # key label conns url [header] [header]
-  local out rps p50 p99 non2xx errors
+  local out rps p50 p99 non2xx errors port procs t0 total cpu
+  # CPU per request of whatever serves the URL's port (the proxy under
+  # test, not the upstream behind it).
+  port=${4#*://*:}; port=${port%%/*}
+  mapfile -t procs < <(pids_on "$port")
+  t0=$(cpu_ticks "${procs[@]}")
   out=$(wrk -t2 -c"$3" -d"${DURATION}s" --timeout 10s --latency ${5:+-H "$5"} ${6:+-H "$6"} "$4")
+  total=$(awk '/requests in/{print $1}' <<<"$out")
+  cpu=$(awk -v t="$(( $(cpu_ticks "${procs[@]}") - t0 ))" -v n="${total:-0}" -v hz="$CLK_TCK" \
+    'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "-" }')
   rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
   p50=$(awk '$1=="50%"{print $2}' <<<"$out")
   p99=$(awk '$1=="99%"{print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
   errors=$(awk '/Socket errors/{gsub(",",""); print $4+$6+$8+$10}' <<<"$out")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rps" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}" >> "$RESULTS"
-  printf '  %-4s %-52s c=%-4s %10s req/s  p50 %-8s p99 %-8s non-2xx %s\n' "$1" "$2" "$3" "$rps" "$p50" "$p99" "${non2xx:-0}"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rps" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}" "$cpu" >> "$RESULTS"
+  printf '  %-4s %-52s c=%-4s %10s req/s  p50 %-8s p99 %-8s non-2xx %s  cpu %s us/req\n' "$1" "$2" "$3" "$rps" "$p50" "$p99" "${non2xx:-0}" "$cpu"
 }
 echo "bench: ${DURATION}s per target, connections: $CONNECTIONS"
 for conns in $CONNECTIONS; do
   run_wrk a "upstream directly" "$conns" "http://127.0.0.1:$UP_PORT/"
   run_wrk b "nginx plain reverse proxy (no auth)" "$conns" "http://127.0.0.1:$PROXY_PORT/"
   run_wrk c "tollgate, authenticated, cookie store" "$conns" "$TG/" "$COOKIE"
+  [ -n "${BASELINE_BIN:-}" ] && run_wrk c0 "baseline tollgate ($(basename "$BASELINE_BIN")), cookie store" "$conns" "http://127.0.0.1:$TGB_PORT/" "$COOKIE"
   run_wrk "c'" "tollgate, cookie store, no access log" "$conns" "http://127.0.0.1:$TGQ_PORT/" "$COOKIE"
   run_wrk k "tollgate, cookie store, 16 hosts ([[upstreams]])" "$conns" "http://127.0.0.1:$TGM_PORT/" "$COOKIE" "$HOST16"
   run_wrk bt "nginx plain reverse proxy, HTTPS" "$conns" "https://127.0.0.1:$PROXYS_PORT/"
