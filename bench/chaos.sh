@@ -46,7 +46,9 @@ trap cleanup EXIT
 # shellcheck source=bench/peers.sh
 . "$ROOT/bench/peers.sh" # peer_login, peer_cookie_header
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# N distinct free ports, bound together (drawn one at a time, the kernel may
+# hand out the same one twice).
+free_ports() { python3 -c 'import socket,sys; s=[socket.socket() for _ in range(int(sys.argv[1]))]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])' "$1"; }
 wait_line() { # file prefix
   for _ in $(seq 1 300); do grep -m1 "^$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "chaos: timed out waiting for $2 in $1" >&2; exit 1
@@ -67,8 +69,7 @@ if [ -n "${TOLLGATE_BIN:-}" ]; then BIN=$TOLLGATE_BIN; else
   cargo build --release --locked --quiet; BIN=target/release/tollgate
 fi
 
-UP=$(free_port); LB=$(free_port); T1=$(free_port); T2=$(free_port); IDP=$(free_port)
-M=$(free_port); R=$(free_port); S1=$(free_port); S2=$(free_port); S3=$(free_port)
+read -r UP LB T1 T2 IDP M R S1 S2 S3 < <(free_ports 10)
 
 # ------------------------------------------------------ upstream and LB ---
 mkdir -p "$tmp/nginx"

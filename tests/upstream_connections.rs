@@ -243,3 +243,71 @@ async fn a_post_the_upstream_closed_unanswered_is_not_sent_again() {
     );
     assert_eq!(up.accepted(), 1);
 }
+
+/// An upstream that answers a request as soon as its head arrives, then
+/// reads the body (`size` bytes expected) and reports how many bytes it got.
+async fn answers_before_the_body(size: usize) -> (u16, tokio::sync::oneshot::Receiver<usize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (report, got) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let end = loop {
+            let Ok(n) = s.read(&mut chunk).await else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+        };
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
+            .await;
+        // Until the whole body or the end of the connection: with the
+        // upload already over when the answer went out, tollgate keeps the
+        // connection for the next request.
+        let mut body = buf.len() - end;
+        while body < size {
+            match s.read(&mut chunk).await {
+                Ok(n) if n > 0 => body += n,
+                _ => break,
+            }
+        }
+        let _ = report.send(body);
+    });
+    (port, got)
+}
+
+#[tokio::test]
+async fn an_upload_the_upstream_answers_early_is_still_sent_whole() {
+    const SIZE: usize = 4 << 20;
+    let (port, got) = answers_before_the_body(SIZE).await;
+    let (_idp, tollgate) = tollgate_for(&format!("http://127.0.0.1:{port}")).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(tollgate.url("/upload"))
+        .body(vec![b'u'; SIZE])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), "ok\n");
+    // The upstream reports once it has the whole body (or the connection
+    // ended before).
+    let received = tokio::time::timeout(Duration::from_secs(30), got)
+        .await
+        .expect("the upload ended")
+        .expect("a count");
+    assert_eq!(received, SIZE, "the whole body reached the upstream");
+}

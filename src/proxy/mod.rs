@@ -302,7 +302,7 @@ impl Upstream {
             Leg::Http1(pool) => Ok(pool.send(req).await?),
             Leg::Http2 { clients, connector } => {
                 let resp = Self::client(clients, connector)
-                    .request(req.map(Either::Left))
+                    .request(req.map(pool::Outgoing::Client))
                     .await?;
                 Ok(resp.map(UpstreamBody::from))
             }

@@ -11,7 +11,10 @@
 //! Connections are kept per worker thread (workers never share a task),
 //! last in first out so the warmest is reused, and taken back only when the
 //! exchange ended cleanly: the response body read to its end, the request
-//! body sent, and hyper ready for the next request.
+//! body sent, and hyper ready for the next request. A response that comes
+//! before the request body is all sent (an early 413, a streaming echo)
+//! hands its connection to a task of its own, as hyper-util would: the
+//! upload then goes on whether or not the client reads the response yet.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -23,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -32,8 +34,52 @@ use super::connect::{Connector, Stream};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What goes upstream: the client's body, or none (a request sent again).
-pub type Outgoing = Either<Incoming, Empty<Bytes>>;
+/// What goes upstream: the client's body (watched until it is all sent,
+/// when there is one), or none (a request sent again).
+pub enum Outgoing {
+    Client(Incoming),
+    Watched {
+        body: Incoming,
+        sent: Arc<AtomicBool>,
+    },
+    Empty,
+}
+
+impl Body for Outgoing {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Outgoing::Client(body) => Pin::new(body).poll_frame(cx),
+            Outgoing::Watched { body, sent } => {
+                let frame = Pin::new(&mut *body).poll_frame(cx);
+                if matches!(frame, Poll::Ready(None)) || body.is_end_stream() {
+                    sent.store(true, Ordering::Release);
+                }
+                frame
+            }
+            Outgoing::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Outgoing::Client(body) | Outgoing::Watched { body, .. } => body.is_end_stream(),
+            Outgoing::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Outgoing::Client(body) | Outgoing::Watched { body, .. } => body.size_hint(),
+            Outgoing::Empty => SizeHint::with_exact(0),
+        }
+    }
+}
 
 /// The connection half of a hyper HTTP/1 client connection, with upgrades
 /// (its type cannot be named, hence the box: one per connection).
@@ -41,6 +87,9 @@ type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 
 /// How long an unused connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often unused connections are looked at: closed when too old, or
+/// when the upstream closed them (else they would wait in CLOSE_WAIT).
+const REAP_EVERY: Duration = Duration::from_secs(5);
 /// Most unused connections kept per worker thread.
 const MAX_IDLE: usize = 1024;
 /// A connection idle this long may be being closed by the upstream's own
@@ -135,21 +184,18 @@ impl Shelf {
     }
 }
 
-/// Closes connections unused for `IDLE_TIMEOUT`, and stops when none is
-/// left (the next one kept starts it again).
+/// Closes connections unused for `IDLE_TIMEOUT` and those the upstream
+/// closed (each is polled once, with nothing to wake), and stops when none
+/// is left (the next one kept starts it again).
 async fn reap(shelf: Weak<Shelf>) {
     loop {
-        tokio::time::sleep(IDLE_TIMEOUT / 4).await;
+        tokio::time::sleep(REAP_EVERY).await;
         let Some(shelf) = shelf.upgrade() else {
             return;
         };
         let mut idle = shelf.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while idle
-            .front()
-            .is_some_and(|i| i.since.elapsed() >= IDLE_TIMEOUT)
-        {
-            idle.pop_front();
-        }
+        let mut cx = Context::from_waker(Waker::noop());
+        idle.retain_mut(|i| i.since.elapsed() < IDLE_TIMEOUT && i.conn.reusable(&mut cx));
         if idle.is_empty() {
             shelf.reaping.store(false, Ordering::Release);
             return;
@@ -209,16 +255,22 @@ impl Pool {
 
     /// Sends `req` (origin-form target, `Host` set) on a kept connection or
     /// a new one. A request hyper did not begin to write goes again on
-    /// another connection, and so does an idempotent one without a body
-    /// that a connection kept for a while closed unanswered (see
-    /// `STALE_AFTER`). A new connection's failure is final.
+    /// another connection. An idempotent one without a body that a
+    /// connection kept for a while closed unanswered (see `STALE_AFTER`)
+    /// goes again once, on a new connection. A new connection's failure is
+    /// final.
     pub async fn send(
         &self,
         req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, ExchangeError> {
-        let mut req = req.map(Either::Left);
+        let (mut req, uploaded) = watched(req);
+        let mut replayed = false;
         loop {
-            let kept = poll_fn(|cx| Poll::Ready(self.shelf().take(cx))).await;
+            let kept = if replayed {
+                None
+            } else {
+                poll_fn(|cx| Poll::Ready(self.shelf().take(cx))).await
+            };
             let reused = kept.is_some();
             let (mut conn, idle) = match kept {
                 Some(k) => k,
@@ -232,24 +284,34 @@ impl Pool {
             })
             .await;
             let mut e = match answer {
-                Ok(resp) => return Ok(self.respond(resp, conn)),
+                Ok(resp) => return Ok(self.respond(resp, conn, uploaded.as_deref())),
                 Err(e) => e,
             };
             let unanswered = e.error().is_incomplete_message() || e.error().is_canceled();
             req = match (e.take_message(), again) {
                 (Some(r), _) if reused => r,
-                (None, Some(r)) if unanswered => r,
+                (None, Some(r)) if unanswered => {
+                    replayed = true;
+                    r
+                }
                 _ => return Err(e.into_error().into()),
             };
             tracing::debug!("sending the request again on another upstream connection");
         }
     }
 
-    /// The response, its body driving the connection; after `101
-    /// Switching Protocols` the connection runs on as a task of its own,
-    /// which hands the upgraded stream over.
-    fn respond(&self, resp: Response<Incoming>, conn: Conn) -> Response<UpstreamBody> {
-        let lease = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+    /// The response, its body driving the connection. The connection runs
+    /// on as a task of its own, not to be kept, after `101 Switching
+    /// Protocols` (the task hands the upgraded stream over) and while the
+    /// request body is still being sent.
+    fn respond(
+        &self,
+        resp: Response<Incoming>,
+        conn: Conn,
+        uploaded: Option<&AtomicBool>,
+    ) -> Response<UpstreamBody> {
+        let uploading = uploaded.is_some_and(|s| !s.load(Ordering::Acquire));
+        let lease = if resp.status() == StatusCode::SWITCHING_PROTOCOLS || uploading {
             if !conn.done {
                 tokio::spawn(conn.driver);
             }
@@ -268,12 +330,23 @@ impl Pool {
     }
 }
 
+/// The request with its body watched until all of it is sent, when it
+/// has one, and the flag that says so.
+fn watched(req: Request<Incoming>) -> (Request<Outgoing>, Option<Arc<AtomicBool>>) {
+    if req.body().is_end_stream() {
+        return (req.map(Outgoing::Client), None);
+    }
+    let sent = Arc::new(AtomicBool::new(false));
+    let flag = sent.clone();
+    (req.map(|body| Outgoing::Watched { body, sent }), Some(flag))
+}
+
 /// A copy of an idempotent request without a body, to send again.
 fn replay(req: &Request<Outgoing>) -> Option<Request<Outgoing>> {
     if !req.method().is_idempotent() || !req.body().is_end_stream() {
         return None;
     }
-    let mut copy = Request::new(Either::Right(Empty::new()));
+    let mut copy = Request::new(Outgoing::Empty);
     *copy.method_mut() = req.method().clone();
     *copy.uri_mut() = req.uri().clone();
     *copy.version_mut() = req.version();

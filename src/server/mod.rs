@@ -51,9 +51,10 @@ pub fn worker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// The thread that runs the background work: discovery and key refreshes,
 /// configuration and certificate reloads, the metrics listener and the
-/// Redis connection (its driver, and the reconnecting). On a runtime of its
-/// own, none of it waits behind a worker's requests, and no worker's
-/// requests wait behind it. Stopped and joined when dropped.
+/// Redis connection it opens (a reconnect that the `redis` crate starts
+/// from a request runs on that request's worker). On a runtime of its own,
+/// none of it waits behind a worker's requests, and no worker's requests
+/// wait behind it. Stopped and joined when dropped.
 pub struct Background {
     handle: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,

@@ -206,8 +206,16 @@ impl OpenedCache {
         c.entries.insert(key, entry);
     }
 
-    fn forget(&self, key: u64) {
-        self.lock().remove(key);
+    /// Removes the entry for exactly `sealed` (not another value that
+    /// shares its hash).
+    fn forget(&self, key: u64, sealed: &str) {
+        let mut c = self.lock();
+        if c.entries
+            .get(&key)
+            .is_some_and(|e| *e.sealed == *sealed.as_bytes())
+        {
+            c.remove(key);
+        }
     }
 }
 
@@ -342,7 +350,7 @@ impl SessionCookies {
         let (session, reseal) = match entry {
             Some(e) if !e.session.is_expired(now()) => (Some(e.session.clone()), e.stale_key),
             Some(_) => {
-                self.opened.forget(key);
+                self.opened.forget(key, &sealed);
                 (None, false)
             }
             None => (None, false),

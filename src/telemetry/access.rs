@@ -9,6 +9,7 @@
 //! pass, and JSON strings are escaped by `serde_json` as before.
 
 use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -149,14 +150,17 @@ fn json(buf: &mut Vec<u8>, l: &Line<'_>) {
 }
 
 /// `tracing-subscriber`'s full text format without colours: `Display`
-/// fields bare, strings quoted as `Debug` has them.
+/// fields bare, strings quoted as `Debug` has them. The path is bare too,
+/// but anything in it other than printable ASCII is escaped (`\u{85}`): a
+/// request target may carry UTF-8 line and paragraph separators, which
+/// would otherwise start a line of their own in a terminal or a log viewer.
 fn text(buf: &mut Vec<u8>, l: &Line<'_>) {
     timestamp(buf);
     let _ = write!(
         buf,
         "  INFO tollgate::access: request method={} path={} status={} duration_ms={:?} user={:?} outcome={:?} request_id={}",
         l.method,
-        l.path,
+        Printable(l.path),
         l.status,
         millis(l.took),
         l.user,
@@ -167,6 +171,22 @@ fn text(buf: &mut Vec<u8>, l: &Line<'_>) {
         let _ = write!(buf, " trace_id={t:?}");
     }
     buf.push(b'\n');
+}
+
+/// Printable ASCII as is, anything else as `\u{…}`.
+struct Printable<'a>(&'a str);
+
+impl std::fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            if c.is_ascii_graphic() {
+                f.write_char(c)?;
+            } else {
+                write!(f, "{}", c.escape_unicode())?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The same line as a `tracing` event.
@@ -243,6 +263,19 @@ mod tests {
         assert!(v.get("trace_id").is_none());
         let ts = v["timestamp"].as_str().expect("timestamp");
         assert!(ts.ends_with('Z') && ts.len() == 27, "{ts}");
+    }
+
+    #[test]
+    fn text_lines_escape_separators_in_the_path() {
+        let mut buf = Vec::new();
+        let m = http::Method::GET;
+        text(&mut buf, &line(&m, "/a\u{2028}b\u{85}c d", "-"));
+        let s = String::from_utf8(buf).expect("utf8");
+        assert!(
+            s.contains("path=/a\\u{2028}b\\u{85}c\\u{20}d status"),
+            "{s}"
+        );
+        assert_eq!(s.lines().count(), 1);
     }
 
     #[test]
