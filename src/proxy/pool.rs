@@ -34,6 +34,9 @@ use super::connect::{Connector, Stream};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What a body's `poll_frame` answers.
+type Frames = Poll<Option<Result<Frame<Bytes>, hyper::Error>>>;
+
 /// What goes upstream: the client's body (watched until it is all sent,
 /// when there is one), or none (a request sent again).
 pub enum Outgoing {
@@ -49,10 +52,7 @@ impl Body for Outgoing {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Frames {
         match self.get_mut() {
             Outgoing::Client(body) => Pin::new(body).poll_frame(cx),
             Outgoing::Watched { body, sent } => {
@@ -384,10 +384,7 @@ impl Body for UpstreamBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Frames {
         let this = self.get_mut();
         if let Some(lease) = &mut this.lease {
             lease.conn.drive(cx);
