@@ -8,7 +8,8 @@
 #   (j) tollgate, bearer JWT from an API client (RS256)
 #   (k) the same on one of 16 hosts routed by [[upstreams]] (multi-host)
 #   (bt), (ct) nginx's proxy and tollgate (c) over HTTPS (TLS 1.3, HTTP/1.1,
-#       the same certificate and key)
+#       the same certificate and key); (bt2), (ct2) the same over HTTP/2
+#       with h2load (Debian: nghttp2-client), when it is installed
 #   (e) tollgate's /oauth2/auth answer (202)
 #   (f) tollgate, unauthenticated request (302 to the provider)
 #   (g) a 1 MiB response streamed through tollgate (and (g0) directly)
@@ -99,7 +100,7 @@ fi
 THREADS=$(nproc) # tokio's default worker count, and (b)'s nginx workers
 
 read -r UP_PORT PROXY_PORT TG_PORT TGB_PORT TGR_PORT TGQ_PORT TGM_PORT TGS_PORT PROXYS_PORT \
-  REDIS_PORT APACHE_PORT O2P_PORT < <(free_ports 12)
+  PROXYH2_PORT REDIS_PORT APACHE_PORT O2P_PORT < <(free_ports 13)
 # HTTPS rows: the test certificate (CN 127.0.0.1) for tollgate and nginx.
 CERT=$ROOT/tests/data/mtls/server.pem
 KEY=$ROOT/tests/data/mtls/server.key
@@ -145,6 +146,7 @@ http {
   server {
     listen 127.0.0.1:$PROXY_PORT;
     listen 127.0.0.1:$PROXYS_PORT ssl;
+    listen 127.0.0.1:$PROXYH2_PORT ssl http2;
     ssl_certificate $CERT;
     ssl_certificate_key $KEY;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -339,6 +341,23 @@ run_wrk() { # key label conns url [header] [header]
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rps" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}" "$cpu" >> "$RESULTS"
   printf '  %-4s %-52s c=%-4s %10s req/s  p50 %-8s p99 %-8s non-2xx %s  cpu %s us/req\n' "$1" "$2" "$3" "$rps" "$p50" "$p99" "${non2xx:-0}" "$cpu"
 }
+# The same over HTTP/2 (h2load: one stream at a time per connection, like
+# wrk's requests; it reports no percentiles).
+run_h2load() { # key label conns url [header]
+  local out rps total ok errors port procs t0 cpu
+  port=${4#*://*:}; port=${port%%/*}
+  mapfile -t procs < <(pids_on "$port")
+  t0=$(cpu_ticks "${procs[@]}")
+  out=$(h2load -t2 -c"$3" -m1 -D "$DURATION" ${5:+-H "$5"} "$4")
+  rps=$(awk '/^finished in/{gsub(",",""); print $4}' <<<"$out")
+  total=$(awk '/^requests:/{print $2}' <<<"$out")
+  ok=$(awk '/^status codes:/{print $3}' <<<"$out")
+  errors=$(awk '/^requests:/{print $10 + $12}' <<<"$out")
+  cpu=$(awk -v t="$(( $(cpu_ticks "${procs[@]}") - t0 ))" -v n="${total:-0}" -v hz="$CLK_TCK" \
+    'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "-" }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rps" - - "$(( ${total:-0} - ${ok:-0} ))" "${errors:-0}" "$cpu" >> "$RESULTS"
+  printf '  %-4s %-52s c=%-4s %10s req/s  non-2xx %s  cpu %s us/req\n' "$1" "$2" "$3" "$rps" "$(( ${total:-0} - ${ok:-0} ))" "$cpu"
+}
 echo "bench: ${DURATION}s per target, connections: $CONNECTIONS"
 for conns in $CONNECTIONS; do
   run_wrk a "upstream directly" "$conns" "http://127.0.0.1:$UP_PORT/"
@@ -349,6 +368,10 @@ for conns in $CONNECTIONS; do
   run_wrk k "tollgate, cookie store, 16 hosts ([[upstreams]])" "$conns" "http://127.0.0.1:$TGM_PORT/" "$COOKIE" "$HOST16"
   run_wrk bt "nginx plain reverse proxy, HTTPS" "$conns" "https://127.0.0.1:$PROXYS_PORT/"
   run_wrk ct "tollgate, cookie store, HTTPS (rustls)" "$conns" "https://127.0.0.1:$TGS_PORT/" "$COOKIE"
+  if command -v h2load >/dev/null; then
+    run_h2load bt2 "nginx plain reverse proxy, HTTPS, HTTP/2" "$conns" "https://127.0.0.1:$PROXYH2_PORT/"
+    run_h2load ct2 "tollgate, cookie store, HTTPS, HTTP/2" "$conns" "https://127.0.0.1:$TGS_PORT/" "$COOKIE"
+  fi
   run_wrk d "tollgate, authenticated, Redis store" "$conns" "http://127.0.0.1:$TGR_PORT/" "$COOKIE_REDIS"
   run_wrk j "tollgate, bearer JWT (RS256, API client)" "$conns" "$TG/" "Authorization: Bearer $JWT"
   run_wrk e "tollgate /oauth2/auth (202)" "$conns" "$TG/oauth2/auth" "$COOKIE"

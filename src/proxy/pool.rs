@@ -408,7 +408,10 @@ impl Body for UpstreamBody {
 impl Drop for UpstreamBody {
     /// A body read to its end gives its connection back, once hyper has
     /// seen the exchange through (polled here once, with nothing to wake:
-    /// the next request polls it again).
+    /// the next request polls it again). A connection still busy then is
+    /// still sending the request (the last of an upload not yet written
+    /// out): a task of its own finishes that, then closes it. A body not
+    /// read to its end closes its connection.
     fn drop(&mut self) {
         let Some(mut lease) = self.lease.take() else {
             return;
@@ -419,6 +422,10 @@ impl Drop for UpstreamBody {
         let mut cx = Context::from_waker(Waker::noop());
         if lease.conn.reusable(&mut cx) {
             lease.shelf.put(lease.conn);
+        } else if !lease.conn.done {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(lease.conn.driver);
+            }
         }
     }
 }
