@@ -188,6 +188,9 @@ listen = "127.0.0.1:$1"
 public_url = "http://127.0.0.1:$1"
 # wrk opens up to 1,000 connections from one address.
 max_connections_per_client = 0
+# As nginx's keepalive_requests here: h2load does not reconnect after the
+# GOAWAY that ends a connection's 1,000th request.
+max_requests_per_connection = 1000000
 [upstream]
 url = "http://127.0.0.1:$UP_PORT"
 [provider]
