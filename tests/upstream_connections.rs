@@ -137,6 +137,25 @@ async fn a_response_abandoned_mid_body_never_reaches_the_next_request() {
     }
 }
 
+/// The answer the in-process upstreams give.
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+
+/// Reads from `s` into `buf` until it holds a request head; where the head
+/// ends, or `None` when the connection ended first.
+async fn read_head(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(end + 4);
+        }
+        match s.read(&mut chunk).await {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+}
+
 /// An upstream that answers the first request on each connection and, on
 /// the second, closes the connection without answering; it counts the
 /// connections it accepted.
@@ -149,7 +168,7 @@ struct Closing {
 impl Closing {
     async fn start() -> Self {
         use std::sync::atomic::Ordering;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -160,29 +179,15 @@ impl Closing {
             while let Ok((mut s, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
+                    // Requests here have no body: a head is a request.
                     let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let mut answered = false;
-                    loop {
-                        let Ok(n) = s.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        // Requests here have no body: a head is a request.
-                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            buf.drain(..end + 4);
-                            if answered {
-                                return; // closed, unanswered
-                            }
-                            answered = true;
-                            let _ = s
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
-                                .await;
-                        }
-                    }
+                    let Some(end) = read_head(&mut s, &mut buf).await else {
+                        return;
+                    };
+                    buf.drain(..end);
+                    let _ = s.write_all(OK).await;
+                    // The second request is read, then left unanswered.
+                    let _ = read_head(&mut s, &mut buf).await;
                 });
             }
         });
@@ -258,22 +263,11 @@ async fn answers_before_the_body(size: usize) -> (u16, tokio::sync::oneshot::Rec
             return;
         };
         let mut buf = Vec::new();
-        let mut chunk = vec![0u8; 64 * 1024];
-        let end = loop {
-            let Ok(n) = s.read(&mut chunk).await else {
-                return;
-            };
-            if n == 0 {
-                return;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
+        let Some(end) = read_head(&mut s, &mut buf).await else {
+            return;
         };
-        let _ = s
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
-            .await;
+        let _ = s.write_all(OK).await;
+        let mut chunk = vec![0u8; 64 * 1024];
         // Until the whole body or the end of the connection: with the
         // upload already over when the answer went out, tollgate keeps the
         // connection for the next request.
